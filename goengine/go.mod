@@ -1,0 +1,3 @@
+module gollm/goengine
+
+go 1.26

@@ -1,0 +1,1 @@
+"""gollm: a small LLaMA-3-style model stack. JAX trains; see README.md and spec/."""

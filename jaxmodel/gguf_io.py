@@ -1,0 +1,315 @@
+"""The GGUF profile of spec/format.md: the one place Python reads and writes it.
+
+    write_model(path, config, tensors, vocab, dtype="f32")   # config + tokenizer + weights
+    read_model(path) -> Model                                  # checked against the profile
+    write_arrays(path, arrays, metadata) / read_arrays(path)   # plain containers (goldens)
+
+Tensors are passed around as NumPy arrays in row-major ("numpy") shape, e.g.
+attn_q.weight is (n_heads * head_dim, dim); GGUF stores the reversed order (ne),
+which the `gguf` package handles on both sides. Everything wrong with a file is a
+`GGUFError` naming the file and the key or tensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import gguf
+import numpy as np
+
+from jaxmodel.config import ConfigError, ModelConfig
+from jaxmodel.tokenizer import TokenizerError, Vocabulary, vocab_from_gguf, vocab_to_gguf
+
+ARCH = "llama"
+GOLDENS_ARCH = "gollm.goldens"
+
+# Tensor dtypes of the profile, by the name used on command lines.
+DTYPES = {
+    "f32": gguf.GGMLQuantizationType.F32,
+    "f16": gguf.GGMLQuantizationType.F16,
+    "q8_0": gguf.GGMLQuantizationType.Q8_0,
+}
+# general.file_type, llama.cpp's LLAMA_FTYPE_* for each choice.
+FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}
+
+# ModelConfig field -> (metadata key, value type). tie_embeddings is not a key:
+# it is the absence of output.weight.
+CONFIG_KEYS = {
+    "vocab_size": (f"{ARCH}.vocab_size", gguf.GGUFValueType.UINT32),
+    "dim": (f"{ARCH}.embedding_length", gguf.GGUFValueType.UINT32),
+    "n_layers": (f"{ARCH}.block_count", gguf.GGUFValueType.UINT32),
+    "n_heads": (f"{ARCH}.attention.head_count", gguf.GGUFValueType.UINT32),
+    "n_kv_heads": (f"{ARCH}.attention.head_count_kv", gguf.GGUFValueType.UINT32),
+    "ffn_dim": (f"{ARCH}.feed_forward_length", gguf.GGUFValueType.UINT32),
+    "context_length": (f"{ARCH}.context_length", gguf.GGUFValueType.UINT32),
+    "rope_theta": (f"{ARCH}.rope.freq_base", gguf.GGUFValueType.FLOAT32),
+    "norm_eps": (f"{ARCH}.attention.layer_norm_rms_epsilon", gguf.GGUFValueType.FLOAT32),
+}
+ROPE_DIMENSION_KEY = f"{ARCH}.rope.dimension_count"
+
+_INTEGER_TYPES = {
+    gguf.GGUFValueType.UINT8, gguf.GGUFValueType.INT8, gguf.GGUFValueType.UINT16, gguf.GGUFValueType.INT16,
+    gguf.GGUFValueType.UINT32, gguf.GGUFValueType.INT32, gguf.GGUFValueType.UINT64, gguf.GGUFValueType.INT64,
+}
+_FLOAT_TYPES = {gguf.GGUFValueType.FLOAT32, gguf.GGUFValueType.FLOAT64}
+
+
+class GGUFError(ValueError):
+    """A GGUF file that cannot be read or does not follow the profile."""
+
+
+def tensor_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the profile with its row-major shape, in file order."""
+    d, q_dim = config.dim, config.n_heads * config.head_dim
+    shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (config.vocab_size, d)}
+    for layer in range(config.n_layers):
+        shapes |= {
+            f"blk.{layer}.attn_norm.weight": (d,),
+            f"blk.{layer}.attn_q.weight": (q_dim, d),
+            f"blk.{layer}.attn_k.weight": (config.kv_dim, d),
+            f"blk.{layer}.attn_v.weight": (config.kv_dim, d),
+            f"blk.{layer}.attn_output.weight": (d, q_dim),
+            f"blk.{layer}.ffn_norm.weight": (d,),
+            f"blk.{layer}.ffn_gate.weight": (config.ffn_dim, d),
+            f"blk.{layer}.ffn_up.weight": (config.ffn_dim, d),
+            f"blk.{layer}.ffn_down.weight": (d, config.ffn_dim),
+        }
+    shapes["output_norm.weight"] = (d,)
+    if not config.tie_embeddings:
+        shapes["output.weight"] = (config.vocab_size, d)
+    return shapes
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def write_model(
+    path: str | Path,
+    config: ModelConfig,
+    tensors: dict[str, np.ndarray],
+    vocab: Vocabulary,
+    dtype: str = "f32",
+    name: str = "gollm",
+) -> None:
+    """Writes one self-contained model file: config, tokenizer and weights.
+
+    `tensors` must hold exactly the names and shapes of `tensor_shapes(config)`.
+    Norm weights (1-D) are always F32; matrices are stored as `dtype`.
+    """
+    path = Path(path)
+    if dtype not in DTYPES:
+        raise GGUFError(f"{path}: unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
+    _check_tensor_set(path, config, {n: tuple(t.shape) for n, t in tensors.items()})
+    if vocab.size != config.vocab_size:
+        raise GGUFError(f"{path}: tokenizer has {vocab.size} tokens but model.vocab_size is {config.vocab_size}")
+
+    writer = gguf.GGUFWriter(None, ARCH)
+    writer.add_name(name)
+    writer.add_file_type(FILE_TYPES[dtype])
+    if dtype == "q8_0":
+        writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    for field, (key, value_type) in CONFIG_KEYS.items():
+        writer.add_key_value(key, getattr(config, field), value_type)
+    writer.add_key_value(ROPE_DIMENSION_KEY, config.head_dim, gguf.GGUFValueType.UINT32)
+    _add_tokenizer(writer, vocab)
+    for tensor_name in tensor_shapes(config):
+        _add_tensor(writer, path, tensor_name, tensors[tensor_name], dtype)
+    _write_atomically(writer, path)
+
+
+def _add_tokenizer(writer: gguf.GGUFWriter, vocab: Vocabulary) -> None:
+    tokens, token_types, merges = vocab_to_gguf(vocab)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("llama-bpe")
+    writer.add_token_list(tokens)
+    writer.add_token_types(token_types)
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(vocab.bos_id)
+    writer.add_eos_token_id(vocab.eos_id)
+
+
+def _add_tensor(writer: gguf.GGUFWriter, path: Path, name: str, value: np.ndarray, dtype: str) -> None:
+    value = np.ascontiguousarray(value, dtype=np.float32)
+    if not np.all(np.isfinite(value)):
+        raise GGUFError(f"{path}: tensor {name} holds NaN or infinity")
+    if value.ndim == 1 or dtype == "f32":
+        writer.add_tensor(name, value)
+    elif dtype == "f16":
+        writer.add_tensor(name, value.astype(np.float16))
+    else:
+        qtype = DTYPES[dtype]
+        block = gguf.GGML_QUANT_SIZES[qtype][0]
+        if value.shape[-1] % block:
+            raise GGUFError(f"{path}: tensor {name}: Q8_0 needs rows of a multiple of {block}, found {value.shape}")
+        writer.add_tensor(name, gguf.quants.quantize(value, qtype), raw_dtype=qtype)
+
+
+def write_arrays(path: str | Path, arrays: dict[str, np.ndarray], metadata: dict[str, gguf.GGUFValue]) -> None:
+    """Writes named arrays and typed metadata as a plain GGUF container (goldens)."""
+    path = Path(path)
+    writer = gguf.GGUFWriter(None, GOLDENS_ARCH)
+    for key, value in metadata.items():
+        writer.add_key_value(key, value.value, value.type, value.sub_type)
+    for name, array in arrays.items():
+        writer.add_tensor(name, np.ascontiguousarray(array))
+    _write_atomically(writer, path)
+
+
+def _write_atomically(writer: gguf.GGUFWriter, path: Path) -> None:
+    """Writes to a temporary file beside `path`, then renames: never a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        writer.write_header_to_file(path=tmp)
+        writer.write_kv_data_to_file()
+        writer.write_tensors_to_file()
+        writer.close()
+        os.replace(tmp, path)
+    finally:
+        writer.close()
+        tmp.unlink(missing_ok=True)
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Model:
+    """A model file's contents: config, tokenizer, and float32 weights (row-major)."""
+
+    config: ModelConfig
+    vocab: Vocabulary
+    tensors: dict[str, np.ndarray]
+    dtypes: dict[str, str]  # tensor name -> "F32" / "F16" / "Q8_0" as stored
+
+
+@dataclasses.dataclass
+class Arrays:
+    """A plain GGUF container's contents: metadata values and arrays as stored."""
+
+    metadata: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def _open(path: Path) -> gguf.GGUFReader:
+    if not path.is_file():
+        raise GGUFError(f"{path}: no such file")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as err:  # the gguf package raises assorted errors on bad files
+        raise GGUFError(f"{path}: not a readable GGUF file ({type(err).__name__}: {err})") from None
+    size = os.path.getsize(path)
+    for tensor in reader.tensors:
+        if tensor.data_offset % reader.alignment:
+            raise GGUFError(f"{path}: tensor {tensor.name}: offset {tensor.data_offset} is not aligned to {reader.alignment}")
+        if tensor.data_offset + tensor.n_bytes > size:
+            raise GGUFError(
+                f"{path}: tensor {tensor.name}: data ends at byte {tensor.data_offset + tensor.n_bytes} "
+                f"but the file has {size} bytes (truncated?)"
+            )
+    return reader
+
+
+def _metadata(reader: gguf.GGUFReader) -> dict[str, tuple[gguf.GGUFValueType, Any]]:
+    """Metadata key -> (value type, value); arrays are lists, strings are str."""
+    return {name: (field.types[0], field.contents()) for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+
+
+def read_arrays(path: str | Path) -> Arrays:
+    """Reads a plain container written by `write_arrays`."""
+    path = Path(path)
+    reader = _open(path)
+    metadata = {key: value for key, (_, value) in _metadata(reader).items()}
+    arrays = {t.name: np.array(t.data) for t in reader.tensors}
+    return Arrays(metadata, arrays)
+
+
+def read_model(path: str | Path) -> Model:
+    """Reads and checks a model file against the profile (spec/format.md, "Reading")."""
+    path = Path(path)
+    reader = _open(path)
+    metadata = _metadata(reader)
+    arch = _get(path, metadata, "general.architecture", str)
+    if arch != ARCH:
+        raise GGUFError(f"{path}: general.architecture: expected {ARCH!r}, found {arch!r}")
+    has_output = any(t.name == "output.weight" for t in reader.tensors)
+    values: dict[str, Any] = {"tie_embeddings": not has_output}
+    for field, (key, value_type) in CONFIG_KEYS.items():
+        values[field] = _get(path, metadata, key, float if value_type in _FLOAT_TYPES else int)
+    try:
+        config = ModelConfig.from_dict(values, source=str(path))
+    except ConfigError as err:
+        raise GGUFError(str(err)) from None
+    rope_dims = _get(path, metadata, ROPE_DIMENSION_KEY, int)
+    if rope_dims != config.head_dim:
+        raise GGUFError(f"{path}: {ROPE_DIMENSION_KEY}: expected head_dim = {config.head_dim}, found {rope_dims}")
+    vocab = _read_vocab(path, metadata, config)
+    _check_tensor_set(path, config, {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors})
+    tensors, dtypes = {}, {}
+    for tensor in reader.tensors:
+        kind = gguf.GGMLQuantizationType(tensor.tensor_type)
+        if kind not in DTYPES.values():
+            raise GGUFError(f"{path}: tensor {tensor.name}: type {kind.name} is outside the profile (F32, F16, Q8_0)")
+        tensors[tensor.name] = gguf.quants.dequantize(tensor.data, kind).astype(np.float32, copy=False)
+        dtypes[tensor.name] = kind.name
+    return Model(config, vocab, tensors, dtypes)
+
+
+def _get(path: Path, metadata: dict[str, tuple[gguf.GGUFValueType, Any]], key: str, kind: type) -> Any:
+    """A required scalar metadata value of the given Python kind (int, float or str)."""
+    if key not in metadata:
+        raise GGUFError(f"{path}: missing metadata key {key}")
+    value_type, value = metadata[key]
+    allowed = {int: _INTEGER_TYPES, float: _FLOAT_TYPES, str: {gguf.GGUFValueType.STRING}}[kind]
+    if value_type not in allowed:
+        raise GGUFError(f"{path}: {key}: expected {kind.__name__}, found {value_type.name}")
+    if value_type == gguf.GGUFValueType.FLOAT32:
+        # The shortest decimal that is this float32: 1e-5 reads back as 1e-5, not 9.99999975e-06.
+        return float(np.format_float_scientific(np.float32(value), unique=True))
+    return kind(value)
+
+
+def _get_array(path: Path, metadata: dict[str, tuple[gguf.GGUFValueType, Any]], key: str) -> list:
+    if key not in metadata:
+        raise GGUFError(f"{path}: missing metadata key {key}")
+    value_type, value = metadata[key]
+    if value_type != gguf.GGUFValueType.ARRAY:
+        raise GGUFError(f"{path}: {key}: expected an array, found {value_type.name}")
+    return value
+
+
+def _read_vocab(path: Path, metadata: dict, config: ModelConfig) -> Vocabulary:
+    model = _get(path, metadata, "tokenizer.ggml.model", str)
+    if model != "gpt2":
+        raise GGUFError(f"{path}: tokenizer.ggml.model: expected 'gpt2' (byte-level BPE), found {model!r}")
+    tokens = _get_array(path, metadata, "tokenizer.ggml.tokens")
+    token_types = _get_array(path, metadata, "tokenizer.ggml.token_type")
+    if len(tokens) != config.vocab_size:
+        raise GGUFError(
+            f"{path}: tokenizer.ggml.tokens has {len(tokens)} tokens but {CONFIG_KEYS['vocab_size'][0]} "
+            f"is {config.vocab_size}"
+        )
+    try:
+        vocab = vocab_from_gguf(tokens, token_types)
+    except TokenizerError as err:
+        raise GGUFError(f"{path}: tokenizer: {err}") from None
+    for key in ("tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id"):
+        token_id = _get(path, metadata, key, int)
+        if not 0 <= token_id < config.vocab_size:
+            raise GGUFError(f"{path}: {key}: id {token_id} is outside the vocabulary (0..{config.vocab_size - 1})")
+    return vocab
+
+
+def _check_tensor_set(path: Path, config: ModelConfig, found: dict[str, tuple[int, ...]]) -> None:
+    expected = tensor_shapes(config)
+    for name, shape in expected.items():
+        if name not in found:
+            raise GGUFError(f"{path}: missing tensor {name} (expected shape {shape})")
+        if tuple(found[name]) != shape:
+            raise GGUFError(f"{path}: tensor {name}: expected shape {shape}, found {tuple(found[name])}")
+    unknown = sorted(set(found) - set(expected))
+    if unknown:
+        raise GGUFError(f"{path}: unexpected tensor {unknown[0]} (not in the profile for this config)")

@@ -1,0 +1,178 @@
+"""Writes the golden files of spec/goldens.md from the NumPy reference.
+
+    python -m jaxmodel.goldens --out goldens     # what `make goldens` runs
+
+Everything comes from fixed seeds and the output is byte-identical on every run;
+tests/test_goldens.py checks that the committed files equal a fresh run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from gguf import GGUFValue, GGUFValueType
+
+from jaxmodel import reference
+from jaxmodel.config import ModelConfig, load_config
+from jaxmodel.gguf_io import tensor_shapes, write_arrays, write_model
+from jaxmodel.sampler import Rng, Sampler
+from jaxmodel.tokenizer import placeholder_vocabulary
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+# golden model name -> (config file, weight seed)
+MODELS = {"gqa": ("goldens-gqa.yaml", 1), "mha": ("goldens-mha.yaml", 2)}
+SEQUENCE_LENGTH = 24  # tokens in the full-forward golden
+PROMPT_LENGTH = 8  # prefill length of the decode golden
+DECODE_STEPS = 16  # greedy steps after the prefill
+MIN_MARGIN = 1e-3  # top-1 minus top-2 logit at every decode step; far above the tolerance
+N_SPECIAL = 8
+
+# A float32 implementation matches every activation and logit within
+# |got - want| <= ATOL + RTOL * |want| (spec/goldens.md, "Tolerances", says why).
+ATOL = 1e-4
+RTOL = 1e-4
+
+
+def mismatch(name: str, got: np.ndarray, want: np.ndarray, atol: float = ATOL, rtol: float = RTOL) -> str | None:
+    """None if `got` matches the golden `want`; else a message naming the tensor,
+    the worst index and both values."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    if got.shape != want.shape:
+        return f"{name}: shape {got.shape}, golden has {want.shape}"
+    excess = np.abs(got - want) - (atol + rtol * np.abs(want))
+    excess[np.isnan(got)] = np.inf
+    if not np.any(excess > 0):
+        return None
+    index = tuple(int(i) for i in np.unravel_index(int(np.argmax(excess)), excess.shape))
+    bad = int(np.sum(excess > 0))
+    return (
+        f"{name}{list(index)}: got {got[index]:.7g}, golden {want[index]:.7g} "
+        f"(|diff| {abs(got[index] - want[index]):.3g} > {atol:g} + {rtol:g}*|golden|; {bad} of {excess.size} values off)"
+    )
+
+
+def random_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+    """Weights that keep activations and logits O(1): every matrix N(0, 1/shape[1])
+    (token_embd too, so a tied head's logits stay O(1)), norm weights 1 + 0.1 N(0, 1)
+    so that a forgotten weight multiply shows."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in tensor_shapes(config).items():
+        if len(shape) == 1:
+            value = 1.0 + 0.1 * rng.standard_normal(shape)
+        else:
+            value = rng.standard_normal(shape) / np.sqrt(shape[1])
+        weights[name] = value.astype(np.float32)
+    return weights
+
+
+def model_goldens(name: str, model: reference.Model, seed: int) -> tuple[dict, dict]:
+    """Activations of a full forward and the logits of a greedy KV-cache decode."""
+    rng = np.random.default_rng(seed + 1000)
+    n_ordinary = len(model.vocab.mergeable_ranks)  # random ids avoid the special tokens
+    tokens = np.concatenate([[model.vocab.bos_id], rng.integers(0, n_ordinary, SEQUENCE_LENGTH - 1)])
+    trace: dict[str, np.ndarray] = {}
+    reference.forward(model, tokens, trace=trace)
+
+    prompt = tokens[:PROMPT_LENGTH]
+    decoded, logits = reference.generate(model, prompt, DECODE_STEPS, Sampler(temperature=0))
+    for step, row in enumerate(logits):
+        top2 = np.sort(row)[-2:]
+        if top2[1] - top2[0] < MIN_MARGIN:
+            raise RuntimeError(f"{name}: decode step {step}: top-2 margin {top2[1] - top2[0]:.2e} < {MIN_MARGIN}; change the seed")
+
+    arrays = {"tokens": tokens.astype(np.int32)}
+    arrays |= {key: value.astype(np.float32) for key, value in trace.items()}
+    arrays |= {
+        "decode.prompt": prompt.astype(np.int32),
+        "decode.tokens": np.array(decoded, dtype=np.int32),
+        "decode.logits": logits.astype(np.float32),
+    }
+    metadata = {
+        "goldens.model": GGUFValue(f"{name}.gguf", GGUFValueType.STRING),
+        "goldens.decode.prompt_length": GGUFValue(PROMPT_LENGTH, GGUFValueType.UINT32),
+        "goldens.decode.steps": GGUFValue(DECODE_STEPS, GGUFValueType.UINT32),
+    }
+    return arrays, metadata
+
+
+RNG_SEEDS = (0, 1, 42, 2**64 - 1)
+SAMPLER_VOCAB = 64
+SAMPLER_DRAWS = 16
+# (temperature, top_k, top_p, seed, logits tweak)
+SAMPLER_CASES = (
+    (0.0, 0, 1.0, 0, "tie_at_top"),  # greedy; the lowest of two tied ids wins
+    (1.0, 0, 1.0, 1, None),
+    (0.3, 0, 1.0, 2, None),
+    (2.0, 0, 1.0, 3, None),
+    (1.0, 1, 1.0, 4, None),  # top-k 1: always the argmax, still one draw each
+    (1.0, 5, 1.0, 5, None),
+    (0.8, 0, 0.9, 6, None),
+    (1.2, 10, 0.7, 7, None),
+    (1.0, 4, 1.0, 8, "tie_at_k"),  # ranks 4 and 5 tie; the lower id is kept
+    (1.0, 0, 0.01, 2**63 + 5, None),  # top-p so small that only the top token survives
+)
+
+
+def sampler_goldens() -> tuple[dict, dict]:
+    metadata = {"rng.count": GGUFValue(len(RNG_SEEDS), GGUFValueType.UINT32)}
+    for k, seed in enumerate(RNG_SEEDS):
+        rng = Rng(seed)
+        metadata[f"rng.{k}.seed"] = GGUFValue(seed, GGUFValueType.UINT64)
+        metadata[f"rng.{k}.next_u64"] = GGUFValue([rng.next_u64() for _ in range(8)], GGUFValueType.ARRAY, GGUFValueType.UINT64)
+        metadata[f"rng.{k}.uniform"] = GGUFValue([rng.uniform() for _ in range(8)], GGUFValueType.ARRAY, GGUFValueType.FLOAT64)
+
+    data_rng = np.random.default_rng(7)
+    arrays = {}
+    metadata["sampler.count"] = GGUFValue(len(SAMPLER_CASES), GGUFValueType.UINT32)
+    for k, (temperature, top_k, top_p, seed, tweak) in enumerate(SAMPLER_CASES):
+        logits = (2.0 * data_rng.standard_normal(SAMPLER_VOCAB)).astype(np.float32)
+        order = np.argsort(-logits, kind="stable")
+        if tweak == "tie_at_top":
+            logits[max(order[0], order[1])] = logits[min(order[0], order[1])] = logits[order[0]]
+        elif tweak == "tie_at_k":
+            logits[order[4]] = logits[order[3]]
+        sampler = Sampler(temperature, top_k, top_p, seed)
+        ids = [sampler.sample(logits) for _ in range(SAMPLER_DRAWS)]
+        arrays[f"sampler.{k}.logits"] = logits
+        metadata |= {
+            f"sampler.{k}.temperature": GGUFValue(temperature, GGUFValueType.FLOAT64),
+            f"sampler.{k}.top_k": GGUFValue(top_k, GGUFValueType.UINT32),
+            f"sampler.{k}.top_p": GGUFValue(top_p, GGUFValueType.FLOAT64),
+            f"sampler.{k}.seed": GGUFValue(seed, GGUFValueType.UINT64),
+            f"sampler.{k}.ids": GGUFValue(ids, GGUFValueType.ARRAY, GGUFValueType.INT32),
+        }
+    return arrays, metadata
+
+
+def write_goldens(out: Path) -> list[Path]:
+    """Writes every golden file into `out` and returns their paths."""
+    written = []
+    for name, (config_file, seed) in MODELS.items():
+        config = load_config(CONFIGS / config_file)
+        model_path = out / f"{name}.gguf"
+        vocab = placeholder_vocabulary(config.vocab_size, N_SPECIAL)
+        write_model(model_path, config, random_weights(config, seed), vocab, name=f"gollm-goldens-{name}")
+        model = reference.load_model(model_path)  # goldens come from the file, as an engine sees it
+        arrays, metadata = model_goldens(name, model, seed)
+        write_arrays(out / f"{name}.activations.gguf", arrays, metadata)
+        written += [model_path, out / f"{name}.activations.gguf"]
+    arrays, metadata = sampler_goldens()
+    write_arrays(out / "sampler.gguf", arrays, metadata)
+    return written + [out / "sampler.gguf"]
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.goldens", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("goldens"), help="directory for the golden files")
+    args = parser.parse_args(argv)
+    for path in write_goldens(args.out):
+        print(f"wrote {path} ({path.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

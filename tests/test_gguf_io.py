@@ -1,0 +1,192 @@
+"""The GGUF profile in Python: what we write is what we read, and bad files are clear errors."""
+
+import dataclasses
+import struct
+
+import gguf
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, GOLDENS
+from jaxmodel.config import load_config
+from jaxmodel.goldens import random_weights
+from jaxmodel.gguf_io import GGUFError, read_model, tensor_shapes, write_model
+from jaxmodel.tokenizer import placeholder_vocabulary
+
+CONFIG = load_config(CONFIGS / "goldens-gqa.yaml")
+VOCAB = placeholder_vocabulary(CONFIG.vocab_size)
+WEIGHTS = random_weights(CONFIG, seed=5)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("gguf") / "m.gguf"
+    write_model(path, CONFIG, WEIGHTS, VOCAB)
+    return path
+
+
+def test_f32_round_trip_is_exact(model_path):
+    model = read_model(model_path)
+    assert model.config == CONFIG and model.vocab == VOCAB
+    assert list(model.tensors) == list(tensor_shapes(CONFIG))
+    for name, value in WEIGHTS.items():
+        np.testing.assert_array_equal(model.tensors[name], value, err_msg=name)
+    assert set(model.dtypes.values()) == {"F32"}
+
+
+def test_tied_model_has_no_output_tensor(tmp_path):
+    config = dataclasses.replace(CONFIG, tie_embeddings=True)
+    path = tmp_path / "tied.gguf"
+    write_model(path, config, random_weights(config, 1), VOCAB)
+    model = read_model(path)
+    assert model.config.tie_embeddings and "output.weight" not in model.tensors
+
+
+def test_metadata_follows_llama_cpp_keys(model_path):
+    # Read with the gguf package directly, as llama.cpp's tools would see the file.
+    reader = gguf.GGUFReader(model_path)
+    value = lambda key: reader.fields[key].contents()  # noqa: E731
+    assert value("general.architecture") == "llama"
+    assert value("llama.embedding_length") == 64 and value("llama.block_count") == 2
+    assert value("llama.attention.head_count") == 4 and value("llama.attention.head_count_kv") == 2
+    assert value("llama.feed_forward_length") == 192 and value("llama.context_length") == 64
+    assert value("llama.rope.dimension_count") == 16 and value("llama.vocab_size") == 320
+    assert value("tokenizer.ggml.model") == "gpt2" and value("tokenizer.ggml.pre") == "llama-bpe"
+    assert len(value("tokenizer.ggml.tokens")) == 320
+    q = next(t for t in reader.tensors if t.name == "blk.0.attn_q.weight")
+    assert list(q.shape) == [64, 64] and q.tensor_type == gguf.GGMLQuantizationType.F32
+    k = next(t for t in reader.tensors if t.name == "blk.0.attn_k.weight")
+    assert list(k.shape) == [64, 32]  # GGUF order: ne[0] = dim (the input), ne[1] = kv_dim
+    assert all(t.data_offset % reader.alignment == 0 for t in reader.tensors)
+
+
+@pytest.mark.parametrize("dtype, bound", [("f16", 2.0**-11), ("q8_0", 1.0 / 127)])
+def test_reduced_precision_round_trip(tmp_path, dtype, bound):
+    # F16 keeps 11 significant bits: relative error <= 2^-11. Q8_0 rounds to a step of
+    # d = max|block| / 127, so the error is <= d / 2, plus |q| <= 127 times the error of
+    # storing d itself in f16 (<= 2^-11 d).
+    path = tmp_path / f"{dtype}.gguf"
+    write_model(path, CONFIG, WEIGHTS, VOCAB, dtype=dtype)
+    model = read_model(path)
+    for name, want in WEIGHTS.items():
+        got = model.tensors[name]
+        if want.ndim == 1:
+            assert model.dtypes[name] == "F32"
+            np.testing.assert_array_equal(got, want)
+            continue
+        assert model.dtypes[name] == dtype.upper()
+        if dtype == "f16":
+            assert np.all(np.abs(got - want) <= bound * np.abs(want) + 1e-7), name
+        else:
+            blocks = np.abs(want).reshape(-1, 32).max(axis=1, keepdims=True)
+            err = np.abs(got - want).reshape(-1, 32)
+            assert np.all(err <= blocks * bound * (0.5 + 127 * 2.0**-11) + 1e-9), name
+            assert np.max(err) > 0  # it really was quantized
+
+
+def test_writer_rejects_wrong_tensors(tmp_path):
+    missing = {k: v for k, v in WEIGHTS.items() if k != "blk.1.ffn_up.weight"}
+    with pytest.raises(GGUFError, match=r"missing tensor blk\.1\.ffn_up\.weight"):
+        write_model(tmp_path / "x.gguf", CONFIG, missing, VOCAB)
+    wrong = {**WEIGHTS, "blk.0.attn_k.weight": np.zeros((64, 64), np.float32)}
+    with pytest.raises(GGUFError, match=r"blk\.0\.attn_k\.weight: expected shape \(32, 64\), found \(64, 64\)"):
+        write_model(tmp_path / "x.gguf", CONFIG, wrong, VOCAB)
+    with pytest.raises(GGUFError, match="unknown dtype 'q4_0'"):
+        write_model(tmp_path / "x.gguf", CONFIG, WEIGHTS, VOCAB, dtype="q4_0")
+    nan = {**WEIGHTS, "output_norm.weight": np.full(64, np.nan, np.float32)}
+    with pytest.raises(GGUFError, match="output_norm.weight holds NaN"):
+        write_model(tmp_path / "x.gguf", CONFIG, nan, VOCAB)
+    assert not list(tmp_path.iterdir()), "a failed write must leave no file behind"
+
+
+def rewrite(tmp_path, drop_tensor=None, drop_key=None, change=None):
+    """Copies the golden-style model with one thing removed or changed, via the gguf writer."""
+    writer = gguf.GGUFWriter(tmp_path / "bad.gguf", "llama")
+    source = gguf.GGUFReader(GOLDENS / "gqa.gguf")
+    for name, field in source.fields.items():
+        if name.startswith("GGUF.") or name in ("general.architecture", drop_key):
+            continue
+        sub_type = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(name, field.contents(), field.types[0], sub_type)
+    for key, (value, value_type) in (change or {}).items():
+        writer.add_key_value(key, value, value_type)
+    for tensor in source.tensors:
+        if tensor.name != drop_tensor:
+            writer.add_tensor(tensor.name, np.array(tensor.data))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return tmp_path / "bad.gguf"
+
+
+def test_reader_rejects_missing_tensor(tmp_path):
+    with pytest.raises(GGUFError, match=r"bad\.gguf: missing tensor blk\.1\.attn_v\.weight \(expected shape \(32, 64\)\)"):
+        read_model(rewrite(tmp_path, drop_tensor="blk.1.attn_v.weight"))
+
+
+def test_reader_rejects_missing_key(tmp_path):
+    with pytest.raises(GGUFError, match=r"bad\.gguf: missing metadata key llama\.attention\.head_count_kv"):
+        read_model(rewrite(tmp_path, drop_key="llama.attention.head_count_kv"))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"llama.block_count": (3, gguf.GGUFValueType.UINT32)}, r"missing tensor blk\.2\.attn_norm\.weight"),
+        ({"llama.embedding_length": ("64", gguf.GGUFValueType.STRING)}, r"llama\.embedding_length: expected int, found STRING"),
+        ({"llama.attention.head_count_kv": (3, gguf.GGUFValueType.UINT32)}, r"must be divisible by model\.n_kv_heads \(3\)"),
+        ({"llama.rope.dimension_count": (8, gguf.GGUFValueType.UINT32)}, r"rope\.dimension_count: expected head_dim = 16, found 8"),
+        ({"llama.vocab_size": (321, gguf.GGUFValueType.UINT32)}, r"tokenizer\.ggml\.tokens has 320 tokens but llama\.vocab_size is 321"),
+        ({"tokenizer.ggml.model": ("llama", gguf.GGUFValueType.STRING)}, r"tokenizer\.ggml\.model: expected 'gpt2'"),
+        ({"tokenizer.ggml.bos_token_id": (999, gguf.GGUFValueType.UINT32)}, r"bos_token_id: id 999 is outside"),
+    ],
+)
+def test_reader_rejects_inconsistent_metadata(tmp_path, change, message):
+    with pytest.raises(GGUFError, match=message):
+        read_model(rewrite(tmp_path, change=change))
+
+
+def test_reader_rejects_other_architecture(tmp_path):
+    path = tmp_path / "other.gguf"
+    writer = gguf.GGUFWriter(path, "gpt2")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with pytest.raises(GGUFError, match=r"general\.architecture: expected 'llama', found 'gpt2'"):
+        read_model(path)
+
+
+def test_reader_rejects_every_truncation(tmp_path):
+    data = (GOLDENS / "gqa.gguf").read_bytes()
+    cuts = sorted({*range(0, 64), *range(64, len(data), 997), len(data) - 1})
+    for cut in cuts:
+        path = tmp_path / "cut.gguf"
+        path.write_bytes(data[:cut])
+        with pytest.raises(GGUFError, match="cut.gguf"):
+            read_model(path)
+
+
+@pytest.mark.parametrize(
+    "offset, value, message",
+    [
+        (0, b"GGUX", "not a readable GGUF file"),  # magic
+        (4, struct.pack("<I", 7), "not a readable GGUF file"),  # version
+        (8, struct.pack("<Q", 2**40), "not a readable GGUF file"),  # tensor count far past the file
+        (16, struct.pack("<Q", 2**40), "not a readable GGUF file"),  # metadata count far past the file
+    ],
+)
+def test_reader_rejects_corrupt_header(tmp_path, offset, value, message):
+    data = bytearray((GOLDENS / "gqa.gguf").read_bytes())
+    data[offset : offset + len(value)] = value
+    path = tmp_path / "corrupt.gguf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(GGUFError, match=message):
+        read_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(GGUFError, match=r"nothing\.gguf: no such file"):
+        read_model(tmp_path / "nothing.gguf")
