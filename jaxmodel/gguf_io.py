@@ -202,7 +202,11 @@ def _open(path: Path) -> gguf.GGUFReader:
     except Exception as err:  # the gguf package raises assorted errors on bad files
         raise GGUFError(f"{path}: not a readable GGUF file ({type(err).__name__}: {err})") from None
     size = os.path.getsize(path)
-    for tensor in reader.tensors:
+    end = 0
+    for tensor in sorted(reader.tensors, key=lambda t: t.data_offset):
+        if tensor.data_offset < end:
+            raise GGUFError(f"{path}: tensor {tensor.name}: data at byte {tensor.data_offset} overlaps the previous tensor")
+        end = tensor.data_offset + tensor.n_bytes
         if tensor.data_offset % reader.alignment:
             raise GGUFError(f"{path}: tensor {tensor.name}: offset {tensor.data_offset} is not aligned to {reader.alignment}")
         if tensor.data_offset + tensor.n_bytes > size:
@@ -285,6 +289,9 @@ def _read_vocab(path: Path, metadata: dict, config: ModelConfig) -> Vocabulary:
     model = _get(path, metadata, "tokenizer.ggml.model", str)
     if model != "gpt2":
         raise GGUFError(f"{path}: tokenizer.ggml.model: expected 'gpt2' (byte-level BPE), found {model!r}")
+    pre = _get(path, metadata, "tokenizer.ggml.pre", str)
+    if pre != "llama-bpe":
+        raise GGUFError(f"{path}: tokenizer.ggml.pre: expected 'llama-bpe' (the LLaMA-3 pre-tokenizer), found {pre!r}")
     tokens = _get_array(path, metadata, "tokenizer.ggml.tokens")
     token_types = _get_array(path, metadata, "tokenizer.ggml.token_type")
     if len(tokens) != config.vocab_size:

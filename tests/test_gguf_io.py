@@ -139,6 +139,7 @@ def test_reader_rejects_missing_key(tmp_path):
         ({"llama.rope.dimension_count": (8, gguf.GGUFValueType.UINT32)}, r"rope\.dimension_count: expected head_dim = 16, found 8"),
         ({"llama.vocab_size": (321, gguf.GGUFValueType.UINT32)}, r"tokenizer\.ggml\.tokens has 320 tokens but llama\.vocab_size is 321"),
         ({"tokenizer.ggml.model": ("llama", gguf.GGUFValueType.STRING)}, r"tokenizer\.ggml\.model: expected 'gpt2'"),
+        ({"tokenizer.ggml.pre": ("qwen2", gguf.GGUFValueType.STRING)}, r"tokenizer\.ggml\.pre: expected 'llama-bpe'"),
         ({"tokenizer.ggml.bos_token_id": (999, gguf.GGUFValueType.UINT32)}, r"bos_token_id: id 999 is outside"),
     ],
 )
@@ -184,6 +185,19 @@ def test_reader_rejects_corrupt_header(tmp_path, offset, value, message):
     path = tmp_path / "corrupt.gguf"
     path.write_bytes(bytes(data))
     with pytest.raises(GGUFError, match=message):
+        read_model(path)
+
+
+def test_reader_rejects_overlapping_tensors(tmp_path):
+    # Point the second tensor's offset (the last 8 bytes of its info) at the first tensor's data.
+    reader = gguf.GGUFReader(GOLDENS / "gqa.gguf")
+    info = reader.tensors[1].field
+    data = bytearray((GOLDENS / "gqa.gguf").read_bytes())
+    end = info.offset + sum(part.nbytes for part in info.parts)
+    data[end - 8 : end] = struct.pack("<Q", 0)
+    path = tmp_path / "overlap.gguf"
+    path.write_bytes(bytes(data))
+    with pytest.raises(GGUFError, match=r"overlap\.gguf: tensor .*overlaps the previous tensor"):
         read_model(path)
 
 
