@@ -59,13 +59,16 @@ class Sampler:
         self.rng = Rng(seed)
 
     def sample(self, logits: np.ndarray) -> int:
-        logits = np.asarray(logits, dtype=np.float32)
-        if logits.ndim != 1 or logits.size == 0:
-            raise ValueError(f"logits must be a non-empty vector, found shape {logits.shape}")
-        if np.isnan(logits).any():
-            raise ValueError("logits contain NaN")
+        logits = _check_logits(logits)
         if self.temperature == 0:
             return int(np.argmax(logits))  # argmax returns the first (lowest) id on ties
+        order, probs = self.candidates(logits)
+        return int(order[_pick(probs, self.rng.uniform())])
+
+    def candidates(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ids that may be drawn, most likely first, and their probabilities
+        (temperature, then top-k, then top-p). Draws nothing."""
+        logits = _check_logits(logits)
         z = logits.astype(np.float64) / self.temperature
         order = np.lexsort((np.arange(z.size), -z))  # z descending, then id ascending
         if 0 < self.top_k < z.size:
@@ -77,7 +80,16 @@ class Sampler:
             reached = np.flatnonzero(cumulative >= self.top_p)
             keep = int(reached[0]) + 1 if reached.size else probs.size  # smallest prefix reaching top_p
             order, probs = order[:keep], probs[:keep] / _sequential_sum(probs[:keep])
-        return int(order[_pick(probs, self.rng.uniform())])
+        return order, probs
+
+
+def _check_logits(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float32)
+    if logits.ndim != 1 or logits.size == 0:
+        raise ValueError(f"logits must be a non-empty vector, found shape {logits.shape}")
+    if np.isnan(logits).any():
+        raise ValueError("logits contain NaN")
+    return logits
 
 
 def _sequential_sum(values: np.ndarray) -> float:

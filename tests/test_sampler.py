@@ -58,6 +58,16 @@ def test_sampler_matches_goldens(cases):
         assert got == meta[f"sampler.{k}.ids"], f"sampler case {k}"
 
 
+def test_spec_worked_example():
+    # spec/sampling.md, "Worked example".
+    logits = np.array([1.0, 3.0, 2.0, 3.0, 0.5, -1.0], np.float32)
+    sampler = Sampler(0.8, top_k=4, top_p=0.9, seed=0)
+    order, probs = sampler.candidates(logits)
+    assert order.tolist() == [1, 3, 2]
+    np.testing.assert_allclose(probs, [0.4373487435378189, 0.4373487435378189, 0.12530251292436217], rtol=1e-15)
+    assert [sampler.sample(logits) for _ in range(8)] == [3, 3, 3, 2, 3, 1, 1, 1]
+
+
 def test_greedy_takes_lowest_id_on_ties_and_draws_nothing():
     sampler = Sampler(temperature=0, seed=9)
     state = sampler.rng.state
