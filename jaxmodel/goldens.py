@@ -146,6 +146,8 @@ def sampler_goldens() -> tuple[dict, dict]:
             f"sampler.{k}.top_p": GGUFValue(top_p, GGUFValueType.FLOAT64),
             f"sampler.{k}.seed": GGUFValue(seed, GGUFValueType.UINT64),
             f"sampler.{k}.ids": GGUFValue(ids, GGUFValueType.ARRAY, GGUFValueType.INT32),
+            # the stream position after the samples: catches a skipped or extra draw
+            f"sampler.{k}.next_u64": GGUFValue(sampler.rng.next_u64(), GGUFValueType.UINT64),
         }
     return arrays, metadata
 

@@ -56,6 +56,7 @@ def test_sampler_matches_goldens(cases):
         logits = cases.arrays[f"sampler.{k}.logits"]
         got = [sampler.sample(logits) for _ in range(len(meta[f"sampler.{k}.ids"]))]
         assert got == meta[f"sampler.{k}.ids"], f"sampler case {k}"
+        assert sampler.rng.next_u64() == meta[f"sampler.{k}.next_u64"], f"sampler case {k}: draws per sample"
 
 
 def test_spec_worked_example():
