@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go goldens clean
+.PHONY: setup test test-python test-go build goldens clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -18,11 +18,12 @@ test: test-python test-go
 test-python: setup
 	$(PY) -m pytest -q
 
-# The Go module is empty until the engine lands; vet and test whatever it holds.
 test-go:
-	@if [ -n "$$(find goengine -name '*.go' -print -quit)" ]; then \
-		cd goengine && go vet ./... && go test ./...; \
-	else echo "goengine: no Go packages yet"; fi
+	cd goengine && go vet ./... && go test ./...
+
+# The inference engine as one binary: bin/goengine.
+build:
+	cd goengine && go build -o ../bin/goengine ./cmd/goengine
 
 # Regenerate the golden files from the NumPy reference (deterministic: byte-identical on rerun).
 goldens: setup

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"time"
+
+	"gollm/goengine/sampler"
+)
+
+func generate(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("generate", stderr)
+	modelPath := fs.String("model", "", "model file (.gguf)")
+	prompt := fs.String("prompt", "", "text to continue")
+	maxTokens := fs.Int("max-tokens", 256, "most tokens to generate (stops earlier at end-of-text or the context end)")
+	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 = greedy")
+	topK := fs.Int("top-k", 0, "sample from the k most likely tokens; 0 = all")
+	topP := fs.Float64("top-p", 0.95, "sample from the smallest set of tokens whose probability reaches p; 1 = all")
+	seed := fs.Uint64("seed", 0, "random seed (the same seed gives the same text)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *modelPath == "" {
+		return usagef("--model is required")
+	}
+	if *maxTokens <= 0 {
+		return usagef("--max-tokens must be positive, found %d", *maxTokens)
+	}
+	pick, err := sampler.New(*temperature, *topK, *topP, *seed)
+	if err != nil {
+		return usageError{err}
+	}
+
+	loaded, err := loadModel(*modelPath)
+	if err != nil {
+		return err
+	}
+	defer loaded.file.Close()
+	m, tok := loaded.model, loaded.tokenizer
+	textIDs, err := tok.Encode(*prompt)
+	if err != nil {
+		return usagef("--prompt: %v", err)
+	}
+	ids := append([]int{tok.BOS}, textIDs...) // llama-bpe prompts start with <|begin_of_text|>
+	context := m.Config.ContextLength
+	if len(ids) >= context {
+		return fmt.Errorf("the prompt is %d tokens but the model's context is %d: it must be shorter to leave room for output", len(ids), context)
+	}
+
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	session := m.NewSession()
+	start := time.Now()
+	logits, err := session.Prefill(ids)
+	if err != nil {
+		return err
+	}
+	prefillTime := time.Since(start)
+
+	decoder := tok.NewStreamDecoder()
+	fmt.Fprint(out, *prompt)
+	generated, stopped := 0, ""
+	start = time.Now()
+	for {
+		id, err := pick.Sample(logits)
+		if err != nil {
+			return err
+		}
+		if id == tok.EOS || id == tok.EOT {
+			stopped = "end of text"
+			break
+		}
+		generated++
+		piece, err := decoder.Next(id)
+		if err != nil {
+			return err
+		}
+		fmt.Fprint(out, piece)
+		out.Flush() // stream: a token is visible as soon as it exists
+		if generated == *maxTokens {
+			break
+		}
+		if session.Pos() == context {
+			stopped = fmt.Sprintf("reached the context length (%d tokens)", context)
+			break
+		}
+		if logits, err = session.DecodeStep(id); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, decoder.Flush())
+	out.Flush()
+	decodeTime := time.Since(start)
+	if stopped != "" {
+		fmt.Fprintf(stderr, "stopped: %s\n", stopped)
+	}
+	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s\n",
+		len(ids), rate(len(ids), prefillTime), generated, rate(generated, decodeTime))
+	return nil
+}
+
+func rate(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}

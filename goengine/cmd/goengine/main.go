@@ -1,0 +1,91 @@
+// Command goengine runs gollm models (GGUF files in the profile of spec/format.md)
+// on the CPU.
+//
+//	goengine generate --model M.gguf --prompt "Once upon a time" [--max-tokens N]
+//	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
+//	goengine info --model M.gguf
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+const usage = `usage: goengine <command> [flags]
+
+commands:
+  generate   generate text from a prompt, streaming it to stdout
+  info       print a model's config, parameter count, tensors and tokenizer
+
+run 'goengine <command> -h' for the flags of a command
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code (0 ok, 1 failure,
+// 2 bad usage) so that tests can call it.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "generate":
+		err = generate(args[1:], stdout, stderr)
+	case "info":
+		err = info(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "goengine: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var usageErr usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &usageErr):
+		fmt.Fprintf(stderr, "goengine %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "goengine %s: %v\n", args[0], err)
+		return 1
+	}
+}
+
+// usageError is a mistake in the command line rather than in the model or the run.
+type usageError struct{ error }
+
+func usagef(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// newFlags makes a flag set that reports errors to the caller instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("goengine "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses the flags and rejects stray arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q (flags come as --name value)", fs.Arg(0))
+	}
+	return nil
+}

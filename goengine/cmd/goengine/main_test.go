@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const goldenModel = "../../../goldens/gqa.gguf"
+
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestInfo(t *testing.T) {
+	code, out, errOut := runCLI("info", "--model", goldenModel)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"n_kv_heads      2", "parameters      139,584", "blk.1.ffn_down.weight", "F32", "[64 192]", "320 tokens (8 special)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("info output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestGenerateStreamsTextAndReportsSpeed(t *testing.T) {
+	args := []string{"generate", "--model", goldenModel, "--prompt", "the robot", "--max-tokens", "10", "--seed", "7"}
+	code, out, errOut := runCLI(args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.HasPrefix(out, "the robot") || len(out) <= len("the robot\n") {
+		t.Errorf("stdout %q should be the prompt and its continuation", out)
+	}
+	if !strings.Contains(errOut, "tokens/s") {
+		t.Errorf("stderr %q should report speed", errOut)
+	}
+	_, again, _ := runCLI(args...)
+	if again != out {
+		t.Errorf("same seed, different text: %q vs %q", out, again)
+	}
+}
+
+func TestGenerateStopsAtTheContext(t *testing.T) {
+	code, _, errOut := runCLI("generate", "--model", goldenModel, "--prompt", "abc", "--max-tokens", "500", "--temperature", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(errOut, "reached the context length (64 tokens)") && !strings.Contains(errOut, "end of text") {
+		t.Errorf("stderr %q should say why generation stopped", errOut)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	dir := t.TempDir()
+	junk := filepath.Join(dir, "junk.gguf")
+	os.WriteFile(junk, []byte("not a model at all, just some text"), 0o644)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "usage"},
+		{[]string{"fly"}, 2, `unknown command "fly"`},
+		{[]string{"generate", "--prompt", "x"}, 2, "--model is required"},
+		{[]string{"generate", "--model", filepath.Join(dir, "missing.gguf")}, 1, "missing.gguf"},
+		{[]string{"generate", "--model", junk}, 1, "junk.gguf"},
+		{[]string{"generate", "--model", goldenModel, "--temperature", "-1"}, 2, "temperature"},
+		{[]string{"generate", "--model", goldenModel, "--top-p", "2"}, 2, "top_p"},
+		{[]string{"generate", "--model", goldenModel, "--top-k", "-3"}, 2, "top_k"},
+		{[]string{"generate", "--model", goldenModel, "--max-tokens", "0"}, 2, "--max-tokens must be positive"},
+		{[]string{"generate", "--model", goldenModel, "--temperature", "warm"}, 2, "invalid value"},
+		{[]string{"generate", "--model", goldenModel, "--prompt", "bad \xff utf8"}, 2, "not valid UTF-8"},
+		{[]string{"generate", "--model", goldenModel, "--prompt", strings.Repeat("long ", 20)}, 1, "context is 64"},
+		{[]string{"info", "--model", goldenModel, "extra"}, 2, `unexpected argument "extra"`},
+	}
+	for _, c := range cases {
+		code, _, errOut := runCLI(c.args...)
+		if code != c.code || !strings.Contains(errOut, c.want) {
+			t.Errorf("goengine %q: exit %d, stderr %q; want exit %d mentioning %q", c.args, code, errOut, c.code, c.want)
+		}
+	}
+}

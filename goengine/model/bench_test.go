@@ -1,0 +1,56 @@
+package model
+
+import "testing"
+
+// seedConfig is the seed model of configs/gollm-85m.yaml.
+var seedConfig = Config{VocabSize: 32768, Dim: 768, NLayers: 12, NHeads: 12, NKVHeads: 4, FFNDim: 1536,
+	ContextLength: 2048, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+
+func seedModel(b *testing.B) *Model {
+	b.Helper()
+	m, err := Random(seedConfig, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}
+
+// BenchmarkDecodeStep measures one token through the seed model at position 128,
+// after a 128-token prompt: every iteration rewinds the cache to that point.
+func BenchmarkDecodeStep(b *testing.B) {
+	m := seedModel(b)
+	s := m.NewSession()
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = i * 7
+	}
+	if _, err := s.Prefill(prompt); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s.cache.Len = len(prompt)
+		if _, err := s.DecodeStep(42); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkPrefill128 measures a 128-token prompt through the seed model.
+func BenchmarkPrefill128(b *testing.B) {
+	m := seedModel(b)
+	s := m.NewSession()
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = i * 7
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		s.Reset()
+		if _, err := s.Prefill(prompt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}

@@ -1,0 +1,209 @@
+package model
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+
+	"gollm/goengine/gguf"
+	"gollm/goengine/sampler"
+)
+
+// The tolerance of spec/goldens.md §5: |got - golden| <= atol + rtol*|golden|.
+const atol, rtol = 1e-4, 1e-4
+
+func openGolden(t *testing.T, name string) *gguf.File {
+	t.Helper()
+	f, err := gguf.Open("../../goldens/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func loadGolden(t *testing.T, name string) *Model {
+	t.Helper()
+	m, err := Load(openGolden(t, name+".gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// mismatch reports the worst element outside the tolerance, naming the tensor,
+// the index and both values (as llm.c's test_gpt2.c does), or "" if all match.
+func mismatch(name string, got, want []float32, cols int) string {
+	if len(got) != len(want) {
+		return fmt.Sprintf("%s: %d values, golden has %d", name, len(got), len(want))
+	}
+	worst, bad := -1, 0
+	var worstExcess float64
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		excess := math.Abs(g-w) - (atol + rtol*math.Abs(w))
+		if math.IsNaN(g) {
+			excess = math.Inf(1)
+		}
+		if excess > 0 {
+			bad++
+			if worst < 0 || excess > worstExcess {
+				worst, worstExcess = i, excess
+			}
+		}
+	}
+	if bad == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s[%d, %d]: got %.7g, golden %.7g (%d of %d values off)",
+		name, worst/cols, worst%cols, got[worst], want[worst], bad, len(want))
+}
+
+func goldenInts(t *testing.T, f *gguf.File, name string) []int {
+	t.Helper()
+	values, err := f.Int32s(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ints := make([]int, len(values))
+	for i, v := range values {
+		ints[i] = int(v)
+	}
+	return ints
+}
+
+// TestGoldenActivations runs the golden tokens through the engine and compares
+// every traced activation and all logits, in forward order, with the goldens.
+func TestGoldenActivations(t *testing.T) {
+	for _, name := range []string{"gqa", "mha"} {
+		t.Run(name, func(t *testing.T) {
+			m := loadGolden(t, name)
+			golden := openGolden(t, name+".activations.gguf")
+			tokens := goldenInts(t, golden, "tokens")
+			got := map[string][]float32{}
+			var order []string
+			s := m.NewSession()
+			s.Trace = func(key string, pos int, value []float32) {
+				if _, seen := got[key]; !seen {
+					order = append(order, key)
+				}
+				got[key] = append(got[key], value...)
+			}
+			if _, err := s.Prefill(tokens); err != nil {
+				t.Fatal(err)
+			}
+			if len(order) != 3+11*m.Config.NLayers {
+				t.Errorf("traced %d activations, want %d: %v", len(order), 3+11*m.Config.NLayers, order)
+			}
+			for _, key := range order {
+				want, err := golden.Float32s(key)
+				if err != nil {
+					t.Fatalf("golden %s: %v", key, err)
+				}
+				if msg := mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
+					t.Fatal(msg) // later tensors inherit the error: report the first
+				}
+			}
+		})
+	}
+}
+
+// TestGoldenDecode prefills the golden prompt and decodes greedily with the KV
+// cache: the same tokens exactly, the same logits within tolerance.
+func TestGoldenDecode(t *testing.T) {
+	for _, name := range []string{"gqa", "mha"} {
+		t.Run(name, func(t *testing.T) {
+			m := loadGolden(t, name)
+			golden := openGolden(t, name+".activations.gguf")
+			prompt := goldenInts(t, golden, "decode.prompt")
+			wantTokens := goldenInts(t, golden, "decode.tokens")
+			wantLogits, err := golden.Float32s("decode.logits")
+			if err != nil {
+				t.Fatal(err)
+			}
+			greedy, _ := sampler.New(0, 0, 1, 0)
+			s := m.NewSession()
+			logits, err := s.Prefill(prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			V := m.Config.VocabSize
+			for i, want := range wantTokens {
+				if msg := mismatch(fmt.Sprintf("decode.logits step %d", i), logits, wantLogits[i*V:(i+1)*V], V); msg != "" {
+					t.Fatal(msg)
+				}
+				token, err := greedy.Sample(logits)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if token != want {
+					t.Fatalf("decode step %d: token %d, golden %d", i, token, want)
+				}
+				if i+1 < len(wantTokens) {
+					if logits, err = s.DecodeStep(token); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestConfigMatchesGoldens(t *testing.T) {
+	gqa, mha := loadGolden(t, "gqa").Config, loadGolden(t, "mha").Config
+	want := Config{VocabSize: 320, Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, FFNDim: 192,
+		ContextLength: 64, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: false}
+	if gqa != want {
+		t.Errorf("gqa config %+v, want %+v", gqa, want)
+	}
+	if mha.NKVHeads != mha.NHeads || !mha.TieEmbeddings {
+		t.Errorf("mha config %+v: want n_kv_heads == n_heads and a tied head", mha)
+	}
+}
+
+func TestSeedParamCount(t *testing.T) {
+	seed := Config{VocabSize: 32768, Dim: 768, NLayers: 12, NHeads: 12, NKVHeads: 4, FFNDim: 1536,
+		ContextLength: 2048, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+	if got := seed.ParamCount(); got != 86_526_720 { // spec/model.md §3
+		t.Errorf("ParamCount = %d, want 86,526,720", got)
+	}
+}
+
+func TestCausalAndContextErrors(t *testing.T) {
+	m := loadGolden(t, "gqa")
+	s := m.NewSession()
+	if _, err := s.DecodeStep(320); err == nil || !strings.Contains(err.Error(), "outside the vocabulary") {
+		t.Errorf("token 320: err = %v", err)
+	}
+	if _, err := s.Prefill(make([]int, 65)); err == nil || !strings.Contains(err.Error(), "does not fit in the context") {
+		t.Errorf("65-token prompt: err = %v", err)
+	}
+	if _, err := s.Prefill(make([]int, 64)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DecodeStep(1); err == nil || !strings.Contains(err.Error(), "past the context length") {
+		t.Errorf("step past the context: err = %v", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	good := Config{VocabSize: 10, Dim: 8, NLayers: 1, NHeads: 2, NKVHeads: 1, FFNDim: 4, ContextLength: 4, RopeTheta: 1e4, NormEps: 1e-5}
+	cases := map[string]func(*Config){
+		"dim (9) must be divisible by n_heads (2)":    func(c *Config) { c.Dim = 9 },
+		"n_heads (2) must be divisible by n_kv_heads": func(c *Config) { c.NKVHeads = 3 },
+		"must be even":                              func(c *Config) { c.Dim, c.NHeads, c.NKVHeads = 6, 2, 1 },
+		"n_layers must be positive":                 func(c *Config) { c.NLayers = 0 },
+		"norm_eps must be a positive finite number": func(c *Config) { c.NormEps = math.NaN() },
+	}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for want, change := range cases {
+		c := good
+		change(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: err = %v", want, err)
+		}
+	}
+}

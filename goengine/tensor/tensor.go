@@ -1,0 +1,111 @@
+// Package tensor holds the numeric kernels of the engine: dot products,
+// matrix-vector products, RMSNorm, softmax and SiLU on float32 slices. The model
+// package calls only these for its arithmetic, so speed work stays in this package
+// and never touches the model's logic.
+package tensor
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Dot returns the dot product of a and b (len(b) >= len(a)).
+func Dot(a, b []float32) float32 {
+	b = b[:len(a)] // one bounds check here instead of one per element
+	// Four independent accumulators let the CPU overlap the additions.
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// parallelThreshold is the number of multiply-adds below which a MatVec runs on
+// one goroutine: smaller products finish before the goroutines would start.
+const parallelThreshold = 1 << 16
+
+// MatVec computes out = W x for a row-major W of shape (len(out), len(x)).
+func MatVec(out, w, x []float32) {
+	rows, cols := len(out), len(x)
+	w = w[:rows*cols]
+	workers := runtime.GOMAXPROCS(0)
+	if workers == 1 || rows*cols < parallelThreshold || rows < workers {
+		matVecRows(out, w, x, 0, rows)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (rows + workers - 1) / workers
+	for start := 0; start < rows; start += chunk {
+		end := min(start+chunk, rows)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			matVecRows(out, w, x, start, end)
+		}()
+	}
+	wg.Wait()
+}
+
+func matVecRows(out, w, x []float32, start, end int) {
+	cols := len(x)
+	for r := start; r < end; r++ {
+		out[r] = Dot(x, w[r*cols:(r+1)*cols])
+	}
+}
+
+// RMSNorm writes x / sqrt(mean(x^2) + eps) * weight into out. The sum of squares
+// is accumulated in float64: it is the one long reduction of the op.
+func RMSNorm(out, x, weight []float32, eps float64) {
+	var sumSquares float64
+	for _, v := range x {
+		sumSquares += float64(v) * float64(v)
+	}
+	scale := float32(1 / math.Sqrt(sumSquares/float64(len(x))+eps))
+	weight = weight[:len(x)]
+	out = out[:len(x)]
+	for i, v := range x {
+		out[i] = v * scale * weight[i]
+	}
+}
+
+// Softmax replaces x with exp(x - max(x)) / sum, in place.
+func Softmax(x []float32) {
+	if len(x) == 0 {
+		return
+	}
+	maxValue := x[0]
+	for _, v := range x[1:] {
+		maxValue = max(maxValue, v)
+	}
+	var sum float64
+	for i, v := range x {
+		e := float32(math.Exp(float64(v - maxValue)))
+		x[i] = e
+		sum += float64(e)
+	}
+	inv := float32(1 / sum)
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// SiLU returns z * sigmoid(z).
+func SiLU(z float32) float32 {
+	return z / (1 + float32(math.Exp(float64(-z))))
+}
+
+// Add adds b into a elementwise.
+func Add(a, b []float32) {
+	b = b[:len(a)]
+	for i := range a {
+		a[i] += b[i]
+	}
+}

@@ -1,0 +1,102 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+func randomSlice(r *rand.Rand, n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(r.NormFloat64())
+	}
+	return s
+}
+
+// naiveDot is the definition, accumulated in float64.
+func naiveDot(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		s += float64(a[i]) * float64(b[i])
+	}
+	return s
+}
+
+func TestDotMatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 3, 4, 5, 7, 64, 193, 1000} {
+		a, b := randomSlice(r, n), randomSlice(r, n)
+		got, want := float64(Dot(a, b)), naiveDot(a, b)
+		if math.Abs(got-want) > 1e-5*float64(n+1) {
+			t.Errorf("Dot n=%d: got %v, want %v", n, got, want)
+		}
+	}
+}
+
+func TestMatVecMatchesDefinitionSerialAndParallel(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, shape := range [][2]int{{3, 5}, {64, 64}, {1000, 300}, {7, 20000}} {
+		rows, cols := shape[0], shape[1]
+		w, x := randomSlice(r, rows*cols), randomSlice(r, cols)
+		out := make([]float32, rows)
+		MatVec(out, w, x)
+		for i := range out {
+			want := naiveDot(w[i*cols:(i+1)*cols], x)
+			if math.Abs(float64(out[i])-want) > 1e-4*math.Sqrt(float64(cols)) {
+				t.Fatalf("MatVec %dx%d row %d: got %v, want %v", rows, cols, i, out[i], want)
+			}
+		}
+	}
+}
+
+func TestRMSNormUnitRMSTimesWeight(t *testing.T) {
+	x := []float32{3, 4}
+	out := make([]float32, 2)
+	RMSNorm(out, x, []float32{1, 2}, 0)
+	// mean(x^2) = 12.5, rms = 3.5355339: (0.8485281, 1.1313709 * 2)
+	want := []float32{0.8485281, 2.2627417}
+	for i := range want {
+		if math.Abs(float64(out[i]-want[i])) > 1e-6 {
+			t.Errorf("RMSNorm[%d] = %v, want %v", i, out[i], want[i])
+		}
+	}
+}
+
+func TestSoftmaxSumsToOneAndIsStable(t *testing.T) {
+	x := []float32{1000, 1001, 999}
+	Softmax(x)
+	var sum float32
+	for _, v := range x {
+		sum += v
+	}
+	if math.Abs(float64(sum-1)) > 1e-6 || !(x[1] > x[0] && x[0] > x[2]) {
+		t.Errorf("Softmax = %v", x)
+	}
+}
+
+func TestSiLU(t *testing.T) {
+	for _, z := range []float32{-5, -1, 0, 0.5, 3} {
+		want := float64(z) / (1 + math.Exp(-float64(z)))
+		if got := SiLU(z); math.Abs(float64(got)-want) > 1e-6 {
+			t.Errorf("SiLU(%v) = %v, want %v", z, got, want)
+		}
+	}
+}
+
+// BenchmarkMatVec measures the seed model's products: the FFN's (1536, 768) and
+// (768, 1536) matrices and the (32768, 768) output head. MB/s is weight bytes read.
+func BenchmarkMatVec(b *testing.B) {
+	for _, shape := range [][2]int{{1536, 768}, {768, 1536}, {32768, 768}} {
+		rows, cols := shape[0], shape[1]
+		b.Run(fmt.Sprintf("%dx%d", rows, cols), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(5, 6))
+			w, x, out := randomSlice(r, rows*cols), randomSlice(r, cols), make([]float32, rows)
+			b.SetBytes(int64(4 * rows * cols))
+			for b.Loop() {
+				MatVec(out, w, x)
+			}
+		})
+	}
+}
