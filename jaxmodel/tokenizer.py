@@ -1,20 +1,28 @@
-"""Byte-level BPE vocabulary and its GGUF form (spec/tokenizer.md).
+"""Byte-level BPE tokenizer: train with rustbpe, use through tiktoken (spec/tokenizer.md).
 
 A vocabulary is tiktoken's pair: `mergeable_ranks` (byte string -> rank, and the
 rank is the token id) and `special_tokens` (text -> id, after the ranks). This
-module converts it to and from GGUF's `gpt2` tokenizer keys.
+module trains one, saves and loads it, makes the `tiktoken.Encoding` that
+encodes with it, and converts it to and from GGUF's `gpt2` tokenizer keys.
 
-For now the goldens use a placeholder vocabulary: the 256 bytes, a few merges
-learned from a fixed built-in text by `train_tiny_bpe`, and 8 special tokens. The
-real trained tokenizer (rustbpe, tiktoken, the Go encoder) comes in a later issue.
+    python -m jaxmodel.tokenizer train --input data.txt --vocab-size 32768 --out tok/
+    enc = load_encoding("tok/")          # a tiktoken.Encoding, offline
+
+The golden models use a placeholder vocabulary made by `placeholder_vocabulary`.
 """
 
 from __future__ import annotations
 
+import argparse
+import base64
 import collections
 import dataclasses
 import functools
+import json
 import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 # LLaMA 3's named special tokens, in id order; reserved ones follow (spec/tokenizer.md).
 NAMED_SPECIAL_TOKENS = (
@@ -23,6 +31,13 @@ NAMED_SPECIAL_TOKENS = (
     "<|start_header_id|>",
     "<|end_header_id|>",
     "<|eot_id|>",
+)
+
+# The LLaMA-3 pre-tokenizer (spec/tokenizer.md §2.2): text is cut into pieces by this
+# pattern before BPE, and no token spans two pieces. llama.cpp calls it "llama-bpe".
+SPLIT_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 
 # GGUF's tokenizer.ggml.token_type values that we write.
@@ -200,3 +215,164 @@ def placeholder_vocabulary(vocab_size: int, n_special: int = 8) -> Vocabulary:
     ranks = train_tiny_bpe(_TINY_CORPUS.encode(), n_merges)
     specials = {name: len(ranks) + i for i, name in enumerate(special_token_names(n_special))}
     return Vocabulary(ranks, specials)
+
+
+# --- training, saving, loading ---------------------------------------------------------
+
+RANKS_FILE = "tokenizer.model"  # tiktoken's format: "<base64 token> <rank>" per line
+CONFIG_FILE = "tokenizer.json"  # the split pattern and the special tokens
+DOCUMENT_SEPARATOR = "<|endoftext|>"  # TinyStories-style document boundary in plain text
+
+
+def n_special_for(vocab_size: int) -> int:
+    """Special tokens for a vocabulary: vocab_size / 128, at least 8, at most 256 (LLaMA 3's)."""
+    return max(8, min(256, vocab_size // 128))
+
+
+def iter_texts(paths: list[Path], on_bytes=None) -> Iterator[str]:
+    """Streams the text of each input, a line or a document at a time, never a whole file.
+
+    `.jsonl` files hold one JSON object per line with a "text" field; other files are
+    plain UTF-8 text, where `<|endoftext|>` separates documents and is dropped. Line
+    endings are kept as they are (`\r\n` stays `\r\n`). `on_bytes(n)`, if given,
+    is told how many bytes of input each line took (for a progress bar).
+    """
+    for path in paths:
+        jsonl = path.suffix == ".jsonl"
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                if on_bytes is not None:
+                    on_bytes(len(raw))
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+                if jsonl:
+                    if not line.strip():
+                        continue
+                    try:
+                        text = json.loads(line)["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" string') from None
+                    if not isinstance(text, str):
+                        raise TokenizerError(f'{path}:{number}: "text" must be a string, found {type(text).__name__}')
+                    yield text
+                else:
+                    yield from (part for part in line.split(DOCUMENT_SEPARATOR) if part)
+
+
+def train(paths: list[Path], vocab_size: int, n_special: int | None = None, progress: bool = True) -> Vocabulary:
+    """Trains a byte-level BPE vocabulary of exactly `vocab_size` ids with rustbpe."""
+    import rustbpe  # imported here: loading a saved tokenizer must not need the trainer
+
+    n_special = n_special_for(vocab_size) if n_special is None else n_special
+    n_ranks = vocab_size - n_special
+    if n_ranks < 256:
+        raise TokenizerError(f"vocab_size {vocab_size} leaves {n_ranks} ids after {n_special} special tokens; need at least 256 for the bytes")
+    for path in paths:
+        if not path.is_file():
+            raise TokenizerError(f"{path}: no such file")
+    total = sum(path.stat().st_size for path in paths)
+    if total == 0:
+        raise TokenizerError("the training data is empty: " + ", ".join(map(str, paths)))
+    trainer = rustbpe.Tokenizer()
+    with _progress_bar(total, progress) as bar:
+        trainer.train_from_iterator(iter_texts(paths, bar.update), n_ranks, pattern=SPLIT_PATTERN)
+    ranks = {bytes(token): rank for token, rank in trainer.get_mergeable_ranks()}
+    if len(ranks) < n_ranks:  # rustbpe stops quietly when it runs out of pairs
+        raise TokenizerError(
+            f"the training data has too few distinct pairs: learned {len(ranks) - 256} merges, "
+            f"needed {n_ranks - 256} for vocab_size {vocab_size}; use more text or a smaller vocabulary"
+        )
+    specials = {name: n_ranks + i for i, name in enumerate(special_token_names(n_special))}
+    return Vocabulary(ranks, specials)
+
+
+def _progress_bar(total_bytes: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total_bytes, unit="B", unit_scale=True, desc="reading", file=sys.stderr, disable=not enabled)
+
+
+def save(vocab: Vocabulary, directory: str | Path) -> None:
+    """Writes `tokenizer.model` (tiktoken's rank file) and `tokenizer.json` into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in sorted(vocab.mergeable_ranks.items(), key=lambda item: item[1])]
+    (directory / RANKS_FILE).write_text("".join(lines), encoding="ascii")
+    config = {"pattern": SPLIT_PATTERN, "vocab_size": vocab.size, "special_tokens": vocab.special_tokens}
+    (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def load(directory: str | Path) -> Vocabulary:
+    """Reads a vocabulary written by `save`, checking that the ids cover 0..vocab_size-1."""
+    directory = Path(directory)
+    ranks_path, config_path = directory / RANKS_FILE, directory / CONFIG_FILE
+    for path in (ranks_path, config_path):
+        if not path.is_file():
+            raise TokenizerError(f"{path}: no such file (a tokenizer directory holds {RANKS_FILE} and {CONFIG_FILE})")
+    ranks = {}
+    for number, line in enumerate(ranks_path.read_text(encoding="ascii").splitlines(), start=1):
+        try:
+            token, rank = line.split(" ")
+            ranks[base64.b64decode(token, validate=True)] = int(rank)
+        except ValueError:
+            raise TokenizerError(f"{ranks_path}:{number}: expected '<base64 token> <rank>', found {line[:60]!r}") from None
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    if config.get("pattern") != SPLIT_PATTERN:
+        raise TokenizerError(f"{config_path}: pattern differs from the LLaMA-3 split pattern this project uses")
+    vocab = Vocabulary(ranks, {str(k): int(v) for k, v in config["special_tokens"].items()})
+    ids = sorted([*vocab.mergeable_ranks.values(), *vocab.special_tokens.values()])
+    if ids != list(range(vocab.size)) or vocab.size != config.get("vocab_size"):
+        raise TokenizerError(f"{directory}: token ids must be exactly 0..{config.get('vocab_size', '?')} - 1 with no gaps or repeats")
+    return vocab
+
+
+def encoding(vocab: Vocabulary, name: str = "gollm") -> "tiktoken.Encoding":  # noqa: F821
+    """The tiktoken Encoding that encodes with `vocab` (built offline, nothing downloaded)."""
+    import tiktoken
+
+    return tiktoken.Encoding(name, pat_str=SPLIT_PATTERN, mergeable_ranks=vocab.mergeable_ranks, special_tokens=vocab.special_tokens)
+
+
+def load_encoding(directory: str | Path) -> "tiktoken.Encoding":  # noqa: F821
+    """`encoding(load(directory))`."""
+    return encoding(load(directory), name=Path(directory).name or "gollm")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.tokenizer", description="Train or try a gollm tokenizer.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    train_cmd = commands.add_parser("train", help="train a byte-level BPE vocabulary with rustbpe")
+    train_cmd.add_argument("--input", type=Path, nargs="+", required=True, help="text files (.txt, or .jsonl with a text field)")
+    size = train_cmd.add_mutually_exclusive_group(required=True)
+    size.add_argument("--vocab-size", type=int, help="ids in all, special tokens included")
+    size.add_argument("--config", type=Path, help="take vocab_size from this model config")
+    train_cmd.add_argument("--out", type=Path, required=True, help="directory for tokenizer.model and tokenizer.json")
+    encode_cmd = commands.add_parser("encode", help="print the ids of a text")
+    encode_cmd.add_argument("--tokenizer", type=Path, required=True)
+    encode_cmd.add_argument("text")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            vocab_size = args.vocab_size
+            if args.config is not None:
+                from jaxmodel.config import ConfigError, load_config
+
+                try:
+                    vocab_size = load_config(args.config).vocab_size
+                except ConfigError as err:
+                    raise TokenizerError(str(err)) from None
+            vocab = train(args.input, vocab_size)
+            save(vocab, args.out)
+            print(f"wrote {args.out}: {vocab.size} tokens ({len(vocab.mergeable_ranks) - 256} merges, {len(vocab.special_tokens)} special)")
+        else:
+            print(" ".join(map(str, load_encoding(args.tokenizer).encode(args.text))))
+    except (TokenizerError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

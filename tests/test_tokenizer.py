@@ -1,7 +1,7 @@
 """The vocabulary's GGUF form: byte-to-unicode table, merges, the exact round trip."""
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from jaxmodel.tokenizer import (
     TOKEN_TYPE_CONTROL,
@@ -84,3 +84,126 @@ def test_errors():
     broken = Vocabulary({**{bytes([b]): b for b in range(256)}, b"xyz": 256}, {})
     with pytest.raises(TokenizerError, match="not the merge of two"):
         vocab_to_gguf(broken)
+
+
+# --- training with rustbpe, use through tiktoken ------------------------------------------
+
+import json  # noqa: E402
+import random  # noqa: E402
+
+from jaxmodel import tokenizer as tk  # noqa: E402
+
+WORDS = "the a little robot turtle river tree rain sun moon garden friend happy sad big ran saw said".split()
+
+
+def corpus(path, documents=400, seed=0, separator="\n<|endoftext|>\n"):
+    """A generated corpus: sentences from a small word list, documents separated TinyStories-style."""
+    rng = random.Random(seed)
+    text = separator.join(
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))).capitalize() + f". It was {rng.randint(0, 99999)}!\r\n"
+        for _ in range(documents)
+    )
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("tok")
+    vocab = tk.train([corpus(directory / "data.txt")], vocab_size=360, progress=False)
+    tk.save(vocab, directory / "tok")
+    return vocab, directory / "tok"
+
+
+def test_training_gives_exactly_the_vocab_size(trained):
+    vocab, _ = trained
+    assert vocab.size == 360 and len(vocab.special_tokens) == tk.n_special_for(360) == 8
+    assert sorted([*vocab.mergeable_ranks.values(), *vocab.special_tokens.values()]) == list(range(360))
+    assert all(vocab.mergeable_ranks[bytes([b])] == b for b in range(256))
+    assert b" robot" in vocab.mergeable_ranks  # a frequent word became one token
+    assert not any(b"<|" in token for token in vocab.mergeable_ranks), "the document separator must not be trained on"
+
+
+def test_training_is_deterministic(tmp_path, trained):
+    vocab, _ = trained
+    again = tk.train([corpus(tmp_path / "data.txt")], vocab_size=360, progress=False)
+    assert again == vocab
+
+
+def test_save_load_round_trip_and_gguf_round_trip(trained):
+    vocab, directory = trained
+    assert tk.load(directory) == vocab
+    tokens, types, _ = vocab_to_gguf(vocab)
+    assert vocab_from_gguf(tokens, types) == vocab
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=200))
+def test_tiktoken_round_trip(trained, text):
+    encoding = tk.load_encoding(trained[1])
+    ids = encoding.encode_ordinary(text)
+    assert all(0 <= i < 352 for i in ids)  # special-token text is ordinary text
+    assert encoding.decode(ids) == text
+
+
+def test_split_pattern_keeps_words_with_their_space(trained):
+    encoding = tk.load_encoding(trained[1])
+    ids = encoding.encode_ordinary("the robot  ran\r\n12345")
+    pieces = [encoding.decode_single_token_bytes(i) for i in ids]
+    assert b"".join(pieces) == b"the robot  ran\r\n12345"
+    assert b" robot" in pieces and b"12345" not in pieces  # digits come in groups of at most 3
+
+
+def test_jsonl_and_line_endings(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"text": "first\\r\\nline"}\n\n{"text": "second"}\n', encoding="utf-8")
+    assert list(tk.iter_texts([path])) == ["first\r\nline", "second"]
+    (tmp_path / "bad.jsonl").write_text('{"title": "x"}\n')
+    with pytest.raises(TokenizerError, match=r'bad\.jsonl:1: expected a JSON object with a "text" string'):
+        list(tk.iter_texts([tmp_path / "bad.jsonl"]))
+
+
+def test_training_errors(tmp_path):
+    (tmp_path / "empty.txt").write_text("")
+    with pytest.raises(TokenizerError, match="training data is empty"):
+        tk.train([tmp_path / "empty.txt"], 300, progress=False)
+    with pytest.raises(TokenizerError, match="missing.txt: no such file"):
+        tk.train([tmp_path / "missing.txt"], 300, progress=False)
+    (tmp_path / "tiny.txt").write_text("ab ab ab")
+    with pytest.raises(TokenizerError, match="too few distinct pairs: learned 2 merges, needed 36"):
+        tk.train([tmp_path / "tiny.txt"], 300, progress=False)
+    (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(TokenizerError, match=r"latin1\.txt:1: not valid UTF-8"):
+        tk.train([tmp_path / "latin1.txt"], 300, progress=False)
+    with pytest.raises(TokenizerError, match="need at least 256"):
+        tk.train([tmp_path / "tiny.txt"], 200, progress=False)
+
+
+def test_load_errors(tmp_path, trained):
+    with pytest.raises(TokenizerError, match="no such file"):
+        tk.load(tmp_path)
+    _, directory = trained
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / tk.RANKS_FILE).write_text((directory / tk.RANKS_FILE).read_text().replace(" 300\n", " 301\n"))
+    (broken / tk.CONFIG_FILE).write_text((directory / tk.CONFIG_FILE).read_text())
+    with pytest.raises(TokenizerError, match="no gaps or repeats"):
+        tk.load(broken)
+
+
+def test_cli_train_from_config(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    config = tmp_path / "c.yaml"
+    config.write_text((ROOT / "configs" / "goldens-gqa.yaml").read_text())
+    run = subprocess.run(
+        [sys.executable, "-m", "jaxmodel.tokenizer", "train", "--input", str(corpus(tmp_path / "d.txt")), "--config", str(config), "--out", str(tmp_path / "t")],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "t" / tk.CONFIG_FILE).read_text())["vocab_size"] == 320
+    bad = subprocess.run([sys.executable, "-m", "jaxmodel.tokenizer", "train", "--input", str(tmp_path / "none.txt"), "--vocab-size", "300", "--out", str(tmp_path / "u")], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "none.txt: no such file" in bad.stderr and "Traceback" not in bad.stderr
