@@ -163,6 +163,43 @@ def _check_draws_clear_of_boundaries(case: int, sampler: Sampler, logits: np.nda
             raise RuntimeError(f"sampler case {case}, draw {draw}: u = {u} is within 1e-9 of a boundary; change the seed")
 
 
+# (text, special tokens recognised?): the categories of spec/goldens.md §2.4
+TOKENIZER_CASES = (
+    ("the little robot rolled into the garden.", False),
+    ("Hello, World! It's 3:45pm; they'LL say 'hi'.", False),
+    ("café naïve façade Ærø Ünïcödé", False),
+    ("日本語のテキスト, 中文, 한국어", False),
+    ("emoji 🦙🤖👍🏽 and ZWJ 👨‍👩‍👧", False),
+    ("digits 1 12 123 1234 12345 1234567 ½ Ⅻ ٣٤٥", False),
+    ("spaces   hi\t\ttabs\n\n\nnewlines  \n  trailing   ", False),
+    ("def forward(x):\r\n    return x @ w.T  # (T, dim)\r\n", False),
+    ("\u00a0nbsp\u3000ideographic\u2028line", False),
+    ("<|begin_of_text|>special text as ordinary text<|eot_id|>", False),
+    ("<|begin_of_text|>hello<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nhi", True),
+)
+
+
+def tokenizer_goldens(vocab) -> dict:
+    """Text -> ids by tiktoken with the golden models' vocabulary (their file holds it)."""
+    from jaxmodel.tokenizer import encoding
+
+    enc = encoding(vocab)
+    metadata = {
+        "tokenizer.model": GGUFValue("gqa.gguf", GGUFValueType.STRING),
+        "tokenizer.count": GGUFValue(len(TOKENIZER_CASES), GGUFValueType.UINT32),
+    }
+    for k, (text, special) in enumerate(TOKENIZER_CASES):
+        ids = enc.encode(text, allowed_special="all") if special else enc.encode_ordinary(text)
+        if enc.decode(ids) != text:
+            raise RuntimeError(f"tokenizer case {k}: decode(encode(text)) != text")
+        metadata |= {
+            f"tokenizer.{k}.text": GGUFValue(text, GGUFValueType.STRING),
+            f"tokenizer.{k}.special": GGUFValue(special, GGUFValueType.BOOL),
+            f"tokenizer.{k}.ids": GGUFValue(ids, GGUFValueType.ARRAY, GGUFValueType.INT32),
+        }
+    return metadata
+
+
 def write_goldens(out: Path) -> list[Path]:
     """Writes every golden file into `out` and returns their paths."""
     written = []
@@ -177,7 +214,8 @@ def write_goldens(out: Path) -> list[Path]:
         written += [model_path, out / f"{name}.activations.gguf"]
     arrays, metadata = sampler_goldens()
     write_arrays(out / "sampler.gguf", arrays, metadata)
-    return written + [out / "sampler.gguf"]
+    write_arrays(out / "tokenizer.gguf", {}, tokenizer_goldens(placeholder_vocabulary(320, N_SPECIAL)))
+    return written + [out / "sampler.gguf", out / "tokenizer.gguf"]
 
 
 def main(argv: list[str]) -> int:

@@ -207,3 +207,18 @@ def test_cli_train_from_config(tmp_path):
     assert json.loads((tmp_path / "t" / tk.CONFIG_FILE).read_text())["vocab_size"] == 320
     bad = subprocess.run([sys.executable, "-m", "jaxmodel.tokenizer", "train", "--input", str(tmp_path / "none.txt"), "--vocab-size", "300", "--out", str(tmp_path / "u")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and "none.txt: no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_tokenizer_goldens_from_the_model_file():
+    # The vocabulary as an engine sees it (read back from the GGUF file) gives the golden ids.
+    from conftest import GOLDENS
+    from jaxmodel.gguf_io import read_arrays, read_model
+
+    golden = read_arrays(GOLDENS / "tokenizer.gguf").metadata
+    enc = tk.encoding(read_model(GOLDENS / golden["tokenizer.model"]).vocab)
+    assert golden["tokenizer.count"] >= 10
+    for k in range(golden["tokenizer.count"]):
+        text, ids = golden[f"tokenizer.{k}.text"], golden[f"tokenizer.{k}.ids"]
+        got = enc.encode(text, allowed_special="all") if golden[f"tokenizer.{k}.special"] else enc.encode_ordinary(text)
+        assert got == ids, f"tokenizer case {k}: {text!r}"
+        assert enc.decode(ids) == text
