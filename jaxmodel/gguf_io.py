@@ -114,21 +114,26 @@ def write_model(
     for field, (key, value_type) in CONFIG_KEYS.items():
         writer.add_key_value(key, getattr(config, field), value_type)
     writer.add_key_value(ROPE_DIMENSION_KEY, config.head_dim, gguf.GGUFValueType.UINT32)
-    _add_tokenizer(writer, vocab)
+    for key, value in tokenizer_metadata(vocab).items():
+        writer.add_key_value(key, value.value, value.type, value.sub_type)
     for tensor_name in tensor_shapes(config):
         _add_tensor(writer, path, tensor_name, tensors[tensor_name], dtype)
     _write_atomically(writer, path)
 
 
-def _add_tokenizer(writer: gguf.GGUFWriter, vocab: Vocabulary) -> None:
+def tokenizer_metadata(vocab: Vocabulary) -> dict[str, gguf.GGUFValue]:
+    """The `gpt2` tokenizer keys of spec/format.md §6.2 for `vocab`."""
     tokens, token_types, merges = vocab_to_gguf(vocab)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre("llama-bpe")
-    writer.add_token_list(tokens)
-    writer.add_token_types(token_types)
-    writer.add_token_merges(merges)
-    writer.add_bos_token_id(vocab.bos_id)
-    writer.add_eos_token_id(vocab.eos_id)
+    string, array, uint32 = gguf.GGUFValueType.STRING, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.UINT32
+    return {
+        "tokenizer.ggml.model": gguf.GGUFValue("gpt2", string),
+        "tokenizer.ggml.pre": gguf.GGUFValue("llama-bpe", string),
+        "tokenizer.ggml.tokens": gguf.GGUFValue(tokens, array, string),
+        "tokenizer.ggml.token_type": gguf.GGUFValue(token_types, array, gguf.GGUFValueType.INT32),
+        "tokenizer.ggml.merges": gguf.GGUFValue(merges, array, string),
+        "tokenizer.ggml.bos_token_id": gguf.GGUFValue(vocab.bos_id, uint32),
+        "tokenizer.ggml.eos_token_id": gguf.GGUFValue(vocab.eos_id, uint32),
+    }
 
 
 def _add_tensor(writer: gguf.GGUFWriter, path: Path, name: str, value: np.ndarray, dtype: str) -> None:

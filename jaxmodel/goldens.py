@@ -17,7 +17,7 @@ from gguf import GGUFValue, GGUFValueType
 
 from jaxmodel import reference
 from jaxmodel.config import ModelConfig, load_config
-from jaxmodel.gguf_io import tensor_shapes, write_arrays, write_model
+from jaxmodel.gguf_io import tensor_shapes, tokenizer_metadata, write_arrays, write_model
 from jaxmodel.sampler import Rng, Sampler
 from jaxmodel.tokenizer import placeholder_vocabulary
 
@@ -180,14 +180,12 @@ TOKENIZER_CASES = (
 
 
 def tokenizer_goldens(vocab) -> dict:
-    """Text -> ids by tiktoken with the golden models' vocabulary (their file holds it)."""
+    """Text -> ids by tiktoken with the golden models' vocabulary. The file carries the
+    vocabulary's own tokenizer keys, so it is also a vocabulary-only GGUF file."""
     from jaxmodel.tokenizer import encoding
 
     enc = encoding(vocab)
-    metadata = {
-        "tokenizer.model": GGUFValue("gqa.gguf", GGUFValueType.STRING),
-        "tokenizer.count": GGUFValue(len(TOKENIZER_CASES), GGUFValueType.UINT32),
-    }
+    metadata = tokenizer_metadata(vocab) | {"tokenizer.count": GGUFValue(len(TOKENIZER_CASES), GGUFValueType.UINT32)}
     for k, (text, special) in enumerate(TOKENIZER_CASES):
         ids = enc.encode(text, allowed_special="all") if special else enc.encode_ordinary(text)
         if enc.decode(ids) != text:

@@ -4,6 +4,7 @@
 //	goengine generate --model M.gguf --prompt "Once upon a time" [--max-tokens N]
 //	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
 //	goengine info --model M.gguf
+//	goengine tokenize --model M.gguf [--bos] "text"
 package main
 
 import (
@@ -19,6 +20,7 @@ const usage = `usage: goengine <command> [flags]
 commands:
   generate   generate text from a prompt, streaming it to stdout
   info       print a model's config, parameter count, tensors and tokenizer
+  tokenize   print the token ids of a text (needs only the tokenizer keys)
 
 run 'goengine <command> -h' for the flags of a command
 `
@@ -40,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = generate(args[1:], stdout, stderr)
 	case "info":
 		err = info(args[1:], stdout, stderr)
+	case "tokenize":
+		err = tokenize(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -86,3 +86,26 @@ func TestErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenize(t *testing.T) {
+	code, out, errOut := runCLI("tokenize", "--model", goldenModel, "--bos", "hi")
+	if code != 0 || out != "312 104 105\n" {
+		t.Errorf("tokenize: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, _ = runCLI("tokenize", "hi", "--model", goldenModel)
+	if code != 0 || out != "104 105\n" {
+		t.Errorf("tokenize with the text first: exit %d, stdout %q", code, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"tokenize", "--model", goldenModel}, "expected one text argument, found 0"},
+		{[]string{"tokenize", "--model", goldenModel, "a", "b"}, "expected one text argument, found 2"},
+		{[]string{"tokenize", "--model", goldenModel, "\xff"}, "UTF-8"},
+	} {
+		if code, _, errOut := runCLI(c.args...); code != 2 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stderr %q; want %q", c.args, code, errOut, c.want)
+		}
+	}
+}
