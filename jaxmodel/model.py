@@ -1,0 +1,164 @@
+"""The Flax model of spec/model.md, for training.
+
+Written with Flax NNX, the API the installed Flax (0.12) recommends: modules are
+plain Python objects holding their parameters, so the code reads like the spec,
+and `nnx.split`/`nnx.merge` turn a model into pure pytrees for `jax.jit` and
+sharding. Every weight is stored as the spec stores it — the same name and the
+same (out, in) shape as in the GGUF file — so converting to and from the spec's
+tensors (`load_tensors`, `named_tensors`) is a renaming, used by the golden test
+and by export alike.
+
+Parameters are float32. `dtype` is the compute dtype of the matmuls (float32 on
+CPU, bfloat16 on accelerators); RMSNorm, softmax and the logits stay float32.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from jaxmodel.config import ModelConfig
+
+
+def _normal(rngs: nnx.Rngs, shape: tuple[int, ...], std: float) -> nnx.Param:
+    return nnx.Param(std * jax.random.normal(rngs.params(), shape, jnp.float32))
+
+
+def _linear_weight(rngs: nnx.Rngs, out_dim: int, in_dim: int) -> nnx.Param:
+    """A (out, in) matrix ~ N(0, 1/in): unit-scale inputs give unit-scale outputs."""
+    return _normal(rngs, (out_dim, in_dim), 1 / math.sqrt(in_dim))
+
+
+def linear(x: jax.Array, weight: jax.Array, dtype) -> jax.Array:
+    """y = x W^T for W stored (out, in), multiplied in the compute dtype."""
+    return jnp.einsum("...i,oi->...o", x.astype(dtype), weight.astype(dtype))
+
+
+def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
+    """x / sqrt(mean(x^2) + eps) * weight, always in float32."""
+    x = x.astype(jnp.float32)
+    return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps) * weight
+
+
+def rope_angles(n_tokens: int, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
+    """cos and sin of m * theta^(-2i/head_dim) for positions m < n_tokens: (T, head_dim // 2).
+
+    The sequence length is static under jit, so the table is built in float64 with
+    NumPy (spec/model.md §7.2) and becomes a float32 constant.
+    """
+    inv_freq = theta ** (-2.0 * np.arange(head_dim // 2) / head_dim)
+    angles = np.arange(n_tokens, dtype=np.float64)[:, None] * inv_freq[None, :]
+    return jnp.asarray(np.cos(angles), jnp.float32), jnp.asarray(np.sin(angles), jnp.float32)
+
+
+def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
+    """Rotates adjacent pairs (x[2i], x[2i+1]) of each head. x: (B, T, heads, head_dim)."""
+    x0, x1 = x[..., 0::2], x[..., 1::2]
+    cos, sin = cos[None, :, None, :], sin[None, :, None, :]  # broadcast over batch and heads
+    rotated = jnp.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
+    return rotated.reshape(x.shape)
+
+
+def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
+    """Causal grouped-query attention; query head h reads KV head h // n_rep.
+
+    q: (B, T, n_heads, hd); k, v: (B, T, n_kv_heads, hd). Returns (B, T, n_heads * hd).
+    """
+    batch, n_tokens, n_heads, head_dim = q.shape
+    n_kv_heads = k.shape[2]
+    q = q.reshape(batch, n_tokens, n_kv_heads, n_heads // n_kv_heads, head_dim)  # consecutive heads share
+    scores = jnp.einsum("btgrd,bsgd->bgrts", q, k).astype(jnp.float32) / math.sqrt(head_dim)
+    causal = jnp.tril(jnp.ones((n_tokens, n_tokens), bool))  # key s visible to query t iff s <= t
+    scores = jnp.where(causal, scores, -jnp.inf)
+    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
+    out = jnp.einsum("bgrts,bsgd->btgrd", probs, v)
+    return out.reshape(batch, n_tokens, n_heads * head_dim)
+
+
+class Block(nnx.Module):
+    """One pre-norm transformer block (spec/model.md §9); attributes are tensor names."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs):
+        d, q_dim = config.dim, config.n_heads * config.head_dim
+        self.attn_norm = nnx.Param(jnp.ones((d,), jnp.float32))
+        self.attn_q = _linear_weight(rngs, q_dim, d)
+        self.attn_k = _linear_weight(rngs, config.kv_dim, d)
+        self.attn_v = _linear_weight(rngs, config.kv_dim, d)
+        self.attn_output = _linear_weight(rngs, d, q_dim)
+        self.ffn_norm = nnx.Param(jnp.ones((d,), jnp.float32))
+        self.ffn_gate = _linear_weight(rngs, config.ffn_dim, d)
+        self.ffn_up = _linear_weight(rngs, config.ffn_dim, d)
+        self.ffn_down = _linear_weight(rngs, d, config.ffn_dim)
+        self.config = config
+
+    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, dtype) -> jax.Array:
+        c = self.config
+        batch, n_tokens, _ = x.shape
+        h = rms_norm(x, self.attn_norm[...], c.norm_eps)
+        q = linear(h, self.attn_q[...], dtype).reshape(batch, n_tokens, c.n_heads, c.head_dim)
+        k = linear(h, self.attn_k[...], dtype).reshape(batch, n_tokens, c.n_kv_heads, c.head_dim)
+        v = linear(h, self.attn_v[...], dtype).reshape(batch, n_tokens, c.n_kv_heads, c.head_dim)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        x = x + linear(attention(q, k, v), self.attn_output[...], dtype).astype(jnp.float32)
+
+        h = rms_norm(x, self.ffn_norm[...], c.norm_eps)
+        hidden = jax.nn.silu(linear(h, self.ffn_gate[...], dtype)) * linear(h, self.ffn_up[...], dtype)
+        return x + linear(hidden, self.ffn_down[...], dtype).astype(jnp.float32)
+
+
+class Transformer(nnx.Module):
+    """tokens (B, T) -> logits (B, T, vocab_size), float32."""
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs, dtype=jnp.float32):
+        self.config, self.dtype = config, dtype
+        self.token_embd = _normal(rngs, (config.vocab_size, config.dim), 1 / math.sqrt(config.dim))
+        self.blocks = nnx.List([Block(config, rngs) for _ in range(config.n_layers)])
+        self.output_norm = nnx.Param(jnp.ones((config.dim,), jnp.float32))
+        if not config.tie_embeddings:
+            self.output = _linear_weight(rngs, config.vocab_size, config.dim)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        c = self.config
+        cos, sin = rope_angles(tokens.shape[1], c.head_dim, c.rope_theta)
+        x = self.token_embd[...][tokens]  # (B, T, dim), the residual stream in float32
+        for block in self.blocks:
+            x = block(x, cos, sin, self.dtype)
+        x = rms_norm(x, self.output_norm[...], c.norm_eps)
+        head = self.token_embd if c.tie_embeddings else self.output
+        return linear(x, head[...], self.dtype).astype(jnp.float32)
+
+
+# --- spec tensor names <-> parameters ---------------------------------------------------
+
+_BLOCK_TENSORS = ("attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def _params_by_name(model: Transformer) -> dict[str, nnx.Param]:
+    """Every parameter under its spec tensor name (spec/format.md §7)."""
+    params = {"token_embd.weight": model.token_embd, "output_norm.weight": model.output_norm}
+    if not model.config.tie_embeddings:
+        params["output.weight"] = model.output
+    for layer, block in enumerate(model.blocks):
+        params |= {f"blk.{layer}.{name}.weight": getattr(block, name) for name in _BLOCK_TENSORS}
+    return params
+
+
+def named_tensors(model: Transformer) -> dict[str, np.ndarray]:
+    """The model's weights as the spec's named float32 arrays (for export)."""
+    return {name: np.asarray(param[...], np.float32) for name, param in _params_by_name(model).items()}
+
+
+def load_tensors(model: Transformer, tensors: dict[str, np.ndarray]) -> None:
+    """Sets every parameter from the spec's named arrays (e.g. read from a GGUF file)."""
+    params = _params_by_name(model)
+    if set(tensors) != set(params):
+        missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
+        raise ValueError(f"tensors do not match the model: missing {missing[:3]}, unexpected {extra[:3]}")
+    for name, param in params.items():
+        if tuple(tensors[name].shape) != tuple(param[...].shape):
+            raise ValueError(f"tensor {name}: expected shape {tuple(param[...].shape)}, found {tuple(tensors[name].shape)}")
+        param[...] = jnp.asarray(tensors[name], jnp.float32)
