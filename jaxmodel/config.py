@@ -98,9 +98,9 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _check_type(source: str, name: str, kind: str, value: Any) -> Any:
+def _check_type(source: str, name: str, kind: str, value: Any, section: str = "model") -> Any:
     """Returns `value` as the field's type, or raises naming the key and what was found."""
-    where = f"{source}: model.{name}"
+    where = f"{source}: {section}.{name}"
     if kind == "bool":
         if not isinstance(value, bool):
             raise ConfigError(f"{where}: expected true or false, found {_kind(value)}")
@@ -109,6 +109,10 @@ def _check_type(source: str, name: str, kind: str, value: Any) -> Any:
         # bool is a subclass of int in Python; `n_layers: true` is a mistake, not 1.
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, found {_kind(value)}")
+        return value
+    if kind == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, found {_kind(value)}")
         return value
     if kind == "float":
         if isinstance(value, bool):
@@ -125,9 +129,59 @@ def _check_type(source: str, name: str, kind: str, value: Any) -> Any:
     raise AssertionError(f"unhandled field type {kind} for {name}")
 
 
-def load_config(path: str | Path) -> ModelConfig:
-    """Loads `path` (YAML with a `model:` section) into a checked ModelConfig."""
-    path = Path(path)
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train (the optional `train:` section of a config file); every field has a default."""
+
+    steps: int = 1000  # optimizer steps
+    batch_size: int = 16  # sequences per optimizer step, across all devices
+    grad_accum: int = 1  # micro-batches per step (batch_size must divide evenly)
+    learning_rate: float = 3e-4  # peak, reached after warmup
+    warmup_steps: int = 100  # linear warmup from 0
+    min_lr_ratio: float = 0.1  # cosine decay ends at learning_rate * min_lr_ratio
+    weight_decay: float = 0.1  # AdamW, on matrices only (not norms, not embeddings)
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0  # global gradient norm
+    compute_dtype: str = "float32"  # matmuls: float32 (CPU) or bfloat16 (accelerators)
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], source: str = "<config>") -> TrainConfig:
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: train: expected a mapping of fields, found {_kind(values)}")
+        fields = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key train.{unknown[0]} (known keys: {', '.join(fields)})")
+        checked = {name: _check_type(source, name, fields[name], value, "train") for name, value in values.items()}
+        config = cls(**checked)
+        config.validate(source)
+        return config
+
+    def validate(self, source: str = "<config>") -> None:
+        for name in ("steps", "batch_size", "grad_accum"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{source}: train.{name} must be positive, found {getattr(self, name)}")
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{source}: train.warmup_steps must be >= 0, found {self.warmup_steps}")
+        if self.batch_size % self.grad_accum:
+            raise ConfigError(
+                f"{source}: train.batch_size ({self.batch_size}) must be divisible by train.grad_accum ({self.grad_accum})"
+            )
+        for name in ("learning_rate", "grad_clip"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) > 0):
+                raise ConfigError(f"{source}: train.{name} must be a positive finite number, found {getattr(self, name)}")
+        for name in ("min_lr_ratio", "beta1", "beta2"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{source}: train.{name} must be in [0, 1], found {getattr(self, name)}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ConfigError(f"{source}: train.weight_decay must be a finite number >= 0, found {self.weight_decay}")
+        if self.compute_dtype not in ("float32", "bfloat16"):
+            raise ConfigError(f"{source}: train.compute_dtype must be float32 or bfloat16, found {self.compute_dtype!r}")
+
+
+def _read_document(path: Path) -> dict:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -138,12 +192,28 @@ def load_config(path: str | Path) -> ModelConfig:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(document, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'model:' section, found {_kind(document)}")
-    unknown = sorted(set(document) - {"model"})
+    unknown = sorted(set(document) - {"model", "train"})
     if unknown:
-        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected: model)")
+        raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected: model, train)")
     if "model" not in document:
         raise ConfigError(f"{path}: missing the 'model:' section")
-    return ModelConfig.from_dict(document["model"], source=str(path))
+    return document
+
+
+def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
+    """Loads both sections of a config file; `train:` may be absent (all defaults)."""
+    path = Path(path)
+    document = _read_document(path)
+    model = ModelConfig.from_dict(document["model"], source=str(path))
+    return model, TrainConfig.from_dict(document.get("train") or {}, source=str(path))
+
+
+def load_config(path: str | Path) -> ModelConfig:
+    """Loads `path` (YAML with a `model:` section) into a checked ModelConfig.
+
+    A `train:` section, if present, is checked too (load_train_config returns it).
+    """
+    return load_train_config(path)[0]
 
 
 def param_count(config: ModelConfig) -> int:

@@ -108,7 +108,7 @@ def test_yaml_style_exponent_is_a_number(tmp_path):
     [
         ("model: [1, 2]\n", r"model: expected a mapping of fields, found list"),
         ("- just a list\n", r"expected a mapping with a 'model:' section"),
-        ("train: {}\n", r"unknown top-level key 'train'"),
+        ("optimizer: {}\n", r"unknown top-level key 'optimizer'"),
         ("{}\n", r"missing the 'model:' section"),
         ("model: {dim: [\n", r"not valid YAML"),
     ],
@@ -121,3 +121,22 @@ def test_bad_documents(tmp_path, document, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read config"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_train_section_defaults_and_checks(tmp_path):
+    from jaxmodel.config import TrainConfig, load_train_config
+
+    _, train = load_train_config(write(tmp_path, {"model": SEED}))
+    assert train == TrainConfig()
+    _, train = load_train_config(write(tmp_path, {"model": SEED, "train": {"steps": 50, "learning_rate": "1e-3"}}))
+    assert (train.steps, train.learning_rate, train.batch_size) == (50, 1e-3, 16)
+    for change, message in [
+        ({"stepz": 5}, r"unknown key train\.stepz"),
+        ({"steps": 0}, r"train\.steps must be positive"),
+        ({"batch_size": 10, "grad_accum": 4}, r"train\.batch_size \(10\) must be divisible by train\.grad_accum \(4\)"),
+        ({"compute_dtype": "float16"}, r"train\.compute_dtype must be float32 or bfloat16"),
+        ({"beta2": 1.5}, r"train\.beta2 must be in \[0, 1\]"),
+        ({"seed": "one"}, r"train\.seed: expected an integer"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_train_config(write(tmp_path, {"model": SEED, "train": change}))
