@@ -1,15 +1,17 @@
 // Package tokenizer reads the byte-level BPE vocabulary of a GGUF file
 // (spec/tokenizer.md) and turns text into token ids and back.
 //
-// For now it encodes with the byte-level fallback: one token per byte of the
-// text, which every byte-level BPE vocabulary can represent (its ids 0..255 are
-// the single bytes). Decoding is exact for any ids. The full BPE encoder with
-// the LLaMA-3 pre-tokenizer, byte-identical to tiktoken, replaces Encode in the
-// tokenizer issue.
+// Encode gives exactly tiktoken's ids: the text is cut into pieces by LLaMA 3's
+// split pattern (written by hand in split.go, since Go's regexp has no
+// lookahead), and each piece is merged by BPE, lowest rank first, with the token
+// id as the rank (bpe.go). Special-token text is ordinary text for Encode;
+// EncodeWithSpecial recognises it. Decode is exact for any ids.
 package tokenizer
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"unicode/utf8"
 
 	"gollm/goengine/gguf"
@@ -23,11 +25,16 @@ const (
 
 // Tokenizer maps between text and token ids of one vocabulary.
 type Tokenizer struct {
-	tokens    [][]byte       // id -> bytes (special tokens: their text)
-	special   []bool         // id -> is a control token
-	byteToken [256]int       // byte -> id of the single-byte token
-	specials  map[string]int // text -> id of each special token
-	BOS, EOS  int
+	tokens      [][]byte       // id -> bytes (special tokens: their text)
+	special     []bool         // id -> is a control token
+	byteToken   [256]int       // byte -> id of the single-byte token
+	specials    map[string]int // text -> id of each special token
+	ranks       map[string]int // bytes -> id of each ordinary token; the id is the BPE rank
+	maxTokenLen int            // the longest ordinary token in bytes: longer strings need no lookup
+	// specialsByFirst lists, for each first byte, the special tokens' texts that
+	// start with it, longest first (for EncodeWithSpecial).
+	specialsByFirst [256][]string
+	BOS, EOS        int
 	// EOT is <|eot_id|>, the end of a chat turn, or -1 if the vocabulary has none.
 	EOT int
 }
@@ -59,31 +66,22 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 	if len(types) != len(texts) {
 		return nil, fmt.Errorf("%s: tokenizer.ggml.token_type has %d entries, tokenizer.ggml.tokens has %d", f.Path, len(types), len(texts))
 	}
-	t := &Tokenizer{specials: map[string]int{}, EOT: -1}
-	for i := range t.byteToken {
-		t.byteToken[i] = -1
-	}
+	tokens := make([][]byte, len(texts))
+	special := make([]bool, len(texts))
 	for id, text := range texts {
 		if types[id] == typeControl {
-			t.tokens = append(t.tokens, []byte(text))
-			t.special = append(t.special, true)
-			t.specials[text] = id
+			tokens[id], special[id] = []byte(text), true
 			continue
 		}
 		b, err := unicodeToBytes(text)
 		if err != nil {
 			return nil, fmt.Errorf("%s: tokenizer.ggml.tokens[%d]: %w", f.Path, id, err)
 		}
-		t.tokens = append(t.tokens, b)
-		t.special = append(t.special, false)
-		if len(b) == 1 && t.byteToken[b[0]] < 0 {
-			t.byteToken[b[0]] = id
-		}
+		tokens[id] = b
 	}
-	for b, id := range t.byteToken {
-		if id < 0 {
-			return nil, fmt.Errorf("%s: tokenizer.ggml.tokens: no token for byte 0x%02x (a byte-level vocabulary needs all 256)", f.Path, b)
-		}
+	t, err := newTokenizer(tokens, special)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tokenizer.ggml.tokens: %w", f.Path, err)
 	}
 	for _, k := range []struct {
 		key string
@@ -98,6 +96,63 @@ func FromGGUF(f *gguf.File) (*Tokenizer, error) {
 		}
 		*k.dst = int(id)
 	}
+	return t, nil
+}
+
+// newTokenizer builds the lookup tables of a vocabulary: tokens[id] is the
+// token's bytes (a special token's text) and special[id] marks the control tokens.
+// BOS and EOS are left for the caller.
+func newTokenizer(tokens [][]byte, special []bool) (*Tokenizer, error) {
+	t := &Tokenizer{
+		tokens:   tokens,
+		special:  special,
+		specials: map[string]int{},
+		ranks:    make(map[string]int, len(tokens)),
+		EOT:      -1,
+	}
+	for i := range t.byteToken {
+		t.byteToken[i] = -1
+	}
+	for id, b := range tokens {
+		if special[id] {
+			if len(b) == 0 {
+				return nil, fmt.Errorf("special token %d is empty", id)
+			}
+			if other, dup := t.specials[string(b)]; dup {
+				return nil, fmt.Errorf("special tokens %d and %d are both %q", other, id, b)
+			}
+			t.specials[string(b)] = id
+			continue
+		}
+		if len(b) == 0 {
+			return nil, fmt.Errorf("token %d is empty", id)
+		}
+		// tiktoken's mergeable_ranks is a map: one id per byte string.
+		if other, dup := t.ranks[string(b)]; dup {
+			return nil, fmt.Errorf("tokens %d and %d are both %q", other, id, b)
+		}
+		t.ranks[string(b)] = id
+		t.maxTokenLen = max(t.maxTokenLen, len(b))
+		if len(b) == 1 {
+			t.byteToken[b[0]] = id
+		}
+	}
+	for b, id := range t.byteToken {
+		if id < 0 {
+			return nil, fmt.Errorf("no token for byte 0x%02x (a byte-level vocabulary needs all 256)", b)
+		}
+	}
+	for text := range t.specials {
+		t.specialsByFirst[text[0]] = append(t.specialsByFirst[text[0]], text)
+	}
+	for _, list := range t.specialsByFirst {
+		slices.SortFunc(list, func(a, b string) int { // longest first, then by text for determinism
+			if len(a) != len(b) {
+				return len(b) - len(a)
+			}
+			return strings.Compare(a, b)
+		})
+	}
 	if id, ok := t.specials["<|eot_id|>"]; ok {
 		t.EOT = id
 	}
@@ -109,20 +164,6 @@ func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
 
 // NumSpecial is the number of special (control) tokens.
 func (t *Tokenizer) NumSpecial() int { return len(t.specials) }
-
-// Encode returns the ids of text (byte-level fallback: one id per byte).
-// Special-token text in the input is encoded as ordinary text. Invalid UTF-8 is
-// an error rather than a silent replacement.
-func (t *Tokenizer) Encode(text string) ([]int, error) {
-	if !utf8.ValidString(text) {
-		return nil, fmt.Errorf("text is not valid UTF-8")
-	}
-	ids := make([]int, len(text))
-	for i := 0; i < len(text); i++ {
-		ids[i] = t.byteToken[text[i]]
-	}
-	return ids, nil
-}
 
 // TokenBytes returns the bytes that id stands for (a special token's text).
 func (t *Tokenizer) TokenBytes(id int) ([]byte, error) {

@@ -1,0 +1,193 @@
+package tokenizer
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+// exampleTokenizer is the vocabulary of spec/tokenizer.md §2.4.
+func exampleTokenizer(t testing.TB) *Tokenizer {
+	t.Helper()
+	var tokens [][]byte
+	var special []bool
+	for b := range 256 {
+		tokens, special = append(tokens, []byte{byte(b)}), append(special, false)
+	}
+	for _, m := range []string{"he", "ll", "hell", "hello", " w", "or", " wor", "aa"} {
+		tokens, special = append(tokens, []byte(m)), append(special, false)
+	}
+	for _, s := range []string{"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
+		"<|reserved_special_token_0|>", "<|reserved_special_token_1|>", "<|reserved_special_token_2|>"} {
+		tokens, special = append(tokens, []byte(s)), append(special, true)
+	}
+	tok, err := newTokenizer(tokens, special)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestSpecWorkedExample(t *testing.T) {
+	tok := exampleTokenizer(t)
+	if tok.EOT != 268 {
+		t.Errorf("EOT = %d, want 268", tok.EOT)
+	}
+	for _, c := range []struct {
+		text        string
+		withSpecial bool
+		want        []int
+	}{
+		{"hello world", false, []int{259, 262, 108, 100}},
+		{"aaa", false, []int{263, 97}},
+		{"aaaa", false, []int{263, 263}},
+		{"hi<|eot_id|>", false, []int{104, 105, 60, 124, 101, 111, 116, 95, 105, 100, 124, 62}},
+		{"hi<|eot_id|>", true, []int{104, 105, 268}},
+	} {
+		encode := tok.Encode
+		if c.withSpecial {
+			encode = tok.EncodeWithSpecial
+		}
+		got, err := encode(c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diff(got, c.want); d != "" {
+			t.Errorf("encode(%q, special %v): %s", c.text, c.withSpecial, d)
+		}
+	}
+}
+
+func TestSplitExamples(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		want []string
+	}{
+		{"hello world", []string{"hello", " world"}},
+		{"   hi", []string{"  ", " hi"}},
+		{"\n\n  x", []string{"\n\n", " ", " x"}},
+		{"'start", []string{"'s", "tart"}},
+		{"12345", []string{"123", "45"}},
+		{"Hi!\n", []string{"Hi", "!\n"}},
+		{"x  ", []string{"x", "  "}},
+	} {
+		if d := diff(split(c.text), c.want); d != "" {
+			t.Errorf("split(%q): %s", c.text, d)
+		}
+	}
+}
+
+func TestEncodeWithSpecialInvalidUTF8(t *testing.T) {
+	if _, err := load(t).EncodeWithSpecial("<|eot_id|>\xc3"); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Errorf("invalid UTF-8: err = %v", err)
+	}
+}
+
+// naiveBPE is spec/tokenizer.md §2.3 written out directly (after tiktoken's
+// whole-piece shortcut), the reference for the fuzz target.
+func naiveBPE(t *Tokenizer, piece string) []int {
+	if id, ok := t.ranks[piece]; ok {
+		return []int{id}
+	}
+	var parts []string
+	for i := range len(piece) {
+		parts = append(parts, piece[i:i+1])
+	}
+	for {
+		best, at := noRank, -1
+		for i := 0; i+1 < len(parts); i++ {
+			if r := t.rank(parts[i] + parts[i+1]); r < best {
+				best, at = r, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		parts = slices.Replace(parts, at, at+2, parts[at]+parts[at+1])
+	}
+	var ids []int
+	for _, p := range parts {
+		ids = append(ids, t.ranks[p])
+	}
+	return ids
+}
+
+func FuzzEncodeRoundTrip(f *testing.F) {
+	c := loadCases(f)
+	for _, cs := range c.Cases {
+		f.Add(cs.Text)
+	}
+	f.Add("ok \xff")
+	tokenizers := []*Tokenizer{load(f), trainedTokenizer(f, c)}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, tok := range tokenizers {
+			ids, err := tok.Encode(s)
+			if !utf8.ValidString(s) {
+				if err == nil {
+					t.Fatalf("Encode(%q): no error for invalid UTF-8", s)
+				}
+				if _, err := tok.EncodeWithSpecial(s); err == nil {
+					t.Fatalf("EncodeWithSpecial(%q): no error for invalid UTF-8", s)
+				}
+				continue
+			}
+			if err != nil {
+				t.Fatalf("Encode(%q): %v", s, err)
+			}
+			var want []int
+			for _, p := range split(s) {
+				if p == "" {
+					t.Fatalf("split(%q) has an empty piece", s)
+				}
+				want = append(want, naiveBPE(tok, p)...)
+			}
+			if d := diff(ids, want); d != "" {
+				t.Fatalf("Encode(%q) differs from the naive BPE: %s", s, d)
+			}
+			for _, id := range ids {
+				if id < 0 || id >= tok.VocabSize() || tok.special[id] {
+					t.Fatalf("Encode(%q): id %d is not an ordinary token", s, id)
+				}
+			}
+			if back, err := tok.Decode(ids); err != nil || back != s {
+				t.Fatalf("Decode(Encode(%q)) = %q, %v", s, back, err)
+			}
+			ids, err = tok.EncodeWithSpecial(s)
+			if err != nil {
+				t.Fatalf("EncodeWithSpecial(%q): %v", s, err)
+			}
+			if back, err := tok.Decode(ids); err != nil || back != s {
+				t.Fatalf("Decode(EncodeWithSpecial(%q)) = %q, %v", s, back, err)
+			}
+		}
+	})
+}
+
+// benchText is about 4 MB: the cases' texts, one a line, repeated. (Python
+// gets the same text with "\n".join(texts) * k.)
+func benchText(b *testing.B) string {
+	var texts []string
+	for _, c := range loadCases(b).Cases {
+		texts = append(texts, c.Text)
+	}
+	one := strings.Join(texts, "\n")
+	return strings.Repeat(one, (4<<20)/len(one)+1)
+}
+
+func BenchmarkEncode(b *testing.B) {
+	text := benchText(b)
+	for _, v := range []struct {
+		name string
+		tok  *Tokenizer
+	}{{"goldens", load(b)}, {"trained", trainedTokenizer(b, loadCases(b))}} {
+		b.Run(v.name, func(b *testing.B) {
+			b.SetBytes(int64(len(text)))
+			for b.Loop() {
+				if _, err := v.tok.Encode(text); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
