@@ -1,10 +1,13 @@
 package tokenizer
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"gollm/goengine/gguf"
 )
 
 // exampleTokenizer is the vocabulary of spec/tokenizer.md §2.4.
@@ -189,5 +192,35 @@ func BenchmarkEncode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkEncodeFile encodes the text file $GOLLM_BENCH_TEXT with the vocabulary
+// of $GOLLM_BENCH_VOCAB (a GGUF file); scripts/bench_tokenizer.py sets both and
+// compares the result with tiktoken on the same text and vocabulary.
+func BenchmarkEncodeFile(b *testing.B) {
+	textPath, vocabPath := os.Getenv("GOLLM_BENCH_TEXT"), os.Getenv("GOLLM_BENCH_VOCAB")
+	if textPath == "" || vocabPath == "" {
+		b.Skip("set GOLLM_BENCH_TEXT and GOLLM_BENCH_VOCAB (scripts/bench_tokenizer.py does)")
+	}
+	data, err := os.ReadFile(textPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := gguf.Open(vocabPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	tok, err := FromGGUF(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := string(data)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		if _, err := tok.Encode(text); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
