@@ -13,6 +13,7 @@ import dataclasses
 import math
 import sys
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -144,7 +145,12 @@ class TrainConfig:
     beta2: float = 0.95
     grad_clip: float = 1.0  # global gradient norm
     compute_dtype: str = "float32"  # matmuls: float32 (CPU) or bfloat16 (accelerators)
-    seed: int = 0
+    seed: int = 0  # initial weights and the order of the data
+    fsdp: int = 1  # devices that split the parameters; the rest of the mesh is data-parallel
+    checkpoint_every: int = 100  # steps between checkpoints (and one at the end)
+    keep_checkpoints: int = 3  # the newest K are kept
+    eval_every: int = 100  # steps between validation losses
+    eval_batches: int = 4  # batches of the validation split per evaluation
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "<config>") -> TrainConfig:
@@ -160,7 +166,7 @@ class TrainConfig:
         return config
 
     def validate(self, source: str = "<config>") -> None:
-        for name in ("steps", "batch_size", "grad_accum"):
+        for name in ("steps", "batch_size", "grad_accum", "fsdp", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, found {getattr(self, name)}")
         if self.warmup_steps < 0:
@@ -200,10 +206,30 @@ def _read_document(path: Path) -> dict:
     return document
 
 
-def load_train_config(path: str | Path) -> tuple[ModelConfig, TrainConfig]:
-    """Loads both sections of a config file; `train:` may be absent (all defaults)."""
+def apply_overrides(document: dict, overrides: Sequence[str], source: str) -> dict:
+    """Applies `section.key=value` overrides (value in YAML syntax) to a config document."""
+    document = {section: dict(values) if isinstance(values, dict) else values for section, values in document.items()}
+    for override in overrides:
+        key, sep, text = override.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("model", "train") or not name:
+            raise ConfigError(f"{source}: override {override!r}: expected model.KEY=VALUE or train.KEY=VALUE")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{source}: override {override!r}: value is not valid YAML: {err}") from None
+        if document.get(section) is None:
+            document[section] = {}
+        if isinstance(document[section], dict):  # otherwise from_dict reports the section
+            document[section][name] = value
+    return document
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelConfig, TrainConfig]:
+    """Loads both sections of a config file, then `overrides` ("train.steps=50"), all
+    checked alike; `train:` may be absent (all defaults)."""
     path = Path(path)
-    document = _read_document(path)
+    document = apply_overrides(_read_document(path), overrides, str(path))
     model = ModelConfig.from_dict(document["model"], source=str(path))
     return model, TrainConfig.from_dict(document.get("train") or {}, source=str(path))
 

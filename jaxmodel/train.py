@@ -1,18 +1,29 @@
-"""Training: the loss, the optimizer, one pure jitted step, and sharding over a mesh.
+"""Training: the loss, the optimizer, one pure jitted step, sharding, checkpoints, the CLI.
 
-    state = init_state(model_config, train_config, mesh)
-    step = make_train_step(model_config, train_config, mesh)
-    state, metrics = step(state, batch)     # batch: {"tokens": (B, T+1) int32, "mask": (B, T)}
+    python -m jaxmodel.train --config configs/demo.yaml --data shards/ [--run-dir runs/demo]
+                             [--set train.steps=200 ...]
+
+The story of `main`: read the config, open the data, build the mesh, initialise
+or resume the state, then loop (batch -> train_step -> metrics -> sometimes
+validation and a checkpoint), and draw the loss curve at the end.
 
 `train_step(state, batch) -> (state, metrics)` is one pure function, compiled once
 with explicit shardings: parameters and optimizer state are sharded by the rules
 in `PARAM_RULES` (the one place sharding is declared) over the "fsdp" mesh axis,
-the batch over both "data" and "fsdp". The checkpoints and the command line come
-in the next part of this module's issue.
+the batch over both "data" and "fsdp". A batch is a pure function of (seed, step)
+(jaxmodel/shards.py), so the checkpointed step is the whole data position and a
+resumed run repeats an uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
@@ -22,7 +33,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxmodel.config import ModelConfig, TrainConfig
+from jaxmodel.config import ConfigError, ModelConfig, TrainConfig, load_train_config, param_count
 from jaxmodel.model import Transformer
 
 MESH_AXES = ("data", "fsdp")  # data parallel, and fully sharded data parallel (params split too)
@@ -190,3 +201,188 @@ def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh):
         out_shardings=(shardings, replicated),
         donate_argnums=0,  # the old state's buffers become the new state's
     )
+
+
+# --- checkpoints -------------------------------------------------------------------------
+
+
+def checkpoint_manager(run_dir: Path, tc: TrainConfig):
+    """Orbax manager of run_dir/checkpoints: keeps the newest `keep_checkpoints`; each
+    save is written to a temporary directory and renamed when complete (atomic)."""
+    import orbax.checkpoint as ocp
+
+    options = ocp.CheckpointManagerOptions(max_to_keep=tc.keep_checkpoints, create=True, enable_async_checkpointing=False)
+    return ocp.CheckpointManager((run_dir / "checkpoints").absolute(), options=options)
+
+
+def save_checkpoint(manager, state: TrainState) -> None:
+    import orbax.checkpoint as ocp
+
+    manager.save(int(state.step), args=ocp.args.StandardSave(state._asdict()), force=True)
+    manager.wait_until_finished()
+
+
+def restore_checkpoint(manager, target: TrainState) -> TrainState:
+    """The newest checkpoint, placed like `target` (same shapes and shardings)."""
+    import orbax.checkpoint as ocp
+
+    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(target._asdict()))
+    return TrainState(**restored)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def evaluate(eval_step, state: TrainState, shards, mc: ModelConfig, tc: TrainConfig) -> float:
+    """Mean validation loss over eval_batches fixed batches of the val split."""
+    total = count = 0.0
+    for i in range(tc.eval_batches):
+        tokens = shards.batch(i, tc.batch_size, mc.context_length, tc.seed, split="val")
+        loss_sum, n = eval_step(state.params, tokens)
+        total, count = total + float(loss_sum), count + float(n)
+    return total / max(count, 1.0)
+
+
+def make_eval_step(mc: ModelConfig, tc: TrainConfig):
+    graphdef, _ = _abstract_model(mc, tc)
+
+    @jax.jit
+    def eval_step(params, tokens):
+        logits = nnx.merge(graphdef, params)(tokens[:, :-1])
+        return cross_entropy_sum(logits, tokens[:, 1:], jnp.ones(tokens[:, 1:].shape))
+
+    return eval_step
+
+
+def _read_metrics(path: Path, up_to_step: int) -> list[dict]:
+    """Metrics lines of earlier runs up to `up_to_step`: a resumed run rewrites the rest."""
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [row for row in rows if row["step"] <= up_to_step]
+
+
+def plot_loss(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    if train:
+        ax.plot(*zip(*train), label="train", linewidth=1)
+    if val:
+        ax.plot(*zip(*val), "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats/token)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    names = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "gollm")
+    return {name: md.version(name) for name in names if _installed(name)} | {"python": sys.version.split()[0]}
+
+
+def _installed(name: str) -> bool:
+    import importlib.metadata as md
+
+    try:
+        md.version(name)
+        return True
+    except md.PackageNotFoundError:
+        return False
+
+
+def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True) -> list[dict]:
+    """Trains (or resumes) a run; returns the metrics of every step."""
+    from tqdm import tqdm
+
+    from jaxmodel.shards import TokenShards
+
+    mc, tc = load_train_config(config_path, overrides)
+    if "JAX_COORDINATOR_ADDRESS" in os.environ or "COORDINATOR_ADDRESS" in os.environ:
+        jax.distributed.initialize()  # multi-host: each process then reads only its own rows
+    shards = TokenShards.open(data, vocab_size=mc.vocab_size)
+    n_devices = jax.device_count()
+    if n_devices % tc.fsdp:
+        raise ConfigError(f"{config_path}: train.fsdp ({tc.fsdp}) must divide the number of devices ({n_devices})")
+    if (tc.batch_size // tc.grad_accum) % n_devices:
+        raise ConfigError(
+            f"{config_path}: a micro-batch (train.batch_size / train.grad_accum = {tc.batch_size // tc.grad_accum}) "
+            f"must split evenly over the {n_devices} devices"
+        )
+    mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps({"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "versions": _versions()}, indent=2) + "\n")
+
+    state = init_state(mc, tc, mesh)
+    manager = checkpoint_manager(run_dir, tc)
+    if manager.latest_step() is not None:
+        state = restore_checkpoint(manager, state)
+    start = int(state.step)
+    metrics_path = run_dir / "metrics.jsonl"
+    rows = _read_metrics(metrics_path, start)
+    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    step_fn, eval_step = make_train_step(mc, tc, mesh), make_eval_step(mc, tc)
+    batch_sharding = NamedSharding(mesh, BATCH_SPEC)
+    tokens_per_step = tc.batch_size * mc.context_length
+    bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
+    with open(metrics_path, "a") as log:
+        for step in range(start, tc.steps):
+            began = time.perf_counter()
+            local = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
+                                 process_index=jax.process_index(), process_count=jax.process_count())
+            tokens = jax.make_array_from_process_local_data(batch_sharding, local)
+            mask = jax.make_array_from_process_local_data(batch_sharding, np.ones((local.shape[0], local.shape[1] - 1), np.int32))
+            state, metrics = step_fn(state, {"tokens": tokens, "mask": mask})
+            row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
+            row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - began)
+            if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+                row["val_loss"] = evaluate(eval_step, state, shards, mc, tc)
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            rows.append(row)
+            bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
+            bar.update(1)
+            if (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps:
+                save_checkpoint(manager, state)
+    bar.close()
+    manager.close()
+    plot_loss(rows, run_dir / "loss.png")
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.train", description="Train a gollm model.")
+    parser.add_argument("--config", type=Path, required=True, help="model and training config (YAML)")
+    parser.add_argument("--data", type=Path, required=True, help="directory of token shards (spec/data.md)")
+    parser.add_argument("--run-dir", type=Path, help="checkpoints, metrics.jsonl, loss.png (default: runs/<config name>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. --set train.steps=50 (repeatable)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    from jaxmodel.shards import ShardError
+
+    run_dir = args.run_dir or Path("runs") / args.config.stem
+    try:
+        rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress)
+    except (ConfigError, ShardError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    last = rows[-1] if rows else {}
+    print(f"{run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}, "
+          f"{param_count(load_train_config(args.config, args.overrides)[0]):,} parameters")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

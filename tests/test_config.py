@@ -140,3 +140,19 @@ def test_train_section_defaults_and_checks(tmp_path):
     ]:
         with pytest.raises(ConfigError, match=message):
             load_train_config(write(tmp_path, {"model": SEED, "train": change}))
+
+
+def test_overrides_are_checked_like_the_file(tmp_path):
+    from jaxmodel.config import load_train_config
+
+    path = write(tmp_path, {"model": SEED})
+    model, train = load_train_config(path, ["train.steps=7", "model.n_layers=2", "train.learning_rate=1e-3"])
+    assert (train.steps, model.n_layers, train.learning_rate) == (7, 2, 1e-3)
+    for override, message in [
+        ("steps=7", r"expected model\.KEY=VALUE or train\.KEY=VALUE"),
+        ("train.stepz=7", r"unknown key train\.stepz"),
+        ("model.dim=770", r"model\.dim \(770\) must be divisible"),
+        ("train.steps=[", r"not valid YAML"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_train_config(path, [override])

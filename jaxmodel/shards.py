@@ -1,0 +1,510 @@
+"""Token shards: the training data on disk, and batches drawn from it (spec/data.md).
+
+A shard directory holds `index.json` and raw files of little-endian token ids, the
+documents concatenated with the end-of-text id after each. `write_shards` makes one
+from token-id documents, streaming; `TokenShards.open` checks one the way
+`archive/zip` checks an archive (every count before it is trusted) and memory-maps
+the shards; `TokenShards.batch` draws windows of consecutive tokens.
+
+A batch is a pure function of (seed, step): resuming at step s gives exactly the
+batches an uninterrupted run would have seen, with no loader state to save.
+
+    write_shards("shards/", documents, vocab_size=2048, eos_id=2033, val_tokens=65536)
+    data = TokenShards.open("shards/", vocab_size=2048)
+    tokens = data.batch(step, batch_size=32, seq_len=512, seed=0)   # (32, 513) int32
+
+Until the data pipeline lands, a small CLI encodes text files with a saved tokenizer:
+
+    python -m jaxmodel.shards write --tokenizer tok/ --input a.txt b.jsonl --out shards/
+    python -m jaxmodel.shards info shards/
+
+NumPy only (no JAX): the writer runs in data jobs that have no accelerator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "gollm-tokens"
+VERSION = 1
+INDEX_FILE = "index.json"
+SPLITS = ("train", "val")
+# Mixed into the batch seed so that the val split's windows are not the train split's.
+SPLIT_CODES = {"train": 0, "val": 1}
+# Little-endian on every machine: the files are a contract, not a memory dump.
+DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
+INDEX_KEYS = ("format", "version", "dtype", "vocab_size", "eos_id", "tokenizer_sha256", "shards")
+SHARD_KEYS = ("file", "split", "tokens", "sha256")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_HASH_CHUNK = 1 << 24  # bytes hashed at a time, so verifying never reads a shard whole
+
+
+class ShardError(ValueError):
+    """A shard directory, or a request to it, that breaks the rules of spec/data.md."""
+
+
+def dtype_for(vocab_size: int) -> str:
+    """The narrowest dtype that holds every id: "uint16" up to 65536 ids, else "uint32"."""
+    if vocab_size <= 1 << 16:
+        return "uint16"
+    if vocab_size <= 1 << 32:
+        return "uint32"
+    raise ShardError(f"vocab_size {vocab_size} does not fit in uint32 token ids")
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardInfo:
+    """One entry of index.json's "shards" list."""
+
+    file: str
+    split: str
+    tokens: int
+    sha256: str
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+class _SplitWriter:
+    """Fills one shard buffer of `shard_tokens` ids at a time and writes it when full.
+
+    A document may continue in the next shard: shards are cut at exactly
+    `shard_tokens`, so every shard of a split but its last has the same size.
+    """
+
+    def __init__(self, directory: Path, split: str, dtype: np.dtype, shard_tokens: int):
+        self.directory, self.split, self.dtype, self.shard_tokens = directory, split, dtype, shard_tokens
+        self.buffer: np.ndarray | None = None  # allocated on first use, freed by close()
+        self.fill = 0
+        self.entries: list[ShardInfo] = []
+
+    def add(self, ids: np.ndarray) -> None:
+        while ids.size:
+            if self.buffer is None:
+                self.buffer = np.empty(self.shard_tokens, self.dtype)
+            take = min(self.shard_tokens - self.fill, ids.size)
+            self.buffer[self.fill : self.fill + take] = ids[:take]
+            self.fill += take
+            ids = ids[take:]
+            if self.fill == self.shard_tokens:
+                self._flush()
+
+    def _flush(self) -> None:
+        name = f"{self.split}-{len(self.entries):05d}.bin"
+        data = memoryview(self.buffer[: self.fill]).cast("B")
+        with open(self.directory / name, "wb") as f:
+            f.write(data)
+        self.entries.append(ShardInfo(name, self.split, self.fill, hashlib.sha256(data).hexdigest()))
+        self.fill = 0
+
+    def close(self) -> list[ShardInfo]:
+        if self.fill:
+            self._flush()
+        self.buffer = None
+        return self.entries
+
+
+def write_shards(
+    directory: str | Path,
+    documents: Iterable[Sequence[int] | np.ndarray],
+    vocab_size: int,
+    eos_id: int,
+    shard_tokens: int = 2**24,
+    val_tokens: int = 0,
+    tokenizer_sha256: str | None = None,
+) -> Path:
+    """Writes `documents` (token-id sequences) as a shard directory; returns its index path.
+
+    Streams: at most one shard buffer is held in memory. Each document is followed by
+    `eos_id`. The first documents go to the val split until it holds at least
+    `val_tokens` tokens (whole documents, so a val document is never cut), the rest
+    to train. index.json is written last, through a temporary file and a rename, so a
+    directory whose writing was interrupted has no index and cannot be opened.
+    """
+    directory = Path(directory)
+    _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256)
+    dtype = DTYPES[dtype_for(vocab_size)]
+    directory.mkdir(parents=True, exist_ok=True)
+    index_path = directory / INDEX_FILE
+    # An old index would describe the shard files we are about to overwrite.
+    index_path.unlink(missing_ok=True)
+
+    writers = {split: _SplitWriter(directory, split, dtype, shard_tokens) for split in SPLITS}
+    eos = np.array([eos_id], dtype)
+    val_count = 0
+    for number, document in enumerate(documents):
+        ids = _document_ids(document, number, vocab_size)
+        if val_count < val_tokens:
+            writers["val"].add(ids.astype(dtype))
+            writers["val"].add(eos)
+            val_count += ids.size + 1
+        else:
+            writers["val"].close()  # val is complete: free its buffer before train needs one
+            writers["train"].add(ids.astype(dtype))
+            writers["train"].add(eos)
+    entries = writers["train"].close() + writers["val"].close()
+    train_count = sum(e.tokens for e in entries if e.split == "train")
+    if train_count == 0:
+        raise ShardError(
+            f"{directory}: no train tokens: the documents held {val_count} tokens (with separators), "
+            f"and val_tokens={val_tokens} sent them all to the val split"
+        )
+
+    index = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dtype": dtype_for(vocab_size),
+        "vocab_size": vocab_size,
+        "eos_id": eos_id,
+        "tokenizer_sha256": tokenizer_sha256,
+        "shards": [dataclasses.asdict(e) for e in entries],
+    }
+    tmp = directory / (INDEX_FILE + ".tmp")
+    tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, index_path)
+    return index_path
+
+
+def _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256) -> None:
+    for name, value, least in (("vocab_size", vocab_size, 1), ("shard_tokens", shard_tokens, 1), ("val_tokens", val_tokens, 0)):
+        if not _is_int(value) or value < least:
+            raise ShardError(f"{name} must be an integer >= {least}, found {value!r}")
+    dtype_for(vocab_size)
+    if not _is_int(eos_id) or not 0 <= eos_id < vocab_size:
+        raise ShardError(f"eos_id must be a token id in 0..{vocab_size - 1}, found {eos_id!r}")
+    if tokenizer_sha256 is not None and not (isinstance(tokenizer_sha256, str) and _SHA256.fullmatch(tokenizer_sha256)):
+        raise ShardError(f"tokenizer_sha256 must be 64 lowercase hex digits or None, found {tokenizer_sha256!r}")
+
+
+def _document_ids(document, number: int, vocab_size: int) -> np.ndarray:
+    """The document as a 1-D integer array, every id checked to be in 0..vocab_size-1."""
+    ids = np.asarray(document)
+    if ids.size == 0:
+        return np.zeros(0, np.int64)  # np.asarray([]) is float64; an empty document is fine
+    if ids.ndim != 1 or ids.dtype.kind not in "iu":
+        raise ShardError(f"document {number}: expected a 1-D sequence of integer token ids, found {ids.dtype} with shape {ids.shape}")
+    low, high = int(ids.min()), int(ids.max())
+    if low < 0 or high >= vocab_size:
+        bad = low if low < 0 else high
+        raise ShardError(f"document {number}: token id {bad} is outside 0..{vocab_size - 1}")
+    return ids
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+class TokenShards:
+    """An opened, checked shard directory; the shards are memory-mapped, never loaded whole."""
+
+    def __init__(self, directory: Path, index: dict, shards: list[ShardInfo], arrays: list[np.ndarray]):
+        self.directory = directory
+        self.dtype: str = index["dtype"]
+        self.vocab_size: int = index["vocab_size"]
+        self.eos_id: int = index["eos_id"]
+        self.tokenizer_sha256: str | None = index["tokenizer_sha256"]
+        self.shards = tuple(shards)
+        # split -> the split's shards in index order, and their memory maps
+        self._arrays = {split: [a for s, a in zip(shards, arrays) if s.split == split] for split in SPLITS}
+
+    @classmethod
+    def open(cls, directory: str | Path, vocab_size: int | None = None, verify: bool = False) -> TokenShards:
+        """Opens `directory`, checking it in the order of spec/data.md §5.
+
+        `vocab_size`, if given, is the model's: the shards must have been made with
+        the same vocabulary size. `verify=True` also hashes every shard against its
+        sha256 (slow for large data, so off by default).
+        """
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise ShardError(f"{directory}: no such directory")
+        index_path = directory / INDEX_FILE
+        index = _read_index(index_path)
+        shards = _parse_shards(index_path, index)
+        if vocab_size is not None and index["vocab_size"] != vocab_size:
+            raise ShardError(
+                f"{directory}: the shards were made with a vocabulary of {index['vocab_size']} tokens, "
+                f"the model has {vocab_size}"
+            )
+        if sum(s.tokens for s in shards if s.split == "train") == 0:
+            raise ShardError(f"{index_path}: empty data: no train shard holds any tokens")
+
+        dtype = DTYPES[index["dtype"]]
+        arrays = []
+        for shard in shards:
+            path = directory / shard.file
+            if not path.is_file():
+                raise ShardError(f"{path}: listed in {INDEX_FILE} but missing")
+            size, expected = path.stat().st_size, shard.tokens * dtype.itemsize
+            if size != expected:
+                raise ShardError(
+                    f"{path}: {size} bytes, expected {shard.tokens} tokens x {dtype.itemsize} bytes = {expected} "
+                    "(truncated or corrupt)"
+                )
+            # np.memmap cannot map an empty file; an empty shard is simply an empty array.
+            arrays.append(np.memmap(path, dtype=dtype, mode="r") if shard.tokens else np.zeros(0, dtype))
+        for shard, array in zip(shards, arrays):
+            _check_ids(directory / shard.file, array, index["vocab_size"])
+        if verify:
+            for shard in shards:
+                _check_sha256(directory / shard.file, shard.sha256)
+        return cls(directory, index, shards, arrays)
+
+    def n_tokens(self, split: str = "train") -> int:
+        """Tokens in `split`, end-of-text separators included."""
+        return sum(int(a.size) for a in self._split_arrays(split))
+
+    def batch(
+        self,
+        step: int,
+        batch_size: int,
+        seq_len: int,
+        seed: int,
+        split: str = "train",
+        process_index: int = 0,
+        process_count: int = 1,
+    ) -> np.ndarray:
+        """This process's rows of the global batch for `step`: (batch_size // process_count, seq_len + 1) int32.
+
+        Each row is seq_len + 1 consecutive tokens of one shard (inputs are row[:-1],
+        targets row[1:]). The global batch's window starts are drawn uniformly over
+        every valid start in the split by np.random.default_rng([seed, step, split code]),
+        so it depends on nothing but these arguments; each process then reads only its
+        own block of rows, and the blocks of all processes stack to the global batch.
+        """
+        for name, value, least in (("step", step, 0), ("seed", seed, 0), ("batch_size", batch_size, 1), ("seq_len", seq_len, 1), ("process_count", process_count, 1)):
+            if not _is_int(value) or value < least:
+                raise ShardError(f"{name} must be an integer >= {least}, found {value!r}")
+        if batch_size % process_count:
+            raise ShardError(f"batch_size {batch_size} must be divisible by process_count {process_count}")
+        if not _is_int(process_index) or not 0 <= process_index < process_count:
+            raise ShardError(f"process_index must be in 0..{process_count - 1}, found {process_index!r}")
+        arrays = self._split_arrays(split)
+        window = seq_len + 1
+        # A shard of n tokens has n - seq_len windows, starting at 0 .. n - window.
+        n_starts = np.array([max(0, a.size - seq_len) for a in arrays], np.int64)
+        total = int(n_starts.sum())
+        if total == 0:
+            longest = max((a.size for a in arrays), default=0)
+            raise ShardError(
+                f"{self.directory}: the {split} split is too short for one window of seq_len + 1 = {window} tokens "
+                f"(its longest shard has {longest})"
+            )
+        rng = np.random.default_rng([seed, step, SPLIT_CODES[split]])
+        # A uniform draw over the concatenated starts picks each shard in proportion to its starts.
+        flat = rng.integers(0, total, size=batch_size)
+        per = batch_size // process_count
+        flat = flat[process_index * per : (process_index + 1) * per]
+        ends = np.cumsum(n_starts)
+        which = np.searchsorted(ends, flat, side="right")
+        starts = flat - (ends[which] - n_starts[which])
+        rows = np.empty((per, window), np.int32)  # (rows of this process, seq_len + 1)
+        for row, (k, start) in enumerate(zip(which, starts)):
+            rows[row] = arrays[k][start : start + window]
+        return rows
+
+    def _split_arrays(self, split: str) -> list[np.ndarray]:
+        if split not in SPLIT_CODES:
+            raise ShardError(f"split must be one of {', '.join(SPLITS)}, found {split!r}")
+        if not self._arrays[split]:
+            raise ShardError(f"{self.directory}: no {split} shards")
+        return self._arrays[split]
+
+
+def _read_index(path: Path) -> dict:
+    if not path.is_file():
+        raise ShardError(f"{path}: no such file (a shard directory holds {INDEX_FILE} and the shard files)")
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ShardError(f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})") from None
+    except UnicodeDecodeError:
+        raise ShardError(f"{path}: not UTF-8 text") from None
+    if not isinstance(index, dict):
+        raise ShardError(f"{path}: expected a JSON object, found {type(index).__name__}")
+    if index.get("format") != FORMAT:
+        raise ShardError(f"{path}: format is {index.get('format')!r}, expected {FORMAT!r}")
+    if index.get("version") != VERSION:
+        raise ShardError(f"{path}: version {index.get('version')!r} is not supported (this reader knows version {VERSION})")
+    for key in INDEX_KEYS:
+        if key not in index:
+            raise ShardError(f"{path}: missing key {key!r}")
+    vocab_size = index["vocab_size"]
+    if not _is_int(vocab_size) or not 0 < vocab_size <= 1 << 32:
+        raise ShardError(f"{path}: vocab_size must be an integer in 1..2^32, found {vocab_size!r}")
+    if index["dtype"] != dtype_for(vocab_size):
+        raise ShardError(f"{path}: dtype is {index['dtype']!r}, expected {dtype_for(vocab_size)!r} for vocab_size {vocab_size}")
+    if not _is_int(index["eos_id"]) or not 0 <= index["eos_id"] < vocab_size:
+        raise ShardError(f"{path}: eos_id must be a token id in 0..{vocab_size - 1}, found {index['eos_id']!r}")
+    sha = index["tokenizer_sha256"]
+    if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
+        raise ShardError(f"{path}: tokenizer_sha256 must be 64 lowercase hex digits or null, found {sha!r}")
+    if not isinstance(index["shards"], list):
+        raise ShardError(f"{path}: shards must be a list, found {type(index['shards']).__name__}")
+    return index
+
+
+def _parse_shards(path: Path, index: dict) -> list[ShardInfo]:
+    shards, seen = [], set()
+    for k, entry in enumerate(index["shards"]):
+        where = f"{path}: shards[{k}]"
+        if not isinstance(entry, dict):
+            raise ShardError(f"{where}: expected a JSON object, found {type(entry).__name__}")
+        for key in SHARD_KEYS:
+            if key not in entry:
+                raise ShardError(f"{where}: missing key {key!r}")
+        name = entry["file"]
+        # A plain file name: an index must not point outside its directory.
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise ShardError(f"{where}: file must be a plain file name in the directory, found {name!r}")
+        if name in seen:
+            raise ShardError(f"{where}: file {name!r} is listed twice")
+        seen.add(name)
+        if entry["split"] not in SPLITS:
+            raise ShardError(f"{where}: split must be one of {', '.join(SPLITS)}, found {entry['split']!r}")
+        if not _is_int(entry["tokens"]) or entry["tokens"] < 0:
+            raise ShardError(f"{where}: tokens must be an integer >= 0, found {entry['tokens']!r}")
+        if not (isinstance(entry["sha256"], str) and _SHA256.fullmatch(entry["sha256"])):
+            raise ShardError(f"{where}: sha256 must be 64 lowercase hex digits, found {entry['sha256']!r}")
+        shards.append(ShardInfo(name, entry["split"], entry["tokens"], entry["sha256"]))
+    return shards
+
+
+def _check_ids(path: Path, array: np.ndarray, vocab_size: int) -> None:
+    """Every id < vocab_size: one vectorised max over the mapped file, so the data is read once."""
+    if array.size == 0 or vocab_size >= np.iinfo(array.dtype).max + 1:
+        return  # the dtype cannot hold an id that large
+    top = int(array.max())
+    if top >= vocab_size:
+        position = int(np.argmax(array >= vocab_size))
+        raise ShardError(f"{path}: token id {int(array[position])} at position {position} is not below vocab_size {vocab_size}")
+
+
+def _check_sha256(path: Path, expected: str) -> None:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        raise ShardError(f"{path}: sha256 is {digest.hexdigest()}, {INDEX_FILE} says {expected} (the file changed after it was written)")
+
+
+# --- the interim command line ---------------------------------------------------------------
+
+
+def iter_documents(paths: list[Path]) -> Iterator[str]:
+    """Streams the documents of each input, never a whole file.
+
+    `.jsonl`: one document per line, its "text" field. Other files: UTF-8 text in
+    which `<|endoftext|>` separates documents; line endings are kept, empty
+    documents are skipped. A document ends at the end of its file.
+    """
+    from jaxmodel.tokenizer import DOCUMENT_SEPARATOR, TokenizerError, iter_texts
+
+    for path in paths:
+        if path.suffix == ".jsonl":
+            yield from iter_texts([path])  # one line is one document
+            continue
+        parts: list[str] = []
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+                *finished, rest = line.split(DOCUMENT_SEPARATOR)
+                for piece in finished:
+                    parts.append(piece)
+                    if document := "".join(parts):
+                        yield document
+                    parts = []
+                parts.append(rest)
+        if document := "".join(parts):
+            yield document
+
+
+def _batched(items: Iterable, n: int) -> Iterator[list]:
+    chunk = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == n:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def write_from_text(tokenizer_dir: Path, inputs: list[Path], out: Path, val_tokens: int = 0, shard_tokens: int = 2**24) -> TokenShards:
+    """Encodes text files with a saved tokenizer and writes them as shards (the interim CLI's `write`)."""
+    from jaxmodel import tokenizer as tk
+
+    for path in inputs:
+        if not path.is_file():
+            raise ShardError(f"{path}: no such file")
+    vocab = tk.load(tokenizer_dir)
+    enc = tk.encoding(vocab)
+    tokenizer_sha256 = hashlib.sha256((Path(tokenizer_dir) / tk.RANKS_FILE).read_bytes()).hexdigest()
+
+    def documents():
+        # Batches let tiktoken encode on several threads; the order is kept.
+        for texts in _batched(iter_documents(inputs), 256):
+            yield from (np.asarray(ids, np.int64) for ids in enc.encode_ordinary_batch(texts))
+
+    write_shards(out, documents(), vocab.size, vocab.eos_id, shard_tokens=shard_tokens, val_tokens=val_tokens, tokenizer_sha256=tokenizer_sha256)
+    return TokenShards.open(out)
+
+
+def describe(shards: TokenShards) -> str:
+    lines = [
+        f"{shards.directory}: {FORMAT} v{VERSION}, {shards.dtype}, vocab_size {shards.vocab_size}, eos_id {shards.eos_id}",
+        f"tokenizer sha256: {shards.tokenizer_sha256 or 'unknown'}",
+    ]
+    for split in SPLITS:
+        listed = [s for s in shards.shards if s.split == split]
+        count = sum(s.tokens for s in listed)
+        lines.append(f"{split}: {count:,} tokens in {len(listed)} shard{'s' if len(listed) != 1 else ''}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    from jaxmodel.tokenizer import TokenizerError
+
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.shards", description="Write or inspect gollm token shards (spec/data.md).")
+    commands = parser.add_subparsers(dest="command", required=True)
+    write_cmd = commands.add_parser("write", help="encode text files into a shard directory")
+    write_cmd.add_argument("--tokenizer", type=Path, required=True, help="tokenizer directory (tokenizer.model, tokenizer.json)")
+    write_cmd.add_argument("--input", type=Path, nargs="+", required=True, help="text files (.txt with <|endoftext|> between documents, or .jsonl with a text field)")
+    write_cmd.add_argument("--out", type=Path, required=True, help="shard directory to write")
+    write_cmd.add_argument("--val-tokens", type=int, default=0, help="tokens (at least, whole documents) for the val split, taken first")
+    write_cmd.add_argument("--shard-tokens", type=int, default=2**24, help="tokens per shard file")
+    info_cmd = commands.add_parser("info", help="check a shard directory and print its counts")
+    info_cmd.add_argument("directory", type=Path)
+    info_cmd.add_argument("--verify", action="store_true", help="also check every shard's sha256")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "write":
+            shards = write_from_text(args.tokenizer, args.input, args.out, args.val_tokens, args.shard_tokens)
+            print(f"wrote {describe(shards)}")
+        else:
+            print(describe(TokenShards.open(args.directory, verify=args.verify)))
+    except (ShardError, TokenizerError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,286 @@
+"""Token shards (spec/data.md): the round trip, the reader's checks, deterministic batches, the CLI."""
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from jaxmodel.shards import INDEX_FILE, ShardError, TokenShards, iter_documents, write_shards
+
+VOCAB, EOS = 300, 299
+
+
+def documents(n=50, seed=0, vocab=VOCAB - 1):
+    """n documents of random ids below `vocab` (so below eos), lengths 0..40."""
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, vocab, size=rng.integers(0, 41)) for _ in range(n)]
+
+
+def joined(docs, eos=EOS):
+    """The spec's stream: every document followed by the end-of-text id."""
+    return np.concatenate([np.append(np.asarray(d, np.int64), eos) for d in docs])
+
+
+def split_tokens(directory, split):
+    index = json.loads((directory / INDEX_FILE).read_text())
+    dtype = {"uint16": "<u2", "uint32": "<u4"}[index["dtype"]]
+    files = [s["file"] for s in index["shards"] if s["split"] == split]
+    return np.concatenate([np.fromfile(directory / f, dtype) for f in files]).astype(np.int64)
+
+
+@pytest.fixture
+def written(tmp_path):
+    docs = documents()
+    write_shards(tmp_path / "d", docs, VOCAB, EOS, shard_tokens=100)
+    return tmp_path / "d", docs
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def test_round_trip(written):
+    directory, docs = written
+    index = json.loads((directory / INDEX_FILE).read_text())
+    assert (index["format"], index["version"], index["dtype"], index["vocab_size"], index["eos_id"]) == ("gollm-tokens", 1, "uint16", VOCAB, EOS)
+    assert index["tokenizer_sha256"] is None
+    np.testing.assert_array_equal(split_tokens(directory, "train"), joined(docs))
+    data = TokenShards.open(directory, vocab_size=VOCAB, verify=True)
+    assert data.n_tokens() == joined(docs).size and data.eos_id == EOS
+    assert not (directory / (INDEX_FILE + ".tmp")).exists()
+
+
+def test_shards_are_cut_at_shard_tokens(written):
+    directory, docs = written
+    shards = json.loads((directory / INDEX_FILE).read_text())["shards"]
+    total = joined(docs).size
+    assert [s["file"] for s in shards] == [f"train-{k:05d}.bin" for k in range(len(shards))]
+    assert [s["tokens"] for s in shards] == [100] * (total // 100) + ([total % 100] if total % 100 else [])
+    assert all((directory / s["file"]).stat().st_size == 2 * s["tokens"] for s in shards)
+
+
+def test_uint32_for_large_vocabularies(tmp_path):
+    docs = [[70000, 1, 65536], [5]]
+    write_shards(tmp_path, docs, vocab_size=70001, eos_id=0)
+    index = json.loads((tmp_path / INDEX_FILE).read_text())
+    assert index["dtype"] == "uint32"
+    assert (tmp_path / "train-00000.bin").read_bytes() == np.array([70000, 1, 65536, 0, 5, 0], "<u4").tobytes()
+    write_shards(tmp_path / "edge", [[65535]], vocab_size=65536, eos_id=0)
+    assert json.loads((tmp_path / "edge" / INDEX_FILE).read_text())["dtype"] == "uint16"
+
+
+def test_val_split_takes_whole_documents_first(tmp_path):
+    docs = [[1] * 10, [2] * 10, [3] * 10, [4] * 10]
+    write_shards(tmp_path, docs, VOCAB, EOS, val_tokens=12, shard_tokens=7)
+    # 12 tokens asked: the first document (11 with its eos) is not enough, so two go to val.
+    np.testing.assert_array_equal(split_tokens(tmp_path, "val"), joined(docs[:2]))
+    np.testing.assert_array_equal(split_tokens(tmp_path, "train"), joined(docs[2:]))
+    data = TokenShards.open(tmp_path)
+    assert (data.n_tokens("val"), data.n_tokens("train")) == (22, 22)
+    index = json.loads((tmp_path / INDEX_FILE).read_text())
+    assert [s["split"] for s in index["shards"]] == ["train"] * 4 + ["val"] * 4
+
+
+def test_writer_errors(tmp_path):
+    with pytest.raises(ShardError, match="document 1: token id 300 is outside 0..299"):
+        write_shards(tmp_path, [[1], [300]], VOCAB, EOS)
+    with pytest.raises(ShardError, match="document 0: token id -1"):
+        write_shards(tmp_path, [[-1]], VOCAB, EOS)
+    with pytest.raises(ShardError, match="document 0: expected a 1-D sequence of integer"):
+        write_shards(tmp_path, [[1.5]], VOCAB, EOS)
+    with pytest.raises(ShardError, match="eos_id must be a token id in 0..299, found 300"):
+        write_shards(tmp_path, [[1]], VOCAB, 300)
+    with pytest.raises(ShardError, match="no train tokens"):
+        write_shards(tmp_path, [[1, 2]], VOCAB, EOS, val_tokens=1)
+    assert not (tmp_path / INDEX_FILE).exists()  # a failed write leaves no index to open
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def test_batch_is_a_pure_function_of_seed_and_step(written):
+    directory, _ = written
+    a, b = TokenShards.open(directory), TokenShards.open(directory)
+    first = a.batch(3, 8, 16, seed=7)
+    assert first.shape == (8, 17) and first.dtype == np.int32
+    np.testing.assert_array_equal(first, b.batch(3, 8, 16, seed=7))  # a fresh reader: no state
+    assert not np.array_equal(first, a.batch(4, 8, 16, seed=7))
+    assert not np.array_equal(first, a.batch(3, 8, 16, seed=8))
+
+
+def test_windows_are_consecutive_tokens_of_one_shard(written):
+    directory, _ = written
+    data = TokenShards.open(directory)
+    stream = split_tokens(directory, "train")
+    starts = set()
+    for step in range(20):
+        for row in data.batch(step, 8, 16, seed=0):
+            # Shards are 100 tokens long, so a window that fits lies inside one shard.
+            hits = [s for s in range(stream.size - 16) if np.array_equal(stream[s : s + 17], row)]
+            assert any(s // 100 == (s + 16) // 100 for s in hits), row
+            starts.update(hits)
+    assert len(starts) > 100  # the draws spread over the data
+
+
+def test_processes_read_disjoint_rows_of_the_global_batch(written):
+    directory, _ = written
+    data = TokenShards.open(directory)
+    whole = data.batch(5, 12, 10, seed=1)
+    parts = [data.batch(5, 12, 10, seed=1, process_index=p, process_count=3) for p in range(3)]
+    assert all(p.shape == (4, 11) for p in parts)
+    np.testing.assert_array_equal(np.concatenate(parts), whole)
+
+
+def test_val_batches_differ_from_train(tmp_path):
+    docs = documents(20)
+    write_shards(tmp_path, docs + docs, VOCAB, EOS, val_tokens=1)  # val and train hold the same ids
+    data = TokenShards.open(tmp_path)
+    np.testing.assert_array_equal(data.batch(0, 4, 8, 0, split="val"), data.batch(0, 4, 8, 0, split="val"))
+    assert not np.array_equal(data.batch(0, 4, 8, 0, split="val"), data.batch(0, 4, 8, 0))
+
+
+def test_batch_errors(tmp_path, written):
+    directory, _ = written
+    data = TokenShards.open(directory)
+    with pytest.raises(ShardError, match="batch_size 10 must be divisible by process_count 4"):
+        data.batch(0, 10, 8, 0, process_count=4)
+    with pytest.raises(ShardError, match="process_index must be in 0..1"):
+        data.batch(0, 4, 8, 0, process_index=2, process_count=2)
+    with pytest.raises(ShardError, match="too short for one window of seq_len \\+ 1 = 101 tokens \\(its longest shard has 100\\)"):
+        data.batch(0, 4, 100, 0)
+    assert data.batch(0, 4, 99, 0).shape == (4, 100)  # a 100-token shard holds exactly one window
+    with pytest.raises(ShardError, match="no val shards"):
+        data.batch(0, 4, 8, 0, split="val")
+    with pytest.raises(ShardError, match="split must be one of train, val, found 'test'"):
+        data.n_tokens("test")
+    with pytest.raises(ShardError, match="step must be an integer >= 0, found -1"):
+        data.batch(-1, 4, 8, 0)
+
+
+# --- the reader's checks -----------------------------------------------------------------------
+
+
+def edit_index(directory, change):
+    path = directory / INDEX_FILE
+    index = json.loads(path.read_text())
+    change(index)
+    path.write_text(json.dumps(index))
+
+
+def test_open_errors(tmp_path, written):
+    directory, _ = written
+    index = directory / INDEX_FILE
+    good = index.read_text()
+
+    def fails(match, **kwargs):
+        with pytest.raises(ShardError, match=match):
+            TokenShards.open(directory, **kwargs)
+        index.write_text(good)
+
+    with pytest.raises(ShardError, match="nowhere: no such directory"):
+        TokenShards.open(tmp_path / "nowhere")
+    with pytest.raises(ShardError, match="index.json: no such file"):
+        TokenShards.open(tmp_path)
+    index.write_text("{not json")
+    fails("index.json: not valid JSON")
+    index.write_text("[]")
+    fails("index.json: expected a JSON object, found list")
+    edit_index(directory, lambda i: i.update(format="other"))
+    fails("format is 'other', expected 'gollm-tokens'")
+    edit_index(directory, lambda i: i.update(version=2))
+    fails("version 2 is not supported")
+    edit_index(directory, lambda i: i.pop("eos_id"))
+    fails("index.json: missing key 'eos_id'")
+    edit_index(directory, lambda i: i["shards"][0].pop("sha256"))
+    fails(r"index.json: shards\[0\]: missing key 'sha256'")
+    edit_index(directory, lambda i: i.update(dtype="uint32"))
+    fails("dtype is 'uint32', expected 'uint16' for vocab_size 300")
+    edit_index(directory, lambda i: i["shards"][0].update(file="../x.bin"))
+    fails("file must be a plain file name")
+    edit_index(directory, lambda i: i.update(shards=[s for s in i["shards"] if s["split"] != "train"]))
+    fails("empty data")
+    fails("the shards were made with a vocabulary of 300 tokens, the model has 512", vocab_size=512)
+    edit_index(directory, lambda i: i["shards"][1].update(file="train-09999.bin"))
+    fails("train-09999.bin: listed in index.json but missing")
+
+    shard = directory / "train-00001.bin"
+    original = shard.read_bytes()
+    shard.write_bytes(original[:-3])
+    fails("train-00001.bin: 197 bytes, expected 100 tokens x 2 bytes = 200 \\(truncated or corrupt\\)")
+    shard.write_bytes(original[:20] + np.array([1000], "<u2").tobytes() + original[22:])
+    fails("train-00001.bin: token id 1000 at position 10 is not below vocab_size 300")
+    shard.write_bytes(original[:20] + np.array([7], "<u2").tobytes() + original[22:])
+    TokenShards.open(directory)  # the sha256 is checked only when asked
+    fails("train-00001.bin: sha256 is [0-9a-f]{64}, index.json says", verify=True)
+
+
+def test_empty_shard_files_are_allowed(tmp_path, written):
+    directory, docs = written
+    (directory / "val-00000.bin").write_bytes(b"")
+    entry = {"file": "val-00000.bin", "split": "val", "tokens": 0, "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}
+    edit_index(directory, lambda i: i["shards"].append(entry))
+    data = TokenShards.open(directory, verify=True)
+    assert data.n_tokens("val") == 0
+    with pytest.raises(ShardError, match="the val split is too short .* longest shard has 0"):
+        data.batch(0, 2, 4, 0, split="val")
+
+
+# --- the interim CLI -------------------------------------------------------------------------
+
+WORDS = "the a little robot turtle river tree rain sun moon garden friend happy sad big ran saw said".split()
+
+
+def story(rng):
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))).capitalize() + f". It was {rng.randint(0, 999)}!\r\n"
+
+
+def test_documents_split_on_the_separator_keeping_line_endings(tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_bytes(b"one\r\ntwo<|endoftext|>three\n<|endoftext|><|endoftext|>\nfour\n")
+    lines = tmp_path / "b.jsonl"
+    lines.write_text('{"text": "five\\n"}\n\n{"text": "six"}\n')
+    assert list(iter_documents([text, lines])) == ["one\r\ntwo", "three\n", "\nfour\n", "five\n", "six"]
+
+
+def test_cli_write_and_info(tmp_path):
+    from jaxmodel import tokenizer as tk
+
+    rng = random.Random(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("<|endoftext|>".join(story(rng) for _ in range(300)), encoding="utf-8", newline="")
+    vocab = tk.train([corpus], vocab_size=300, progress=False)
+    tk.save(vocab, tmp_path / "tok")
+    extra = tmp_path / "more.jsonl"
+    extra.write_text("".join(json.dumps({"text": story(rng)}) + "\n" for _ in range(5)))
+
+    out = tmp_path / "shards"
+    cli = [sys.executable, "-m", "jaxmodel.shards"]
+    run = subprocess.run(
+        [*cli, "write", "--tokenizer", str(tmp_path / "tok"), "--input", str(corpus), str(extra), "--out", str(out), "--val-tokens", "500", "--shard-tokens", "4096"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    index = json.loads((out / INDEX_FILE).read_text())
+    assert index["vocab_size"] == 300 and index["eos_id"] == vocab.eos_id
+    assert index["tokenizer_sha256"] == hashlib.sha256((tmp_path / "tok" / tk.RANKS_FILE).read_bytes()).hexdigest()
+
+    enc = tk.encoding(vocab)
+    docs = [enc.encode_ordinary(d) for d in iter_documents([corpus, extra])]
+    assert len(docs) == 305
+    stream = np.concatenate([split_tokens(out, "val"), split_tokens(out, "train")])
+    np.testing.assert_array_equal(stream, joined(docs, vocab.eos_id))
+    assert 500 <= split_tokens(out, "val").size < 500 + max(map(len, docs)) + 1
+
+    info = subprocess.run([*cli, "info", str(out), "--verify"], capture_output=True, text=True, cwd=ROOT)
+    assert info.returncode == 0, info.stderr
+    assert f"train: {split_tokens(out, 'train').size:,} tokens in" in info.stdout and "val: " in info.stdout
+
+    bad = subprocess.run([*cli, "info", str(tmp_path / "none")], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "none: no such directory" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    bad = subprocess.run([*cli, "write", "--tokenizer", str(tmp_path / "tok"), "--input", str(tmp_path / "x.txt"), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "x.txt: no such file" in bad.stderr and "Traceback" not in bad.stderr
