@@ -456,7 +456,7 @@ def write_from_text(tokenizer_dir: Path, inputs: list[Path], out: Path, val_toke
             raise ShardError(f"{path}: no such file")
     vocab = tk.load(tokenizer_dir)
     enc = tk.encoding(vocab)
-    tokenizer_sha256 = hashlib.sha256((Path(tokenizer_dir) / tk.RANKS_FILE).read_bytes()).hexdigest()
+    tokenizer_sha256 = tk.fingerprint(tokenizer_dir)
 
     def documents():
         # Batches let tiktoken encode on several threads; the order is kept.

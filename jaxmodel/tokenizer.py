@@ -328,6 +328,13 @@ def load(directory: str | Path) -> Vocabulary:
     return vocab
 
 
+def fingerprint(directory: str | Path) -> str:
+    """sha256 of the rank file: names a vocabulary in shard indexes and training runs."""
+    import hashlib
+
+    return hashlib.sha256((Path(directory) / RANKS_FILE).read_bytes()).hexdigest()
+
+
 def encoding(vocab: Vocabulary, name: str = "gollm") -> "tiktoken.Encoding":  # noqa: F821
     """The tiktoken Encoding that encodes with `vocab` (built offline, nothing downloaded)."""
     import tiktoken

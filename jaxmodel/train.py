@@ -222,11 +222,12 @@ def save_checkpoint(manager, state: TrainState) -> None:
     manager.wait_until_finished()
 
 
-def restore_checkpoint(manager, target: TrainState) -> TrainState:
-    """The newest checkpoint, placed like `target` (same shapes and shardings)."""
+def restore_checkpoint(manager, target: TrainState, step: int | None = None) -> TrainState:
+    """The checkpoint of `step` (default: the newest), placed like `target` (same shapes and shardings)."""
     import orbax.checkpoint as ocp
 
-    restored = manager.restore(manager.latest_step(), args=ocp.args.StandardRestore(target._asdict()))
+    step = manager.latest_step() if step is None else step
+    restored = manager.restore(step, args=ocp.args.StandardRestore(target._asdict()))
     return TrainState(**restored)
 
 
@@ -321,7 +322,9 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         )
     mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps({"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "versions": _versions()}, indent=2) + "\n")
+    saved = {"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "data": str(data.absolute()),
+             "tokenizer_sha256": shards.tokenizer_sha256, "versions": _versions()}
+    (run_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
 
     state = init_state(mc, tc, mesh)
     manager = checkpoint_manager(run_dir, tc)
