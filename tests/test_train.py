@@ -121,3 +121,12 @@ def test_every_mesh_gives_the_single_device_step():
         for a, b in zip(result["params"], single["params"]):
             # lr 1e-3 and three Adam steps: tiny gradients' signs are rounding noise (see above)
             np.testing.assert_allclose(a, b, rtol=0, atol=3e-4, err_msg=mesh)
+
+
+def test_flops_per_token_counts_matmul_weights_and_attention():
+    from jaxmodel.bench_train import flops_per_token
+
+    seed = load_config(CONFIGS / "gollm-85m.yaml")  # tied: the embedding is also the head matmul
+    assert flops_per_token(seed) == 6 * 86_526_720 + 12 * 12 * 768 * 2048
+    # untied: the lookup is free, the separate head is a matmul
+    assert flops_per_token(MODEL) == 6 * (139_584 - 320 * 64) + 12 * 2 * 64 * 64

@@ -1,0 +1,92 @@
+"""Training throughput: tokens/s, achieved FLOP/s and MFU for model configs.
+
+    python -m jaxmodel.bench_train [--config configs/demo.yaml ...] [--steps 5] [--set train.batch_size=8 ...]
+
+MFU (model FLOPs utilisation) is the model's FLOPs per second over the device's
+peak. On accelerators the peak is the datasheet's; on a CPU there is no honest
+datasheet number, so the peak is measured: the best FLOP/s of large float32
+matmuls here. Model FLOPs per token are 6 per weight used in a matmul (forward 2,
+backward 4) plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmodel.config import ModelConfig, load_train_config, param_count
+from jaxmodel.train import init_state, make_mesh, make_train_step
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIGS = [
+    (ROOT / "configs" / "demo.yaml", ["train.batch_size=16"]),
+    (ROOT / "configs" / "gollm-85m.yaml", ["model.context_length=256", "train.batch_size=4"]),
+]
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of an n x n matmul: the CPU's practical peak."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    f = jax.jit(lambda x: x @ x)
+    f(a).block_until_ready()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        f(a).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best
+
+
+def flops_per_token(mc: ModelConfig) -> float:
+    """Training FLOPs per token at full context (see the module docstring)."""
+    matmul_weights = param_count(mc) - (0 if mc.tie_embeddings else mc.vocab_size * mc.dim)  # a lookup is free
+    return 6.0 * matmul_weights + 12.0 * mc.n_layers * mc.dim * mc.context_length
+
+
+def measure(config: Path, overrides: list[str], steps: int) -> dict:
+    mc, tc = load_train_config(config, overrides)
+    mesh = make_mesh(jax.device_count(), 1)
+    state, step = init_state(mc, tc, mesh), make_train_step(mc, tc, mesh)
+    rng = np.random.default_rng(0)
+    batch = {
+        "tokens": rng.integers(0, mc.vocab_size, (tc.batch_size, mc.context_length + 1)).astype(np.int32),
+        "mask": np.ones((tc.batch_size, mc.context_length), np.int32),
+    }
+    state, metrics = step(state, batch)  # compile
+    jax.block_until_ready(metrics)
+    start = time.perf_counter()
+    for _ in range(steps):
+        state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    seconds = (time.perf_counter() - start) / steps
+    tokens = tc.batch_size * mc.context_length
+    return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds,
+            "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token(mc) * tokens / seconds}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.bench_train", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, action="append", help="config file(s) (default: demo and the seed)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="override, e.g. train.batch_size=8")
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args(argv)
+    configs = [(c, args.overrides) for c in args.config] if args.config else [(c, o + args.overrides) for c, o in DEFAULT_CONFIGS]
+    device = jax.devices()[0]
+    peak = matmul_peak()
+    print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); measured peak {peak / 1e9:,.1f} GFLOP/s (float32 matmul)")
+    print(f"{'config':<12}{'params':>13}{'tokens/step':>13}{'step (s)':>10}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>7}")
+    for config, overrides in configs:
+        r = measure(config, overrides, args.steps)
+        print(f"{r['config']:<12}{r['params']:>13,}{r['tokens_per_step']:>13,}{r['step_s']:>10.3f}"
+              f"{r['tokens_per_s']:>11,.0f}{r['flops_per_s'] / 1e9:>10.1f}{r['flops_per_s'] / peak:>7.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
