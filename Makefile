@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go build goldens clean
+.PHONY: setup test test-python test-go build goldens demo demo-clean clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -24,6 +24,35 @@ test-go:
 # The inference engine as one binary: bin/goengine.
 build:
 	cd goengine && go build -o ../bin/goengine ./cmd/goengine
+
+# The main job, end to end on the embedded default: generate a corpus, train a tokenizer,
+# write shards, train the demo model, export it, and let goengine tell a story. Every step
+# reuses what an earlier run left in $(DEMO) (training resumes); `make demo-clean` starts over.
+DEMO        := demo
+DEMO_CONFIG := configs/demo.yaml
+DEMO_PROMPT := Once upon a time
+
+demo: setup build $(DEMO)/model.gguf
+	@echo "--- goengine generate --model $(DEMO)/model.gguf --prompt \"$(DEMO_PROMPT)\""
+	bin/goengine generate --model $(DEMO)/model.gguf --prompt "$(DEMO_PROMPT)" --max-tokens 200 --temperature 0.7 --top-p 0.9 --seed 1
+	@echo "--- loss curve: $(DEMO)/run/loss.png; model: $(DEMO)/model.gguf"
+
+$(DEMO)/corpus.txt: | setup
+	$(PY) -m jaxmodel.corpus --out $@ --stories 20000
+
+$(DEMO)/tokenizer/tokenizer.model: $(DEMO)/corpus.txt
+	$(PY) -m jaxmodel.tokenizer train --input $< --config $(DEMO_CONFIG) --out $(DEMO)/tokenizer
+
+$(DEMO)/data/index.json: $(DEMO)/tokenizer/tokenizer.model
+	$(PY) -m jaxmodel.shards write --tokenizer $(DEMO)/tokenizer --input $(DEMO)/corpus.txt --out $(DEMO)/data --val-tokens 50000
+
+# Training resumes from the newest checkpoint if an earlier run was interrupted.
+$(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
+	$(PY) -m jaxmodel.train --config $(DEMO_CONFIG) --data $(DEMO)/data --run-dir $(DEMO)/run
+	$(PY) -m jaxmodel.export --run-dir $(DEMO)/run --tokenizer $(DEMO)/tokenizer --out $@
+
+demo-clean:
+	rm -rf $(DEMO)
 
 # Regenerate the golden files from the NumPy reference (deterministic: byte-identical on rerun).
 goldens: setup

@@ -302,6 +302,19 @@ def _installed(name: str) -> bool:
         return False
 
 
+def _initialize_hosts() -> None:
+    """Multi-host runs: join the other processes when JAX_COORDINATOR_ADDRESS (host:port),
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID are set; each process then reads only its own rows."""
+    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if not address:
+        return
+    try:
+        count, index = int(os.environ["JAX_NUM_PROCESSES"]), int(os.environ["JAX_PROCESS_ID"])
+    except (KeyError, ValueError):
+        raise ConfigError("JAX_COORDINATOR_ADDRESS is set: JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers too") from None
+    jax.distributed.initialize(address, num_processes=count, process_id=index)
+
+
 def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True) -> list[dict]:
     """Trains (or resumes) a run; returns the metrics of every step."""
     from tqdm import tqdm
@@ -309,8 +322,7 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     from jaxmodel.shards import TokenShards
 
     mc, tc = load_train_config(config_path, overrides)
-    if "JAX_COORDINATOR_ADDRESS" in os.environ or "COORDINATOR_ADDRESS" in os.environ:
-        jax.distributed.initialize()  # multi-host: each process then reads only its own rows
+    _initialize_hosts()
     shards = TokenShards.open(data, vocab_size=mc.vocab_size)
     n_devices = jax.device_count()
     if n_devices % tc.fsdp:

@@ -1,0 +1,429 @@
+"""The demo's training text: short children's stories generated from a small grammar.
+
+    python -m jaxmodel.corpus --out data/stories.txt [--stories 20000] [--seed 0]
+
+`make demo` trains a ~1M-parameter model (vocab 2048, context 256) for a few minutes on
+two CPU cores and asks it to continue "Once upon a time". Real prose is too varied for
+that budget, and copying someone's stories is not ours to do, so the text is generated
+here from word lists and templates written for this file. The grammar is shaped by
+what such a model can learn in minutes:
+
+- Coherence is the lesson. Each story picks a hero (name, kind, pronouns, home), a
+  helper and one object, and every sentence reuses them: the hero's name appears from
+  the opening to the last line, the object is lost, sought and found by name. A model
+  that copies the name and object forward has learnt the long-range structure; one that
+  does not visibly mixes characters.
+- Pronouns are never ambiguous. The helper's pronouns (he/she/it) always differ from
+  the hero's, and relatives are never referred to by a pronoun, so every he/she/his/her
+  in a story points at exactly one character — a rule the tests check.
+- A small vocabulary: about 300 distinct words, so a 2048-token BPE gives almost every
+  word its own token and the model spends its capacity on order, not spelling.
+- Enough variety not to be one template: several openings (about 90% start "Once upon a
+  time", the demo's prompt), five plots (lost, broken, stuck, afraid, hungry) with a
+  few wordings for each step, and several endings.
+- Stories are 80-200 words, about one context window of tokens.
+- Deterministic: one `random.Random(seed)` drives everything, so a seed names a corpus
+  byte for byte. Another seed is another corpus (use one for a separate val file).
+
+The file format is TinyStories' plain text: stories separated by a line
+`<|endoftext|>`, which jaxmodel.tokenizer and jaxmodel.shards split on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import random
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from jaxmodel.tokenizer import DOCUMENT_SEPARATOR
+
+SEPARATOR = f"\n{DOCUMENT_SEPARATOR}\n"  # between two stories; never before the first or after the last
+
+
+# --- characters ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Pronouns:
+    """The three forms a story needs: "she ran", "hugged her", "her ball"."""
+
+    subject: str
+    object: str
+    possessive: str
+
+    @property
+    def words(self) -> frozenset[str]:
+        return frozenset((self.subject, self.object, self.possessive))
+
+
+HE = Pronouns("he", "him", "his")
+SHE = Pronouns("she", "her", "her")
+IT = Pronouns("it", "it", "its")
+
+NAMES = {
+    SHE: ("Lily", "Mia", "Lucy", "Emma", "Anna", "Sara", "Zoe", "Ruby", "Ella", "Rosa", "Daisy", "Molly"),
+    HE: ("Tom", "Max", "Ben", "Sam", "Leo", "Jack", "Tim", "Finn", "Oscar", "Hugo", "Toby", "Ollie"),
+    IT: ("Beep", "Bolt", "Zip", "Dot"),
+}
+ALL_NAMES = frozenset(name for names in NAMES.values() for name in names)
+
+PEOPLE_HOMES = ("a small house", "a big house", "a little village", "a quiet town", "a farm", "a house by the sea")
+ANIMAL_HOMES = ("a big forest", "a green forest", "a farm", "a little hole under a tree", "a quiet village", "a garden")
+FAMILY = ("mom", "dad", "grandma", "grandpa")
+
+
+@dataclasses.dataclass(frozen=True)
+class Kind:
+    """What a character is, which pronouns fit it, and where and with whom it can live."""
+
+    name: str
+    pronouns: tuple[Pronouns, ...]
+    homes: tuple[str, ...]
+    relatives: tuple[str, ...] = FAMILY
+
+
+KINDS = (
+    Kind("girl", (SHE,), PEOPLE_HOMES),
+    Kind("boy", (HE,), PEOPLE_HOMES),
+    Kind("robot", (IT,), ("a small workshop", "a quiet town"), ("maker",)),
+    *(Kind(animal, (HE, SHE), ANIMAL_HOMES) for animal in ("cat", "dog", "rabbit", "bear", "fox", "mouse", "duck", "bird")),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Character:
+    """One character of a story: every mention of it is rendered from these fields."""
+
+    name: str
+    kind: str
+    pronouns: Pronouns
+    home: str
+    relative: str
+
+
+# --- the plot grammar ---------------------------------------------------------------------
+# Templates are str.format strings over the fields of `_fields`: N/F are the hero's and
+# the helper's names; he/him/his (and He/His at a sentence start) the hero's pronouns,
+# fhe/fhim/fhis/fHe the helper's; obj the object, a_obj "a red ball".
+
+OPENINGS = (  # (weight, template); "Once upon a time" is the demo's prompt
+    (3, "Once upon a time, there was {a_trait} {kind} named {N}. {N} lived in {home} with {his} {rel}."),
+    (3, "Once upon a time, {a_trait} {kind} named {N} lived in {home} with {his} {rel}."),
+    (3, "Once upon a time, in {home}, there lived {a_trait} {kind} named {N}. {He} lived there with {his} {rel}."),
+    (1 / 3, "Long ago, there was {a_trait} {kind} named {N}. {N} lived in {home} with {his} {rel}."),
+    (1 / 3, "There was once {a_trait} {kind} named {N}, who lived in {home} with {his} {rel}."),
+    (1 / 3, "One sunny morning, {a_trait} {kind} named {N} woke up in {home}. {N} lived there with {his} {rel}."),
+)
+OPENING_STARTS = ("Once upon a time", "Long ago", "There was once", "One sunny morning")
+TRAITS = ("little", "small", "happy", "kind", "brave", "curious", "shy", "funny", "clever")
+HOBBIES = ("play in the grass", "run and jump", "sing songs", "look at the stars", "draw pictures",
+           "play games", "dance in the sun", "read books", "build things")
+LIKES = (
+    "{N} loved to {hobby}.",
+    "Every day, {N} liked to {hobby}.",
+    "{He} was very {trait2}, and {he} loved to {hobby}.",
+)
+GETS_OBJECT = (
+    "One day, {N} found {a_obj} in the {place}. {He} loved it very much.",
+    "One day, {his} {rel} gave {him} {a_obj}. {N} loved the {obj} and took it everywhere.",
+    "{N} had {a_obj}. It was {his} favorite thing in the whole world.",
+    "One morning, {N} saw {a_obj} next to the door. {He} picked it up and smiled.",
+)
+PLACES = ("park", "garden", "meadow", "yard")
+COLORS = ("red", "blue", "yellow", "green", "pink", "shiny", "pretty", "new", "old", "big", "little")
+SPOTS = ("bush", "tree", "rock", "bench", "log", "flowers", "leaves", "fence")
+
+MEETS_HELPER = (
+    "Just then, {a_fkind} named {F} came by.",
+    "Then {N} met {a_fkind} named {F}.",
+    "Soon, {N} heard a voice. It was {F}, a friendly {fkind}.",
+    "Just then, {N}'s friend {F} the {fkind} came to play.",
+)
+OFFERS_HELP = (
+    '"Do not worry. I will help you," said {F}.',
+    '"I can help you," said {F}.',
+    '"Let\'s do it together," said {F}.',
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plot:
+    """A problem, the hero's words for it, and ways the helper solves it."""
+
+    name: str
+    objects: tuple[str, ...]  # the objects this problem makes sense for
+    problems: tuple[str, ...]
+    asks: tuple[str, ...]  # the helper asks, the hero answers
+    fixes: tuple[tuple[str, tuple[str, ...]], ...]  # (template, helper kinds it needs, or () for any)
+
+
+PLOTS = (
+    Plot(
+        "lost",
+        ("ball", "kite", "hat", "boat", "teddy bear", "toy car", "drum", "book", "shell", "key", "cup"),
+        (
+            "{N} took the {obj} to the {place} to play. {He} played all morning. But when {he} looked again, the {obj} was gone! {N} was very sad.",
+            "One afternoon, {N} played with the {obj} in the {place}. Then {he} went to drink some water. When {he} came back, the {obj} was not there! {N} started to cry.",
+        ),
+        (
+            '"Why are you sad, {N}?" asked {F}. "I lost my {obj}," said {N}.',
+            '"What is wrong?" asked {F}. "I can not find my {obj}," {N} said.',
+        ),
+        (
+            ("{F} and {N} looked under the {spot1} and behind the {spot2}. They looked everywhere. At last, {F} saw something {adj} next to the {spot3}. It was the {obj}!", ()),
+            ("They looked in the grass and near the {spot1}, but the {obj} was not there. Then {N} looked behind the {spot2}. There was the {adj} {obj}!", ()),
+            ("{F} put {fhis} nose to the ground and sniffed. Sniff, sniff! {fHe} ran to the {spot1} and found the {obj} there.", ("dog", "fox", "bear", "mouse")),
+        ),
+    ),
+    Plot(
+        "broken",
+        ("kite", "boat", "toy car", "drum", "cup", "lamp", "box", "basket"),
+        (
+            "One day, {N} dropped the {obj}, and it broke. Now the {obj} had a big crack. {N} started to cry.",
+            "One day, {N} was playing with the {obj} when it fell and broke into two pieces. {N} was very sad.",
+        ),
+        (
+            '"Why are you crying?" asked {F}. "My {obj} is broken," said {N}.',
+            '"What is wrong, {N}?" asked {F}. "I broke my {obj}," said {N}.',
+        ),
+        (
+            ("{F} had an idea. {fHe} got some glue and some tape. Together, they fixed the {obj} piece by piece. Soon the {obj} looked as good as new.", ()),
+            ('{F} said, "My {frel} can fix anything." They took the {obj} to {fhis} {frel}, who fixed it with glue. When they were done, the {obj} was like new again.', ()),
+        ),
+    ),
+    Plot(
+        "stuck",
+        ("kite", "ball", "hat", "balloon", "blanket"),
+        (
+            "One windy day, {N} played with the {obj} in the {place}. A big wind came and blew the {obj} up into a tall tree. It was stuck! {N} could not reach it.",
+            "One day, {N} threw the {obj} up high. It went up and up and got stuck in a tall tree. {N} jumped, but {he} could not reach it.",
+        ),
+        (
+            '"What is wrong?" asked {F}. "My {obj} is stuck in the tree," said {N}.',
+            '"Why are you sad, {N}?" asked {F}. "My {obj} is up in the tree, and I can not get it," said {N}.',
+        ),
+        (
+            ("{F} tried to climb the tree, but it was too tall. Then {fhe} had an idea. {fHe} got a long stick and pushed the {obj} off the branch. It fell down into {N}'s arms.", ()),
+            ("{F} flapped {fhis} wings and flew up to the branch. {fHe} took the {obj} and brought it down to {N}.", ("bird",)),
+            ("{F} was big and tall. {fHe} stood on {fhis} back legs and pulled the {obj} down.", ("bear",)),
+            ("{N} stood on a big box, and {F} held the box so it did not fall. {N} reached up and got the {obj}.", ()),
+        ),
+    ),
+    Plot(
+        "afraid",
+        ("lamp", "blanket", "teddy bear", "book"),
+        (
+            "One night, there was a big storm. The wind was loud, and the sky was dark. {N} was afraid. {He} held {his} {obj} and did not move.",
+            "One night, the lights went out, and the house was very dark. {N} was afraid of the dark. {He} held {his} {obj} close.",
+        ),
+        (
+            '"Are you okay, {N}?" asked {F}. "I am scared," said {N}.',
+            '"What is wrong?" asked {F}. "It is so dark, and I am afraid," said {N}.',
+        ),
+        (
+            ("{F} sat next to {N} and told {him} a funny story. {N} laughed. Soon {he} was not afraid anymore, and the night did not seem so dark.", ()),
+            ('{F} held the {obj} with {N} and said, "Let\'s be brave together." They sang a happy song until the morning came.', ()),
+        ),
+    ),
+    Plot(
+        "hungry",
+        ("basket", "bucket", "box", "hat", "cup"),
+        (
+            "One day, {N} was very hungry, but there was no food at home. {N} felt sad.",
+            "One morning, {N} woke up very hungry. {His} tummy made a loud noise, but the kitchen was empty.",
+        ),
+        (
+            '"What is wrong?" asked {F}. "I am so hungry," said {N}.',
+            '"Why are you sad, {N}?" asked {F}. "There is no food, and I am hungry," said {N}.',
+        ),
+        (
+            ('{F} said, "I know where to find berries!" {N} took {his} {obj}, and they went to the woods together. They picked many red berries and put them in the {obj}. Then they ate until they were full.', ()),
+            ("{F} took {N} to a big apple tree. They picked apples and carried them home in {N}'s {obj}. That night, they ate apples together.", ()),
+        ),
+    ),
+)
+
+THANKS = (
+    '{N} was so happy. "Thank you, {F}!" {he} said.',
+    "{N} smiled a big smile. {He} gave {F} a big hug.",
+    "{N} felt happy again. {He} thanked {F} for {fhis} help.",
+)
+AFTERWARDS = (
+    '{F} smiled too. "That is what friends are for," {fhe} said.',
+    "That evening, {N} told {his} {rel} all about {F}.",
+    "{N} ran home and showed the {obj} to {his} {rel}.",
+)
+ENDINGS = (
+    "From that day on, {N} and {F} were best friends.",
+    "From that day on, {N} always kept {his} {obj} close.",
+    "From that day on, {N} knew that friends help each other.",
+    "After that day, {N} and {F} played together every day.",
+    "After that day, {N} learned that it is good to ask for help.",
+)
+ENDING_STARTS = ("From that day on,", "After that day,", "The end.")
+
+
+# --- the story ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Story:
+    """One generated story: who and what it is about, and its paragraphs."""
+
+    hero: Character
+    helper: Character
+    object: str
+    plot: str
+    paragraphs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.paragraphs)
+
+
+def _article(phrase: str) -> str:
+    """'a red ball', 'an old key'."""
+    return ("an " if phrase[0] in "aeiou" else "a ") + phrase
+
+
+def _character(rng: random.Random, kinds: Iterable[Kind], pronouns: Iterable[Pronouns]) -> Character:
+    """A character of one of `kinds` whose pronouns are one of `pronouns`."""
+    pronouns = tuple(pronouns)
+    kind = rng.choice([k for k in kinds if any(p in pronouns for p in k.pronouns)])
+    chosen = rng.choice([p for p in kind.pronouns if p in pronouns])
+    return Character(rng.choice(NAMES[chosen]), kind.name, chosen, rng.choice(kind.homes), rng.choice(kind.relatives))
+
+
+def _fields(hero: Character, helper: Character, obj: str, rng: random.Random) -> dict[str, str]:
+    """Every value a template may name; the random extras (places, spots) are fixed per story."""
+    h, f = hero.pronouns, helper.pronouns
+    adj = rng.choice(COLORS)
+    spots = rng.sample(SPOTS, 3)
+    return {
+        "N": hero.name, "kind": hero.kind, "home": hero.home, "rel": hero.relative,
+        "he": h.subject, "He": h.subject.capitalize(), "him": h.object, "his": h.possessive, "His": h.possessive.capitalize(),
+        "F": helper.name, "fkind": helper.kind, "a_fkind": _article(helper.kind), "frel": helper.relative,
+        "fhe": f.subject, "fHe": f.subject.capitalize(), "fhim": f.object, "fhis": f.possessive,
+        "obj": obj, "adj": adj, "a_obj": _article(f"{adj} {obj}"),
+        "a_trait": _article(rng.choice(TRAITS)), "trait2": rng.choice(TRAITS[2:]), "hobby": rng.choice(HOBBIES),
+        "place": rng.choice(PLACES), "spot1": spots[0], "spot2": spots[1], "spot3": spots[2],
+    }
+
+
+def _weighted(rng: random.Random, options: tuple[tuple[float, str], ...]) -> str:
+    return rng.choices([text for _, text in options], weights=[w for w, _ in options])[0]
+
+
+def make_story(rng: random.Random) -> Story:
+    """One story as a `Story`: a hero, a helper with other pronouns, an object and a plot."""
+    hero_kind = rng.choice(KINDS)
+    hero = _character(rng, [hero_kind], hero_kind.pronouns)
+    helper = _character(rng, [k for k in KINDS if k.name != hero.kind], [p for p in (HE, SHE, IT) if p != hero.pronouns])
+    plot = rng.choice(PLOTS)
+    obj = rng.choice(plot.objects)
+    fields = _fields(hero, helper, obj, rng)
+    fixes = [text for text, needs in plot.fixes if not needs or helper.kind in needs]
+    setup = [_weighted(rng, OPENINGS), rng.choice(LIKES), rng.choice(GETS_OBJECT)]
+    middle = [rng.choice(plot.problems), rng.choice(MEETS_HELPER), rng.choice(plot.asks), rng.choice(OFFERS_HELP), rng.choice(fixes)]
+    end = [rng.choice(THANKS), *rng.sample(AFTERWARDS, rng.randint(0, 1)), rng.choice(ENDINGS)]
+    if rng.random() < 0.3:
+        end.append("The end.")
+    paragraphs = tuple(" ".join(t.format_map(fields) for t in part) for part in (setup, middle, end))
+    return Story(hero, helper, obj, plot.name, paragraphs)
+
+
+def generate_story(rng: random.Random) -> str:
+    """The text of one story drawn from `rng`."""
+    return make_story(rng).text
+
+
+def generate_corpus(n_stories: int, seed: int = 0) -> Iterator[str]:
+    """`n_stories` story texts, the same for the same seed."""
+    rng = random.Random(seed)
+    for _ in range(n_stories):
+        yield generate_story(rng)
+
+
+def words(text: str) -> list[str]:
+    """The words of a text as the vocabulary counts them: lowercase runs of letters."""
+    return re.findall(r"[a-z]+", text.lower())
+
+
+# --- the file -----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusStats:
+    """What `write_corpus` wrote."""
+
+    stories: int
+    bytes: int
+    distinct_words: int
+
+
+def write_corpus(path: str | os.PathLike, n_stories: int, seed: int = 0) -> CorpusStats:
+    """Writes `n_stories` stories to `path`, separated by `<|endoftext|>` lines.
+
+    The file is written beside its destination and renamed into place, so a reader never
+    sees half a corpus. It is the stories joined by SEPARATOR plus a final newline.
+    """
+    if n_stories <= 0:
+        raise ValueError(f"n_stories must be at least 1, got {n_stories}")
+    path = Path(path)
+    stories = list(generate_corpus(n_stories, seed))
+    data = (SEPARATOR.join(stories) + "\n").encode("utf-8")
+    vocabulary = set(words(" ".join(stories)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return CorpusStats(n_stories, len(data), len(vocabulary))
+
+
+def read_corpus(path: str | os.PathLike) -> list[str]:
+    """The stories of a file written by `write_corpus` (the exact inverse)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return text.removesuffix("\n").split(SEPARATOR)
+
+
+# --- command line -------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """One line, no usage dump: the project's error style."""
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str]) -> int:
+    parser = _Parser(prog="python -m jaxmodel.corpus", description="Write the demo's generated story corpus.")
+    parser.add_argument("--out", type=Path, required=True, help="text file to write (stories separated by <|endoftext|> lines)")
+    parser.add_argument("--stories", type=int, default=20000, help="number of stories (default 20000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same file")
+    args = parser.parse_args(argv)
+    if args.stories <= 0:
+        print(f"error: --stories must be at least 1, got {args.stories}", file=sys.stderr)
+        return 2
+    try:
+        stats = write_corpus(args.out, args.stories, args.seed)
+    except OSError as err:
+        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out}: {stats.stories} stories, {stats.bytes:,} bytes, {stats.distinct_words} distinct words")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

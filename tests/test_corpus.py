@@ -1,0 +1,174 @@
+"""The generated story corpus: deterministic, coherent, small in vocabulary, in TinyStories' format."""
+
+import random
+import re
+import subprocess
+import sys
+
+import pytest
+
+from jaxmodel import corpus
+from jaxmodel.corpus import (
+    ALL_NAMES,
+    ENDING_STARTS,
+    HE,
+    IT,
+    OPENING_STARTS,
+    SEPARATOR,
+    SHE,
+    generate_corpus,
+    make_story,
+    read_corpus,
+    words,
+    write_corpus,
+)
+from conftest import ROOT
+
+PRONOUN_WORDS = HE.words | SHE.words | (IT.words - {"it"})  # "it" also names the object, so it proves nothing
+
+
+@pytest.fixture(scope="module")
+def stories():
+    rng = random.Random(123)
+    return [make_story(rng) for _ in range(2000)]
+
+
+def test_same_seed_same_text_other_seed_other_text():
+    assert list(generate_corpus(50, seed=7)) == list(generate_corpus(50, seed=7))
+    assert list(generate_corpus(50, seed=7)) != list(generate_corpus(50, seed=8))
+
+
+def test_stories_open_with_an_opening_and_close_with_an_ending(stories):
+    for story in stories:
+        text = story.text
+        assert text.startswith(OPENING_STARTS), text[:60]
+        last = re.split(r"(?<=[.!?\"]) ", text)[-1]
+        assert last.startswith(ENDING_STARTS), f"last sentence {last!r}"
+
+
+def test_most_stories_start_with_the_demo_prompt(stories):
+    share = sum(s.text.startswith("Once upon a time") for s in stories) / len(stories)
+    assert 0.85 <= share <= 0.95, share
+
+
+def test_hero_name_is_kept_from_opening_to_end(stories):
+    for story in stories:
+        text = story.text
+        opened = re.search(r"named (\w+)", text).group(1)
+        assert opened == story.hero.name
+        assert story.hero.name in story.paragraphs[-1], text
+        names = {w for w in re.findall(r"[A-Z]\w+", text) if w in ALL_NAMES}
+        assert names == {story.hero.name, story.helper.name}, text
+        assert story.hero.pronouns != story.helper.pronouns
+
+
+def test_the_object_runs_through_the_story(stories):
+    for story in stories:
+        assert story.object in story.paragraphs[0] and story.object in story.paragraphs[1], story.text
+
+
+def test_pronouns_agree_with_the_characters(stories):
+    for story in stories:
+        text = story.text
+        allowed = story.hero.pronouns.words | story.helper.pronouns.words
+        used = set(words(text)) & PRONOUN_WORDS
+        assert used <= allowed, f"{story.hero.name} ({story.hero.pronouns.subject}) and {story.helper.name} ({story.helper.pronouns.subject}) but found {used - allowed}: {text}"
+        home = re.search(rf"(\w+),? (?:who )?lived (?:in .+? |there )?with (\w+) {story.hero.relative}\.", story.paragraphs[0])
+        assert home.group(1) in (story.hero.name, story.hero.pronouns.subject.capitalize())
+        assert home.group(2) == story.hero.pronouns.possessive, text[:160]
+
+
+# (pattern, whose pronoun: the character named in group "name", or "other" than the one named, form)
+AGREEMENT = [
+    (r"(?P<name>[A-Z][a-z]+) put (?P<pronoun>\w+) nose", "name", "possessive"),
+    (r"(?P<name>[A-Z][a-z]+) flapped (?P<pronoun>\w+) wings", "name", "possessive"),
+    (r"(?P<name>[A-Z][a-z]+) was big and tall\. (?P<pronoun>\w+) stood", "name", "subject"),
+    (r"(?P<name>[A-Z][a-z]+) had an idea\. (?P<pronoun>\w+) got", "name", "subject"),
+    (r"thanked (?P<name>[A-Z][a-z]+) for (?P<pronoun>\w+) help", "name", "possessive"),
+    (r'"Thank you, (?P<name>[A-Z][a-z]+)!" (?P<pronoun>\w+) said', "other", "subject"),
+    (r"(?P<name>[A-Z][a-z]+) sat next to \w+ and told (?P<pronoun>\w+) a", "other", "object"),
+]
+
+
+def test_pronouns_point_at_the_right_character(stories):
+    checked = 0
+    for story in stories:
+        by_name = {story.hero.name: story.hero, story.helper.name: story.helper}
+        for pattern, whose, form in AGREEMENT:
+            for match in re.finditer(pattern, story.text):
+                named = by_name[match.group("name")]
+                owner = named if whose == "name" else next(c for c in by_name.values() if c is not named)
+                assert match.group("pronoun").lower() == getattr(owner.pronouns, form), f"{match.group(0)!r}: {owner.name} is {owner.pronouns.subject}"
+                checked += 1
+    assert checked > len(stories) // 2
+
+
+def test_story_length_fits_the_demo_context(stories):
+    lengths = [len(words(s.text)) for s in stories]
+    assert 80 <= min(lengths) and max(lengths) <= 200, (min(lengths), max(lengths))
+
+
+def test_vocabulary_is_small_but_not_trivial(stories):
+    vocabulary = {w for s in stories for w in words(s.text)}
+    assert 250 <= len(vocabulary) <= 400, len(vocabulary)
+
+
+def test_plots_and_openings_all_occur(stories):
+    assert {s.plot for s in stories} == {p.name for p in corpus.PLOTS}
+    assert {start for s in stories for start in OPENING_STARTS if s.text.startswith(start)} == set(OPENING_STARTS)
+
+
+def test_file_format_round_trips(tmp_path):
+    path = tmp_path / "stories.txt"
+    stats = write_corpus(path, 30, seed=3)
+    raw = path.read_text(encoding="utf-8")
+    assert stats.stories == 30 and stats.bytes == len(raw.encode("utf-8"))
+    assert not raw.startswith("<|endoftext|>") and not raw.rstrip("\n").endswith("<|endoftext|>")
+    assert raw.count("<|endoftext|>") == 29 == raw.count(SEPARATOR)
+    assert all(line == "<|endoftext|>" for line in raw.splitlines() if "endoftext" in line)
+    assert read_corpus(path) == list(generate_corpus(30, seed=3))
+    assert [p.name for p in tmp_path.iterdir()] == ["stories.txt"]  # no temporary file left behind
+
+
+def test_write_corpus_rejects_no_stories(tmp_path):
+    with pytest.raises(ValueError, match="at least 1"):
+        write_corpus(tmp_path / "x.txt", 0)
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "jaxmodel.corpus", *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_cli_writes_and_reports(tmp_path):
+    out = tmp_path / "c.txt"
+    result = _cli("--out", str(out), "--stories", "20", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert "20 stories" in result.stdout and "distinct words" in result.stdout
+    assert read_corpus(out) == list(generate_corpus(20, seed=1))
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--stories", "0"], 2, "--stories must be at least 1"),
+        (["--stories", "ten"], 2, "invalid int value"),
+        (["--stories", "5", "--out-dir-missing"], 2, "unrecognized arguments"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(tmp_path, args, code, message):
+    result = _cli("--out", str(tmp_path / "c.txt"), *args)
+    assert result.returncode == code
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_cli_creates_missing_folders(tmp_path):
+    result = _cli("--out", str(tmp_path / "new" / "c.txt"), "--stories", "3")
+    assert result.returncode == 0 and (tmp_path / "new" / "c.txt").is_file()
+
+
+def test_cli_unwritable_path_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("a file where a folder should be")
+    result = _cli("--out", str(tmp_path / "file" / "c.txt"), "--stories", "3")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
