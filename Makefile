@@ -31,6 +31,8 @@ build:
 DEMO        := demo
 DEMO_CONFIG := configs/demo.yaml
 DEMO_PROMPT := Once upon a time
+DEMO_STORIES ?= 20000
+DEMO_VAL_TOKENS ?= 50000
 
 demo: setup build $(DEMO)/model.gguf
 	@echo "--- goengine generate --model $(DEMO)/model.gguf --prompt \"$(DEMO_PROMPT)\""
@@ -38,13 +40,13 @@ demo: setup build $(DEMO)/model.gguf
 	@echo "--- loss curve: $(DEMO)/run/loss.png; model: $(DEMO)/model.gguf"
 
 $(DEMO)/corpus.txt: | setup
-	$(PY) -m jaxmodel.corpus --out $@ --stories 20000
+	$(PY) -m jaxmodel.corpus --out $@ --stories $(DEMO_STORIES)
 
 $(DEMO)/tokenizer/tokenizer.model: $(DEMO)/corpus.txt
 	$(PY) -m jaxmodel.tokenizer train --input $< --config $(DEMO_CONFIG) --out $(DEMO)/tokenizer
 
 $(DEMO)/data/index.json: $(DEMO)/tokenizer/tokenizer.model
-	$(PY) -m jaxmodel.shards write --tokenizer $(DEMO)/tokenizer --input $(DEMO)/corpus.txt --out $(DEMO)/data --val-tokens 50000
+	$(PY) -m jaxmodel.shards write --tokenizer $(DEMO)/tokenizer --input $(DEMO)/corpus.txt --out $(DEMO)/data --val-tokens $(DEMO_VAL_TOKENS)
 
 # Training resumes from the newest checkpoint if an earlier run was interrupted.
 $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
