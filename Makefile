@@ -46,7 +46,7 @@ $(DEMO)/tokenizer/tokenizer.model: $(DEMO)/corpus.txt
 	$(PY) -m jaxmodel.tokenizer train --input $< --config $(DEMO_CONFIG) --out $(DEMO)/tokenizer
 
 $(DEMO)/data/index.json: $(DEMO)/tokenizer/tokenizer.model
-	$(PY) -m jaxmodel.shards write --tokenizer $(DEMO)/tokenizer --input $(DEMO)/corpus.txt --out $(DEMO)/data --val-tokens $(DEMO_VAL_TOKENS)
+	$(PY) -m jaxmodel.data prepare --input $(DEMO)/corpus.txt --tokenizer $(DEMO)/tokenizer --out $(DEMO)/data --val-tokens $(DEMO_VAL_TOKENS)
 
 # Training resumes from the newest checkpoint if an earlier run was interrupted.
 $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)

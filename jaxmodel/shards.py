@@ -13,10 +13,9 @@ batches an uninterrupted run would have seen, with no loader state to save.
     data = TokenShards.open("shards/", vocab_size=2048)
     tokens = data.batch(step, batch_size=32, seq_len=512, seed=0)   # (32, 513) int32
 
-Until the data pipeline lands, a small CLI encodes text files with a saved tokenizer:
+Text becomes shards with `python -m jaxmodel.data prepare`; this module checks them:
 
-    python -m jaxmodel.shards write --tokenizer tok/ --input a.txt b.jsonl --out shards/
-    python -m jaxmodel.shards info shards/
+    python -m jaxmodel.shards info shards/ [--verify]
 
 NumPy only (no JAX): the writer runs in data jobs that have no accelerator.
 """
@@ -402,69 +401,7 @@ def _check_sha256(path: Path, expected: str) -> None:
         raise ShardError(f"{path}: sha256 is {digest.hexdigest()}, {INDEX_FILE} says {expected} (the file changed after it was written)")
 
 
-# --- the interim command line ---------------------------------------------------------------
-
-
-def iter_documents(paths: list[Path]) -> Iterator[str]:
-    """Streams the documents of each input, never a whole file.
-
-    `.jsonl`: one document per line, its "text" field. Other files: UTF-8 text in
-    which `<|endoftext|>` separates documents; line endings are kept, empty
-    documents are skipped. A document ends at the end of its file.
-    """
-    from jaxmodel.tokenizer import DOCUMENT_SEPARATOR, TokenizerError, iter_texts
-
-    for path in paths:
-        if path.suffix == ".jsonl":
-            yield from iter_texts([path])  # one line is one document
-            continue
-        parts: list[str] = []
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-                *finished, rest = line.split(DOCUMENT_SEPARATOR)
-                for piece in finished:
-                    parts.append(piece)
-                    if document := "".join(parts):
-                        yield document
-                    parts = []
-                parts.append(rest)
-        if document := "".join(parts):
-            yield document
-
-
-def _batched(items: Iterable, n: int) -> Iterator[list]:
-    chunk = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == n:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-def write_from_text(tokenizer_dir: Path, inputs: list[Path], out: Path, val_tokens: int = 0, shard_tokens: int = 2**24) -> TokenShards:
-    """Encodes text files with a saved tokenizer and writes them as shards (the interim CLI's `write`)."""
-    from jaxmodel import tokenizer as tk
-
-    for path in inputs:
-        if not path.is_file():
-            raise ShardError(f"{path}: no such file")
-    vocab = tk.load(tokenizer_dir)
-    enc = tk.encoding(vocab)
-    tokenizer_sha256 = tk.fingerprint(tokenizer_dir)
-
-    def documents():
-        # Batches let tiktoken encode on several threads; the order is kept.
-        for texts in _batched(iter_documents(inputs), 256):
-            yield from (np.asarray(ids, np.int64) for ids in enc.encode_ordinary_batch(texts))
-
-    write_shards(out, documents(), vocab.size, vocab.eos_id, shard_tokens=shard_tokens, val_tokens=val_tokens, tokenizer_sha256=tokenizer_sha256)
-    return TokenShards.open(out)
+# --- the command line ---------------------------------------------------------------------
 
 
 def describe(shards: TokenShards) -> str:
@@ -480,27 +417,15 @@ def describe(shards: TokenShards) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from jaxmodel.tokenizer import TokenizerError
-
-    parser = argparse.ArgumentParser(prog="python -m jaxmodel.shards", description="Write or inspect gollm token shards (spec/data.md).")
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.shards", description="Check a gollm shard directory (spec/data.md).")
     commands = parser.add_subparsers(dest="command", required=True)
-    write_cmd = commands.add_parser("write", help="encode text files into a shard directory")
-    write_cmd.add_argument("--tokenizer", type=Path, required=True, help="tokenizer directory (tokenizer.model, tokenizer.json)")
-    write_cmd.add_argument("--input", type=Path, nargs="+", required=True, help="text files (.txt with <|endoftext|> between documents, or .jsonl with a text field)")
-    write_cmd.add_argument("--out", type=Path, required=True, help="shard directory to write")
-    write_cmd.add_argument("--val-tokens", type=int, default=0, help="tokens (at least, whole documents) for the val split, taken first")
-    write_cmd.add_argument("--shard-tokens", type=int, default=2**24, help="tokens per shard file")
     info_cmd = commands.add_parser("info", help="check a shard directory and print its counts")
     info_cmd.add_argument("directory", type=Path)
     info_cmd.add_argument("--verify", action="store_true", help="also check every shard's sha256")
     args = parser.parse_args(argv)
     try:
-        if args.command == "write":
-            shards = write_from_text(args.tokenizer, args.input, args.out, args.val_tokens, args.shard_tokens)
-            print(f"wrote {describe(shards)}")
-        else:
-            print(describe(TokenShards.open(args.directory, verify=args.verify)))
-    except (ShardError, TokenizerError, OSError) as err:
+        print(describe(TokenShards.open(args.directory, verify=args.verify)))
+    except (ShardError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -229,36 +229,40 @@ def n_special_for(vocab_size: int) -> int:
     return max(8, min(256, vocab_size // 128))
 
 
+def iter_lines(path: Path, on_bytes=None) -> Iterator[str]:
+    """The lines of a UTF-8 file with their endings (`\r\n` stays `\r\n`), one at a time.
+    Invalid UTF-8 is an error naming the file and line. `on_bytes(n)`, if given, is told
+    how many bytes each line took (for a progress bar)."""
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, start=1):
+            if on_bytes is not None:
+                on_bytes(len(raw))
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
 def iter_texts(paths: list[Path], on_bytes=None) -> Iterator[str]:
     """Streams the text of each input, a line or a document at a time, never a whole file.
 
     `.jsonl` files hold one JSON object per line with a "text" field; other files are
-    plain UTF-8 text, where `<|endoftext|>` separates documents and is dropped. Line
-    endings are kept as they are (`\r\n` stays `\r\n`). `on_bytes(n)`, if given,
-    is told how many bytes of input each line took (for a progress bar).
+    plain UTF-8 text, where `<|endoftext|>` separates documents and is dropped.
     """
     for path in paths:
-        jsonl = path.suffix == ".jsonl"
-        with open(path, "rb") as f:
-            for number, raw in enumerate(f, start=1):
-                if on_bytes is not None:
-                    on_bytes(len(raw))
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-                if jsonl:
-                    if not line.strip():
-                        continue
-                    try:
-                        text = json.loads(line)["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" string') from None
-                    if not isinstance(text, str):
-                        raise TokenizerError(f'{path}:{number}: "text" must be a string, found {type(text).__name__}')
-                    yield text
-                else:
-                    yield from (part for part in line.split(DOCUMENT_SEPARATOR) if part)
+        for number, line in enumerate(iter_lines(path, on_bytes), start=1):
+            if path.suffix != ".jsonl":
+                yield from (part for part in line.split(DOCUMENT_SEPARATOR) if part)
+                continue
+            if not line.strip():
+                continue
+            try:
+                text = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" string') from None
+            if not isinstance(text, str):
+                raise TokenizerError(f'{path}:{number}: "text" must be a string, found {type(text).__name__}')
+            yield text
 
 
 def train(paths: list[Path], vocab_size: int, n_special: int | None = None, progress: bool = True) -> Vocabulary:

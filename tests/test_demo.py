@@ -27,5 +27,5 @@ def test_make_demo_small(tmp_path):
 
     second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    for stage in ("jaxmodel.corpus", "jaxmodel.tokenizer train", "jaxmodel.shards write", "jaxmodel.train", "jaxmodel.export"):
+    for stage in ("jaxmodel.corpus", "jaxmodel.tokenizer train", "jaxmodel.data prepare", "jaxmodel.train", "jaxmodel.export"):
         assert stage not in second.stdout, f"the second run should reuse {stage}"

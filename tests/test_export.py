@@ -14,7 +14,7 @@ from jaxmodel import reference
 from jaxmodel import tokenizer as tk
 from jaxmodel.export import ExportError, export, load_run
 from jaxmodel.goldens import mismatch
-from jaxmodel.shards import write_from_text
+from jaxmodel.data import prepare
 from jaxmodel.train import train
 
 WORDS = "the a little robot turtle river tree rain sun moon garden friend happy sad big ran saw said".split()
@@ -31,7 +31,7 @@ def run(tmp_path_factory):
     (root / "text.txt").write_text(text)
     vocab = tk.train([root / "text.txt"], 320, progress=False)
     tk.save(vocab, root / "tok")
-    write_from_text(root / "tok", [root / "text.txt"], root / "data", val_tokens=500)
+    prepare([root / "text.txt"], root / "tok", root / "data", val_tokens=500, progress=False)
     config = root / "c.yaml"
     config.write_text(yaml.safe_dump({
         "model": {"vocab_size": 320, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "ffn_dim": 128,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from jaxmodel.shards import INDEX_FILE, ShardError, TokenShards, iter_documents, write_shards
+from jaxmodel.shards import INDEX_FILE, ShardError, TokenShards, write_shards
 
 VOCAB, EOS = 300, 299
 
@@ -238,49 +238,12 @@ def story(rng):
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 30))).capitalize() + f". It was {rng.randint(0, 999)}!\r\n"
 
 
-def test_documents_split_on_the_separator_keeping_line_endings(tmp_path):
-    text = tmp_path / "a.txt"
-    text.write_bytes(b"one\r\ntwo<|endoftext|>three\n<|endoftext|><|endoftext|>\nfour\n")
-    lines = tmp_path / "b.jsonl"
-    lines.write_text('{"text": "five\\n"}\n\n{"text": "six"}\n')
-    assert list(iter_documents([text, lines])) == ["one\r\ntwo", "three\n", "\nfour\n", "five\n", "six"]
-
-
-def test_cli_write_and_info(tmp_path):
-    from jaxmodel import tokenizer as tk
-
-    rng = random.Random(0)
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("<|endoftext|>".join(story(rng) for _ in range(300)), encoding="utf-8", newline="")
-    vocab = tk.train([corpus], vocab_size=300, progress=False)
-    tk.save(vocab, tmp_path / "tok")
-    extra = tmp_path / "more.jsonl"
-    extra.write_text("".join(json.dumps({"text": story(rng)}) + "\n" for _ in range(5)))
-
+def test_cli_info(tmp_path):
     out = tmp_path / "shards"
+    write_shards(out, [[1, 2, 3]] * 20, vocab_size=300, eos_id=299)
     cli = [sys.executable, "-m", "jaxmodel.shards"]
-    run = subprocess.run(
-        [*cli, "write", "--tokenizer", str(tmp_path / "tok"), "--input", str(corpus), str(extra), "--out", str(out), "--val-tokens", "500", "--shard-tokens", "4096"],
-        capture_output=True, text=True, cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stderr
-    index = json.loads((out / INDEX_FILE).read_text())
-    assert index["vocab_size"] == 300 and index["eos_id"] == vocab.eos_id
-    assert index["tokenizer_sha256"] == hashlib.sha256((tmp_path / "tok" / tk.RANKS_FILE).read_bytes()).hexdigest()
-
-    enc = tk.encoding(vocab)
-    docs = [enc.encode_ordinary(d) for d in iter_documents([corpus, extra])]
-    assert len(docs) == 305
-    stream = np.concatenate([split_tokens(out, "val"), split_tokens(out, "train")])
-    np.testing.assert_array_equal(stream, joined(docs, vocab.eos_id))
-    assert 500 <= split_tokens(out, "val").size < 500 + max(map(len, docs)) + 1
-
     info = subprocess.run([*cli, "info", str(out), "--verify"], capture_output=True, text=True, cwd=ROOT)
-    assert info.returncode == 0, info.stderr
-    assert f"train: {split_tokens(out, 'train').size:,} tokens in" in info.stdout and "val: " in info.stdout
-
+    assert info.returncode == 0 and "train: 80 tokens in 1 shard" in info.stdout, info.stdout + info.stderr
     bad = subprocess.run([*cli, "info", str(tmp_path / "none")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "none: no such directory" in bad.stderr
     assert "Traceback" not in bad.stderr
-    bad = subprocess.run([*cli, "write", "--tokenizer", str(tmp_path / "tok"), "--input", str(tmp_path / "x.txt"), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 1 and "x.txt: no such file" in bad.stderr and "Traceback" not in bad.stderr

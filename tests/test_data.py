@@ -1,0 +1,72 @@
+"""Data preparation: text, JSONL and parquet documents -> token shards."""
+
+import hashlib
+import json
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import ROOT
+from jaxmodel.data import iter_documents
+from jaxmodel.shards import INDEX_FILE, ShardError
+from test_shards import joined, split_tokens, story
+
+
+def test_documents_split_on_the_separator_keeping_line_endings(tmp_path):
+    text = tmp_path / "a.txt"
+    text.write_bytes(b"one\r\ntwo<|endoftext|>three\n<|endoftext|><|endoftext|>\nfour\n")
+    lines = tmp_path / "b.jsonl"
+    lines.write_text('{"text": "five\\n"}\n\n{"text": "six"}\n')
+    assert list(iter_documents([text, lines])) == ["one\r\ntwo", "three\n", "\nfour\n", "five\n", "six"]
+
+
+def test_cli_prepare_text_jsonl_and_parquet(tmp_path):
+    from jaxmodel import tokenizer as tk
+
+    rng = random.Random(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("<|endoftext|>".join(story(rng) for _ in range(300)), encoding="utf-8", newline="")
+    vocab = tk.train([corpus], vocab_size=300, progress=False)
+    tk.save(vocab, tmp_path / "tok")
+    extra = tmp_path / "more.jsonl"
+    extra.write_text("".join(json.dumps({"text": story(rng)}) + "\n" for _ in range(5)))
+    table = tmp_path / "more.parquet"
+    pq.write_table(pa.table({"text": [story(rng) for _ in range(7)], "id": list(range(7))}), table, row_group_size=3)
+
+    out = tmp_path / "shards"
+    cli = [sys.executable, "-m", "jaxmodel.data", "prepare", "--no-progress"]
+    run = subprocess.run(
+        [*cli, "--tokenizer", str(tmp_path / "tok"), "--input", str(corpus), str(extra), str(table), "--out", str(out), "--val-tokens", "500", "--shard-tokens", "4096"],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr
+    index = json.loads((out / INDEX_FILE).read_text())
+    assert index["vocab_size"] == 300 and index["eos_id"] == vocab.eos_id
+    assert index["tokenizer_sha256"] == hashlib.sha256((tmp_path / "tok" / tk.RANKS_FILE).read_bytes()).hexdigest()
+
+    enc = tk.encoding(vocab)
+    docs = [enc.encode_ordinary(d) for d in iter_documents([corpus, extra, table])]
+    assert len(docs) == 312
+    stream = np.concatenate([split_tokens(out, "val"), split_tokens(out, "train")])
+    np.testing.assert_array_equal(stream, joined(docs, vocab.eos_id))
+    assert 500 <= split_tokens(out, "val").size < 500 + max(map(len, docs)) + 1
+
+    bad = subprocess.run([*cli, "--tokenizer", str(tmp_path / "tok"), "--input", str(tmp_path / "x.txt"), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 1 and "x.txt: no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_parquet_errors(tmp_path):
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "no_text.parquet")
+    with pytest.raises(ShardError, match=r"no_text\.parquet: no 'text' column \(columns: body\)"):
+        list(iter_documents([tmp_path / "no_text.parquet"]))
+    (tmp_path / "junk.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ShardError, match=r"junk\.parquet: not a readable parquet file"):
+        list(iter_documents([tmp_path / "junk.parquet"]))
+    pq.write_table(pa.table({"text": [1, 2]}), tmp_path / "ints.parquet")
+    with pytest.raises(ShardError, match="must hold strings, found int"):
+        list(iter_documents([tmp_path / "ints.parquet"]))
