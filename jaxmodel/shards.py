@@ -4,7 +4,7 @@ A shard directory holds `index.json` and raw files of little-endian token ids, t
 documents concatenated with the end-of-text id after each. `write_shards` makes one
 from token-id documents, streaming; `TokenShards.open` checks one the way
 `archive/zip` checks an archive (every count before it is trusted) and memory-maps
-the shards; `TokenShards.batch` draws windows of consecutive tokens.
+the shards; `TokenShards.pipeline` is the grain pipeline of batches of windows.
 
 A batch is a pure function of (seed, step): resuming at step s gives exactly the
 batches an uninterrupted run would have seen, with no loader state to save.
@@ -217,6 +217,7 @@ class TokenShards:
         self.tokenizer_sha256: str | None = index["tokenizer_sha256"]
         self.shards = tuple(shards)
         # split -> the split's shards in index order, and their memory maps
+        self._pipelines: dict[tuple, object] = {}
         self._arrays = {split: [a for s, a in zip(shards, arrays) if s.split == split] for split in SPLITS}
 
     @classmethod
@@ -278,13 +279,29 @@ class TokenShards:
     ) -> np.ndarray:
         """This process's rows of the global batch for `step`: (batch_size // process_count, seq_len + 1) int32.
 
-        Each row is seq_len + 1 consecutive tokens of one shard (inputs are row[:-1],
-        targets row[1:]). The global batch's window starts are drawn uniformly over
-        every valid start in the split by np.random.default_rng([seed, step, split code]),
-        so it depends on nothing but these arguments; each process then reads only its
-        own block of rows, and the blocks of all processes stack to the global batch.
+        `self.pipeline(...)[step]`: a batch depends on nothing but these arguments.
         """
-        for name, value, least in (("step", step, 0), ("seed", seed, 0), ("batch_size", batch_size, 1), ("seq_len", seq_len, 1), ("process_count", process_count, 1)):
+        if not _is_int(step) or step < 0:
+            raise ShardError(f"step must be an integer >= 0, found {step!r}")
+        key = (batch_size, seq_len, seed, split, process_index, process_count)
+        if key not in self._pipelines:
+            self._pipelines[key] = self.pipeline(*key)
+        return self._pipelines[key][step]
+
+    def pipeline(self, batch_size: int, seq_len: int, seed: int, split: str = "train",
+                 process_index: int = 0, process_count: int = 1):
+        """The grain pipeline of batches: item `step` is this process's rows of global batch `step`.
+
+        Windows are seq_len + 1 consecutive tokens of one shard, starting at multiples of
+        seq_len (inputs row[:-1], targets row[1:], so every token is a target once per
+        epoch). grain shuffles the window ids with a seed made from (seed, split), with a
+        new order every epoch, forever; global batch `step` is the next batch_size ids.
+        The pipeline is random access, so resuming at step s needs no saved state. Each
+        process reads only its own block of rows; the blocks stack to the global batch.
+        """
+        import grain
+
+        for name, value, least in (("seed", seed, 0), ("batch_size", batch_size, 1), ("seq_len", seq_len, 1), ("process_count", process_count, 1)):
             if not _is_int(value) or value < least:
                 raise ShardError(f"{name} must be an integer >= {least}, found {value!r}")
         if batch_size % process_count:
@@ -292,28 +309,25 @@ class TokenShards:
         if not _is_int(process_index) or not 0 <= process_index < process_count:
             raise ShardError(f"process_index must be in 0..{process_count - 1}, found {process_index!r}")
         arrays = self._split_arrays(split)
-        window = seq_len + 1
-        # A shard of n tokens has n - seq_len windows, starting at 0 .. n - window.
-        n_starts = np.array([max(0, a.size - seq_len) for a in arrays], np.int64)
-        total = int(n_starts.sum())
-        if total == 0:
+        # A shard of n tokens holds (n - 1) // seq_len windows: starts 0, seq_len, ... while start + seq_len < n.
+        counts = np.array([max(0, (a.size - 1) // seq_len) for a in arrays], np.int64)
+        ends = np.cumsum(counts)
+        if ends[-1] == 0:
             longest = max((a.size for a in arrays), default=0)
             raise ShardError(
-                f"{self.directory}: the {split} split is too short for one window of seq_len + 1 = {window} tokens "
+                f"{self.directory}: the {split} split is too short for one window of seq_len + 1 = {seq_len + 1} tokens "
                 f"(its longest shard has {longest})"
             )
-        rng = np.random.default_rng([seed, step, SPLIT_CODES[split]])
-        # A uniform draw over the concatenated starts picks each shard in proportion to its starts.
-        flat = rng.integers(0, total, size=batch_size)
         per = batch_size // process_count
-        flat = flat[process_index * per : (process_index + 1) * per]
-        ends = np.cumsum(n_starts)
-        which = np.searchsorted(ends, flat, side="right")
-        starts = flat - (ends[which] - n_starts[which])
-        rows = np.empty((per, window), np.int32)  # (rows of this process, seq_len + 1)
-        for row, (k, start) in enumerate(zip(which, starts)):
-            rows[row] = arrays[k][start : start + window]
-        return rows
+
+        def rows(window_ids: np.ndarray) -> np.ndarray:  # (batch_size,) ids -> (per, seq_len + 1) tokens
+            mine = window_ids[process_index * per : (process_index + 1) * per]
+            which = np.searchsorted(ends, mine, side="right")
+            starts = (mine - (ends[which] - counts[which])) * seq_len
+            return np.stack([arrays[k][start : start + seq_len + 1] for k, start in zip(which, starts)]).astype(np.int32)
+
+        mixed_seed = int(np.random.SeedSequence([seed, SPLIT_CODES[split]]).generate_state(1)[0])
+        return grain.MapDataset.range(int(ends[-1])).seed(mixed_seed).shuffle().repeat(None).batch(batch_size).map(rows)
 
     def _split_arrays(self, split: str) -> list[np.ndarray]:
         if split not in SPLIT_CODES:

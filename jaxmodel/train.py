@@ -288,7 +288,7 @@ def plot_loss(rows: list[dict], path: Path) -> None:
 def _versions() -> dict:
     import importlib.metadata as md
 
-    names = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy", "gollm")
+    names = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "gollm")
     return {name: md.version(name) for name in names if _installed(name)} | {"python": sys.version.split()[0]}
 
 

@@ -116,14 +116,16 @@ def test_windows_are_consecutive_tokens_of_one_shard(written):
     directory, _ = written
     data = TokenShards.open(directory)
     stream = split_tokens(directory, "train")
-    starts = set()
-    for step in range(20):
+    n_windows = sum((n - 1) // 16 for n in [100] * (stream.size // 100) + ([stream.size % 100] if stream.size % 100 else []))
+    seen = []
+    for step in range(-(-n_windows // 8)):  # one epoch: every window once
         for row in data.batch(step, 8, 16, seed=0):
-            # Shards are 100 tokens long, so a window that fits lies inside one shard.
-            hits = [s for s in range(stream.size - 16) if np.array_equal(stream[s : s + 17], row)]
-            assert any(s // 100 == (s + 16) // 100 for s in hits), row
-            starts.update(hits)
-    assert len(starts) > 100  # the draws spread over the data
+            # Shards are 100 tokens long: a window starts at a multiple of 16 inside one shard.
+            hits = [s for s in range(stream.size - 16) if np.array_equal(stream[s : s + 17], row)
+                    and s % 100 % 16 == 0 and s // 100 == (s + 16) // 100]
+            assert hits, row
+            seen.append(hits[0])
+    assert len(set(seen[:n_windows])) == n_windows  # an epoch is a permutation of all windows
 
 
 def test_processes_read_disjoint_rows_of_the_global_batch(written):
