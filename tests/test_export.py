@@ -1,5 +1,6 @@
 """Export: a trained run becomes a GGUF file that every reader agrees on."""
 
+import json
 import subprocess
 import sys
 
@@ -42,6 +43,14 @@ def run(tmp_path_factory):
     return root
 
 
+def _goengine(root) -> str:
+    """bin/goengine built once into the test's directory."""
+    binary = root / "goengine"
+    if not binary.exists():
+        subprocess.run(["go", "build", "-o", str(binary), "./cmd/goengine"], cwd=ROOT / "goengine", check=True)
+    return str(binary)
+
+
 @pytest.mark.parametrize("dtype, atol", [("f32", 1e-4), ("f16", 1e-2), ("q8_0", None)])
 def test_exported_logits_match_the_jax_model(run, dtype, atol):
     # f32: the goldens' tolerance. f16 rounds each weight by <= 2^-11 relative: logits move
@@ -61,6 +70,11 @@ def test_exported_logits_match_the_jax_model(run, dtype, atol):
     with jax.default_matmul_precision("highest"):
         jax_logits = np.asarray(model(tokens[None])[0])
     ref_logits = reference.forward(reference.load_model(path), tokens)
+    # goengine and the reference read the same (dequantized) weights from the same file: they
+    # agree within the goldens' float32 tolerance whatever the dtype.
+    go = subprocess.run([_goengine(run), "logits", "--model", str(path), "--tokens", " ".join(map(str, tokens))],
+                        capture_output=True, text=True, check=True)
+    assert mismatch(f"goengine {dtype} logits", np.array(json.loads(go.stdout)), ref_logits) is None
     if atol is not None:
         assert mismatch(f"{dtype} logits", ref_logits, jax_logits, atol=atol, rtol=atol) is None
     else:
@@ -81,8 +95,7 @@ def test_goengine_generates_what_the_reference_generates(run):
     ids, _ = reference.generate(model, [model.vocab.bos_id, *enc.encode_ordinary(prompt)], 12, Sampler(temperature=0))
     stops = {model.vocab.eos_id, model.vocab.special_tokens["<|eot_id|>"]}
     ids = ids[: next((i for i, t in enumerate(ids) if t in stops), len(ids))]  # goengine stops there too
-    subprocess.run(["go", "build", "-o", str(run / "goengine"), "./cmd/goengine"], cwd=ROOT / "goengine", check=True)
-    got = subprocess.run([str(run / "goengine"), "generate", "--model", str(path), "--prompt", prompt, "--max-tokens", "12",
+    got = subprocess.run([_goengine(run), "generate", "--model", str(path), "--prompt", prompt, "--max-tokens", "12",
                           "--temperature", "0"], capture_output=True, text=True, check=True)
     assert got.stdout == prompt + enc.decode(ids) + "\n"
 

@@ -5,6 +5,7 @@
 //	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
 //	goengine info --model M.gguf
 //	goengine tokenize --model M.gguf [--bos] "text"
+//	goengine logits --model M.gguf --tokens "1 50 60"
 package main
 
 import (
@@ -21,6 +22,7 @@ commands:
   generate   generate text from a prompt, streaming it to stdout
   info       print a model's config, parameter count, tensors and tokenizer
   tokenize   print the token ids of a text (needs only the tokenizer keys)
+  logits     print the logits of every position for given token ids, as JSON
 
 run 'goengine <command> -h' for the flags of a command
 `
@@ -44,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = info(args[1:], stdout, stderr)
 	case "tokenize":
 		err = tokenize(args[1:], stdout, stderr)
+	case "logits":
+		err = logits(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

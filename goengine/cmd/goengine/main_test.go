@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -106,6 +107,22 @@ func TestTokenize(t *testing.T) {
 	} {
 		if code, _, errOut := runCLI(c.args...); code != 2 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%q: exit %d, stderr %q; want %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+func TestLogits(t *testing.T) {
+	code, out, errOut := runCLI("logits", "--model", goldenModel, "--tokens", "312 5 80")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var rows [][]float32
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 3 || len(rows[0]) != 320 {
+		t.Fatalf("logits output: %v, %d rows", err, len(rows))
+	}
+	for _, c := range []struct{ tokens, want string }{{"", "at least one"}, {"1 x", `"x" is not a token id`}, {"999", "outside the vocabulary"}} {
+		if code, _, errOut := runCLI("logits", "--model", goldenModel, "--tokens", c.tokens); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("--tokens %q: exit %d, stderr %q", c.tokens, code, errOut)
 		}
 	}
 }
