@@ -54,6 +54,9 @@ def test_cli_prepare_text_jsonl_and_parquet(tmp_path):
     assert len(docs) == 312
     stream = np.concatenate([split_tokens(out, "val"), split_tokens(out, "train")])
     np.testing.assert_array_equal(stream, joined(docs, vocab.eos_id))
+    # text -> shards -> text: cutting the stream at the end-of-text ids and decoding gives the documents back
+    pieces = np.split(stream, np.flatnonzero(stream == vocab.eos_id) + 1)[:-1]
+    assert [enc.decode(p[:-1].tolist()) for p in pieces] == list(iter_documents([corpus, extra, table]))
     assert 500 <= split_tokens(out, "val").size < 500 + max(map(len, docs)) + 1
 
     bad = subprocess.run([*cli, "--tokenizer", str(tmp_path / "tok"), "--input", str(tmp_path / "x.txt"), "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
