@@ -54,19 +54,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "<config>") -> ModelConfig:
         """Builds a config from a plain mapping, checking every key and constraint."""
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: model: expected a mapping of fields, found {_kind(values)}")
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key model.{unknown[0]} (known keys: {', '.join(fields)})"
-            )
-        missing = [name for name in fields if name not in values]
-        if missing:
-            raise ConfigError(f"{source}: missing key model.{missing[0]}")
-        checked = {name: _check_type(source, name, kind, values[name]) for name, kind in fields.items()}
-        config = cls(**checked)
+        config = cls(**_checked_fields(cls, values, source, "model", required=True))
         config.validate(source)
         return config
 
@@ -93,6 +81,21 @@ class ModelConfig:
                 f"{source}: head_dim = model.dim / model.n_heads = {self.head_dim} must be even "
                 "(RoPE rotates pairs of values)"
             )
+
+
+def _checked_fields(cls, values: Any, source: str, section: str, required: bool) -> dict[str, Any]:
+    """The fields of dataclass `cls` from a config section, each checked against its type:
+    no unknown keys, and (if `required`) no missing ones."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: {section}: expected a mapping of fields, found {_kind(values)}")
+    fields = {f.name: f.type for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {section}.{unknown[0]} (known keys: {', '.join(fields)})")
+    missing = [name for name in fields if name not in values]
+    if required and missing:
+        raise ConfigError(f"{source}: missing key {section}.{missing[0]}")
+    return {name: _check_type(source, name, fields[name], value, section) for name, value in values.items()}
 
 
 def _kind(value: Any) -> str:
@@ -154,14 +157,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "<config>") -> TrainConfig:
-        if not isinstance(values, dict):
-            raise ConfigError(f"{source}: train: expected a mapping of fields, found {_kind(values)}")
-        fields = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(fields))
-        if unknown:
-            raise ConfigError(f"{source}: unknown key train.{unknown[0]} (known keys: {', '.join(fields)})")
-        checked = {name: _check_type(source, name, fields[name], value, "train") for name, value in values.items()}
-        config = cls(**checked)
+        """Builds a config from a plain mapping; absent keys keep their defaults."""
+        config = cls(**_checked_fields(cls, values, source, "train", required=False))
         config.validate(source)
         return config
 
