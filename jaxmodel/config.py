@@ -147,7 +147,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.95
     grad_clip: float = 1.0  # global gradient norm
-    compute_dtype: str = "float32"  # matmuls: float32 (CPU) or bfloat16 (accelerators)
+    compute_dtype: str = "auto"  # matmuls: float32, bfloat16, or auto (float32 on CPU, bfloat16 on accelerators)
     seed: int = 0  # initial weights and the order of the data
     fsdp: int = 1  # devices that split the parameters; the rest of the mesh is data-parallel
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end)
@@ -180,8 +180,8 @@ class TrainConfig:
                 raise ConfigError(f"{source}: train.{name} must be in [0, 1], found {getattr(self, name)}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise ConfigError(f"{source}: train.weight_decay must be a finite number >= 0, found {self.weight_decay}")
-        if self.compute_dtype not in ("float32", "bfloat16"):
-            raise ConfigError(f"{source}: train.compute_dtype must be float32 or bfloat16, found {self.compute_dtype!r}")
+        if self.compute_dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"{source}: train.compute_dtype must be auto, float32 or bfloat16, found {self.compute_dtype!r}")
 
 
 def _read_document(path: Path) -> dict:

@@ -126,6 +126,9 @@ def cross_entropy_sum(logits: jax.Array, targets: jax.Array, mask: jax.Array) ->
 
 
 def _compute_dtype(tc: TrainConfig):
+    """float32 on CPU (bfloat16 has no fast path there); bfloat16 on accelerators, unless set."""
+    if tc.compute_dtype == "auto":
+        return jnp.float32 if jax.default_backend() == "cpu" else jnp.bfloat16
     return jnp.bfloat16 if tc.compute_dtype == "bfloat16" else jnp.float32
 
 

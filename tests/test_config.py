@@ -134,7 +134,7 @@ def test_train_section_defaults_and_checks(tmp_path):
         ({"stepz": 5}, r"unknown key train\.stepz"),
         ({"steps": 0}, r"train\.steps must be positive"),
         ({"batch_size": 10, "grad_accum": 4}, r"train\.batch_size \(10\) must be divisible by train\.grad_accum \(4\)"),
-        ({"compute_dtype": "float16"}, r"train\.compute_dtype must be float32 or bfloat16"),
+        ({"compute_dtype": "float16"}, r"train\.compute_dtype must be auto, float32 or bfloat16"),
         ({"beta2": 1.5}, r"train\.beta2 must be in \[0, 1\]"),
         ({"seed": "one"}, r"train\.seed: expected an integer"),
     ]:
