@@ -36,7 +36,7 @@ DEMO_VAL_TOKENS ?= 50000
 
 demo: setup build $(DEMO)/model.gguf
 	@echo "--- goengine generate --model $(DEMO)/model.gguf --prompt \"$(DEMO_PROMPT)\""
-	bin/goengine generate --model $(DEMO)/model.gguf --prompt "$(DEMO_PROMPT)" --max-tokens 200 --temperature 0.7 --top-p 0.9 --seed 1
+	bin/goengine generate --model $(DEMO)/model.gguf --prompt "$(DEMO_PROMPT)" --max-tokens 250 --temperature 0.5 --top-p 0.9 --seed 1
 	@echo "--- loss curve: $(DEMO)/run/loss.png; model: $(DEMO)/model.gguf"
 
 $(DEMO)/corpus.txt: | setup
