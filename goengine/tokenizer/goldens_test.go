@@ -4,22 +4,12 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-
-	"gollm/goengine/gguf"
 )
 
 // TestTokenizerGoldens loads the vocabulary from goldens/tokenizer.gguf (a
 // vocabulary-only file) and reproduces every case of spec/goldens.md §2.4 exactly.
 func TestTokenizerGoldens(t *testing.T) {
-	f, err := gguf.Open("../../goldens/tokenizer.gguf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	tok, err := FromGGUF(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok, f := loadFile(t, "../../goldens/tokenizer.gguf")
 	count, err := f.Uint("tokenizer.count")
 	if err != nil || count < 10 {
 		t.Fatalf("tokenizer.count = %d, %v", count, err)

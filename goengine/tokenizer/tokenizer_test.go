@@ -7,18 +7,26 @@ import (
 	"gollm/goengine/gguf"
 )
 
+// load reads the goldens' vocabulary from goldens/gqa.gguf.
 func load(t testing.TB) *Tokenizer {
 	t.Helper()
-	f, err := gguf.Open("../../goldens/gqa.gguf")
+	tok, _ := loadFile(t, "../../goldens/gqa.gguf")
+	return tok
+}
+
+// loadFile reads the tokenizer of a GGUF file and returns the open file too.
+func loadFile(t testing.TB, path string) (*Tokenizer, *gguf.File) {
+	t.Helper()
+	f, err := gguf.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	tok, err := FromGGUF(f)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return tok
+	return tok, f
 }
 
 func TestGoldenVocabulary(t *testing.T) {
