@@ -6,6 +6,7 @@
 //	goengine info --model M.gguf
 //	goengine tokenize --model M.gguf [--bos] "text"
 //	goengine logits --model M.gguf --tokens "1 50 60"
+//	goengine bench (--model M.gguf | --config configs/X.yaml) [--prompt-tokens 512] [--gen-tokens 128] [--threads N]
 package main
 
 import (
@@ -23,6 +24,7 @@ commands:
   info       print a model's config, parameter count, tensors and tokenizer
   tokenize   print the token ids of a text (needs only the tokenizer keys)
   logits     print the logits of every position for given token ids, as JSON
+  bench      measure load, prefill and decode speed against memory bandwidth
 
 run 'goengine <command> -h' for the flags of a command
 `
@@ -48,6 +50,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenize(args[1:], stdout, stderr)
 	case "logits":
 		err = logits(args[1:], stdout, stderr)
+	case "bench":
+		err = bench(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

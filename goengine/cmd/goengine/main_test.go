@@ -126,3 +126,37 @@ func TestLogits(t *testing.T) {
 		}
 	}
 }
+
+func TestBench(t *testing.T) {
+	code, out, errOut := runCLI("bench", "--model", goldenModel, "--prompt-tokens", "8", "--gen-tokens", "8")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"prefill", "decode", "tokens/s", "memory bandwidth (probe)", "decode vs bandwidth ceiling", "peak RSS", "139,584"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, out)
+		}
+	}
+	dir := t.TempDir()
+	config := filepath.Join(dir, "tiny.yaml")
+	os.WriteFile(config, []byte("# a comment\nmodel:\n  vocab_size: 64\n  dim: 32\n  n_layers: 1\n  n_heads: 2\n  n_kv_heads: 1\n"+
+		"  ffn_dim: 64   # hidden\n  context_length: 32\n  rope_theta: 10000.0\n  norm_eps: 1.0e-5\n  tie_embeddings: true\ntrain:\n  steps: 3\n"), 0o644)
+	if code, out, errOut := runCLI("bench", "--config", config, "--prompt-tokens", "4", "--gen-tokens", "4"); code != 0 || !strings.Contains(out, "random weights") {
+		t.Errorf("bench --config: exit %d, %s %s", code, out, errOut)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("model:\n  vocab_size: 64\n  dims: 32\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench"}, "exactly one of --model and --config"},
+		{[]string{"bench", "--model", goldenModel, "--config", config}, "exactly one of"},
+		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "exceed the context length 64"},
+		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
+	} {
+		if code, _, errOut := runCLI(c.args...); code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stderr %q", c.args, code, errOut)
+		}
+	}
+}

@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"gollm/goengine/model"
+	"gollm/goengine/tensor"
+)
+
+// bench measures load, prefill and decode speed against the machine's memory
+// bandwidth: decode reads every weight once per token, so bandwidth / weight bytes
+// is its ceiling.
+func bench(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	modelPath := fs.String("model", "", "model file (.gguf)")
+	configPath := fs.String("config", "", "or: a config file (configs/*.yaml) for a model with random weights")
+	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
+	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
+	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if (*modelPath == "") == (*configPath == "") {
+		return usagef("give exactly one of --model and --config")
+	}
+	if *promptTokens <= 0 || *genTokens <= 0 || *threads <= 0 {
+		return usagef("--prompt-tokens, --gen-tokens and --threads must be positive")
+	}
+	runtime.GOMAXPROCS(*threads)
+
+	start := time.Now()
+	m, source, err := benchModel(*modelPath, *configPath)
+	if err != nil {
+		return err
+	}
+	load := time.Since(start)
+	c := m.Config
+	if *promptTokens+*genTokens > c.ContextLength {
+		return usagef("--prompt-tokens + --gen-tokens = %d exceed the context length %d", *promptTokens+*genTokens, c.ContextLength)
+	}
+
+	s := m.NewSession()
+	prompt := make([]int, *promptTokens)
+	for i := range prompt {
+		prompt[i] = (i * 7919) % c.VocabSize
+	}
+	start = time.Now()
+	if _, err := s.Prefill(prompt); err != nil {
+		return err
+	}
+	prefill := time.Since(start)
+	start = time.Now()
+	for i := 0; i < *genTokens; i++ {
+		if _, err := s.DecodeStep((i * 104729) % c.VocabSize); err != nil {
+			return err
+		}
+	}
+	decode := time.Since(start)
+
+	weights := weightBytes(m)
+	bandwidth := memoryBandwidth(*threads)
+	perToken := decode.Seconds() / float64(*genTokens)
+	effective := float64(weights) / perToken
+	var usage syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	row := func(name, value string) { fmt.Fprintf(w, "%s\t%s\t\n", name, value) }
+	row("model", source)
+	row("parameters", commas(c.ParamCount()))
+	row("threads", strconv.Itoa(*threads))
+	row("load", fmt.Sprintf("%.2f s", load.Seconds()))
+	row("prefill", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*promptTokens)/prefill.Seconds(), *promptTokens))
+	row("decode", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens)/decode.Seconds(), *genTokens))
+	row("weight bytes read per token", fmt.Sprintf("%s (float32 in memory)", commas(weights)))
+	row("memory bandwidth (probe)", fmt.Sprintf("%.1f GB/s", bandwidth/1e9))
+	row("decode reads weights at", fmt.Sprintf("%.1f GB/s", effective/1e9))
+	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
+	row("peak RSS", fmt.Sprintf("%s MiB", commas(usage.Maxrss/1024)))
+	return w.Flush()
+}
+
+// benchModel loads a file, or builds a random-weight model from a config file.
+func benchModel(modelPath, configPath string) (*model.Model, string, error) {
+	if modelPath != "" {
+		l, err := loadModel(modelPath)
+		if err != nil {
+			return nil, "", err
+		}
+		l.file.Close() // the weights were copied out
+		return l.model, modelPath, nil
+	}
+	c, err := readConfig(configPath)
+	if err != nil {
+		return nil, "", err
+	}
+	m, err := model.Random(c, 1)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", configPath, err)
+	}
+	return m, configPath + " (random weights, f32)", nil
+}
+
+// weightBytes is what one decode step reads: every matrix and norm, in float32.
+func weightBytes(m *model.Model) int64 {
+	n := len(m.TokenEmbd)/m.Config.VocabSize + len(m.OutputNorm) + len(m.Output) // one embedding row, the head
+	for _, l := range m.Layers {
+		n += len(l.AttnNorm) + len(l.Wq) + len(l.Wk) + len(l.Wv) + len(l.Wo) + len(l.FFNNorm) + len(l.WGate) + len(l.WUp) + len(l.WDown)
+	}
+	return 4 * int64(n)
+}
+
+// memoryBandwidth streams a buffer far larger than any cache through the same dot
+// product kernel the engine uses, on every thread, and returns the best bytes/s.
+func memoryBandwidth(threads int) float64 {
+	const size = 256 << 20 // bytes per pass: well past the last-level cache
+	data := make([]float32, size/4)
+	for i := range data {
+		data[i] = 1
+	}
+	best := 0.0
+	for range 5 {
+		start := time.Now()
+		var wg sync.WaitGroup
+		chunk := len(data) / threads
+		for t := 0; t < threads; t++ {
+			wg.Add(1)
+			go func(part []float32) {
+				defer wg.Done()
+				tensor.Dot(part, part)
+			}(data[t*chunk : (t+1)*chunk])
+		}
+		wg.Wait()
+		best = max(best, float64(size)/time.Since(start).Seconds())
+	}
+	return best
+}
+
+// readConfig reads the model: section of a gollm config file: the flat subset of
+// YAML these files use (key: value lines, # comments), with the same checks as
+// jaxmodel/config.py (unknown, missing and mistyped keys, and Validate).
+func readConfig(path string) (model.Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return model.Config{}, err
+	}
+	defer f.Close()
+	values := map[string]string{}
+	section := ""
+	scanner := bufio.NewScanner(f)
+	for number := 1; scanner.Scan(); number++ {
+		line := scanner.Text()
+		if i := strings.Index(line, "#"); i >= 0 {
+			line = line[:i]
+		}
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		key, value, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok {
+			return model.Config{}, fmt.Errorf("%s:%d: expected key: value", path, number)
+		}
+		if !strings.HasPrefix(line, " ") {
+			section = key
+			continue
+		}
+		if section == "model" {
+			values[key] = strings.TrimSpace(value)
+		}
+	}
+	if err := scanner.Err(); err != nil {
+		return model.Config{}, err
+	}
+	var c model.Config
+	ints := map[string]*int{"vocab_size": &c.VocabSize, "dim": &c.Dim, "n_layers": &c.NLayers, "n_heads": &c.NHeads,
+		"n_kv_heads": &c.NKVHeads, "ffn_dim": &c.FFNDim, "context_length": &c.ContextLength}
+	floats := map[string]*float64{"rope_theta": &c.RopeTheta, "norm_eps": &c.NormEps}
+	for key, text := range values {
+		var err error
+		switch {
+		case ints[key] != nil:
+			*ints[key], err = strconv.Atoi(text)
+		case floats[key] != nil:
+			*floats[key], err = strconv.ParseFloat(text, 64)
+		case key == "tie_embeddings":
+			c.TieEmbeddings, err = strconv.ParseBool(text)
+		default:
+			return model.Config{}, fmt.Errorf("%s: unknown key model.%s", path, key)
+		}
+		if err != nil {
+			return model.Config{}, fmt.Errorf("%s: model.%s: %q is not a valid value", path, key, text)
+		}
+	}
+	if len(values) != len(ints)+len(floats)+1 {
+		return model.Config{}, fmt.Errorf("%s: the model: section needs all of the config's %d keys, found %d", path, len(ints)+len(floats)+1, len(values))
+	}
+	if err := c.Validate(); err != nil {
+		return model.Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
