@@ -10,10 +10,10 @@ import (
 	"sync"
 )
 
-// Dot returns the dot product of a and b (len(b) >= len(a)).
-func Dot(a, b []float32) float32 {
+// dotGeneric is the portable dot product: four independent accumulators let the
+// CPU overlap the additions. Every other implementation is tested against it.
+func dotGeneric(a, b []float32) float32 {
 	b = b[:len(a)] // one bounds check here instead of one per element
-	// Four independent accumulators let the CPU overlap the additions.
 	var s0, s1, s2, s3 float32
 	i := 0
 	for ; i+4 <= len(a); i += 4 {

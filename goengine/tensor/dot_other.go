@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package tensor
+
+// Dot returns the dot product of a and b (len(b) >= len(a)).
+func Dot(a, b []float32) float32 { return dotGeneric(a, b) }
