@@ -45,43 +45,49 @@ func Load(f *gguf.File) (*Model, error) {
 	if err := checkTensors(f, c); err != nil {
 		return nil, err
 	}
-	m := &Model{Config: c, DTypes: map[string]string{}}
-	read := func(name string) []float32 {
+	dtypes := map[string]string{}
+	m := assemble(c, func(name string) []float32 {
 		if err != nil {
 			return nil
 		}
 		var data []float32
 		data, err = f.Float32s(name)
 		if t, ok := f.Tensor(name); ok {
-			m.DTypes[name] = t.Type.String()
+			dtypes[name] = t.Type.String()
 		}
 		return data
-	}
-	m.TokenEmbd = read("token_embd.weight")
-	for l := 0; l < c.NLayers; l++ {
-		p := "blk." + strconv.Itoa(l) + "."
-		m.Layers = append(m.Layers, Layer{
-			AttnNorm: read(p + "attn_norm.weight"),
-			Wq:       read(p + "attn_q.weight"),
-			Wk:       read(p + "attn_k.weight"),
-			Wv:       read(p + "attn_v.weight"),
-			Wo:       read(p + "attn_output.weight"),
-			FFNNorm:  read(p + "ffn_norm.weight"),
-			WGate:    read(p + "ffn_gate.weight"),
-			WUp:      read(p + "ffn_up.weight"),
-			WDown:    read(p + "ffn_down.weight"),
-		})
-	}
-	m.OutputNorm = read("output_norm.weight")
-	m.Output = m.TokenEmbd
-	if !c.TieEmbeddings {
-		m.Output = read("output.weight")
-	}
+	})
 	if err != nil {
 		return nil, err
 	}
-	m.ropeCos, m.ropeSin = ropeTable(c)
+	m.DTypes = dtypes
 	return m, nil
+}
+
+// assemble builds a model of config c from its tensors, fetched by spec name.
+func assemble(c Config, tensor func(name string) []float32) *Model {
+	m := &Model{Config: c, TokenEmbd: tensor("token_embd.weight")}
+	for l := 0; l < c.NLayers; l++ {
+		p := "blk." + strconv.Itoa(l) + "."
+		m.Layers = append(m.Layers, Layer{
+			AttnNorm: tensor(p + "attn_norm.weight"),
+			Wq:       tensor(p + "attn_q.weight"),
+			Wk:       tensor(p + "attn_k.weight"),
+			Wv:       tensor(p + "attn_v.weight"),
+			Wo:       tensor(p + "attn_output.weight"),
+			FFNNorm:  tensor(p + "ffn_norm.weight"),
+			WGate:    tensor(p + "ffn_gate.weight"),
+			WUp:      tensor(p + "ffn_up.weight"),
+			WDown:    tensor(p + "ffn_down.weight"),
+		})
+	}
+	m.OutputNorm = tensor("output_norm.weight")
+	m.Output = m.TokenEmbd
+	if !c.TieEmbeddings {
+		m.Output = tensor("output.weight")
+	}
+	m.ropeCos, m.ropeSin = ropeTable(c)
+	return m
 }
 
 // checkTensors requires exactly the profile's tensors with the config's shapes,

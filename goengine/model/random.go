@@ -2,7 +2,6 @@ package model
 
 import (
 	"math"
-	"strconv"
 
 	"gollm/goengine/sampler"
 )
@@ -15,13 +14,14 @@ func Random(c Config, seed uint64) (*Model, error) {
 		return nil, err
 	}
 	rng := sampler.NewRng(seed)
-	m := &Model{Config: c, DTypes: map[string]string{}}
-	tensor := func(spec TensorSpec) []float32 {
+	dtypes := map[string]string{}
+	random := func(spec TensorSpec) []float32 {
 		n := 1
 		for _, d := range spec.Shape {
 			n *= d
 		}
 		data := make([]float32, n)
+		dtypes[spec.Name] = "F32"
 		if len(spec.Shape) == 1 {
 			for i := range data {
 				data[i] = 1
@@ -33,26 +33,13 @@ func Random(c Config, seed uint64) (*Model, error) {
 		for i := range data {
 			data[i] = float32((2*rng.Uniform() - 1) * a)
 		}
-		m.DTypes[spec.Name] = "F32"
 		return data
 	}
 	byName := map[string][]float32{}
 	for _, spec := range c.Tensors() {
-		byName[spec.Name] = tensor(spec)
+		byName[spec.Name] = random(spec)
 	}
-	m.TokenEmbd, m.OutputNorm = byName["token_embd.weight"], byName["output_norm.weight"]
-	m.Output = m.TokenEmbd
-	if !c.TieEmbeddings {
-		m.Output = byName["output.weight"]
-	}
-	for l := 0; l < c.NLayers; l++ {
-		p := "blk." + strconv.Itoa(l) + "."
-		m.Layers = append(m.Layers, Layer{
-			AttnNorm: byName[p+"attn_norm.weight"], Wq: byName[p+"attn_q.weight"], Wk: byName[p+"attn_k.weight"],
-			Wv: byName[p+"attn_v.weight"], Wo: byName[p+"attn_output.weight"], FFNNorm: byName[p+"ffn_norm.weight"],
-			WGate: byName[p+"ffn_gate.weight"], WUp: byName[p+"ffn_up.weight"], WDown: byName[p+"ffn_down.weight"],
-		})
-	}
-	m.ropeCos, m.ropeSin = ropeTable(c)
+	m := assemble(c, func(name string) []float32 { return byName[name] })
+	m.DTypes = dtypes
 	return m, nil
 }
