@@ -7,8 +7,6 @@ package tensor
 // the standard library's crypto/internal/fips140/sha256: a generic file, this
 // file choosing at run time, and a purego tag that keeps only the generic one.
 
-var useAVX2 = hasAVX2FMA()
-
 // Dot returns the dot product of a and b (len(b) >= len(a)).
 func Dot(a, b []float32) float32 {
 	if !useAVX2 || len(a) < 32 {
@@ -29,25 +27,3 @@ func dotAVX2Slices(a, b []float32) float32 {
 //
 //go:noescape
 func dotAVX2(a, b *float32, n int) float32
-
-func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
-func xgetbv() (eax, edx uint32)
-
-// hasAVX2FMA reports whether the CPU has AVX2 and FMA and the OS saves the YMM
-// registers across context switches (without that, AVX use would corrupt state).
-func hasAVX2FMA() bool {
-	maxLeaf, _, _, _ := cpuid(0, 0)
-	if maxLeaf < 7 {
-		return false
-	}
-	_, _, ecx1, _ := cpuid(1, 0)
-	const fma, osxsave, avx = 1 << 12, 1 << 27, 1 << 28
-	if ecx1&fma == 0 || ecx1&osxsave == 0 || ecx1&avx == 0 {
-		return false
-	}
-	if xcr0, _ := xgetbv(); xcr0&6 != 6 { // XMM and YMM state enabled
-		return false
-	}
-	_, ebx7, _, _ := cpuid(7, 0)
-	return ebx7&(1<<5) != 0 // AVX2
-}

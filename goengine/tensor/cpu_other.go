@@ -1,0 +1,6 @@
+//go:build !amd64 || purego
+
+package tensor
+
+// Without amd64 assembly only the generic kernels exist.
+const useAVX2, useAVX512, useVNNI = false, false, false
