@@ -70,19 +70,29 @@ def test_exported_logits_match_the_jax_model(run, dtype, atol):
     with jax.default_matmul_precision("highest"):
         jax_logits = np.asarray(model(tokens[None])[0])
     ref_logits = reference.forward(reference.load_model(path), tokens)
-    # goengine and the reference read the same (dequantized) weights from the same file: they
-    # agree within the goldens' float32 tolerance whatever the dtype.
+    # goengine and the reference read the same weights from the same file. For f32 and f16 they
+    # compute alike and agree within the goldens' float32 tolerance. For q8_0 goengine's decode
+    # step also rounds each activation block to 8 bits, as llama.cpp does (spec/model.md §11):
+    # a second rounding of the same size as the weights', so the same 5% relative RMS bound
+    # (spec/goldens.md §5) holds against both the reference and JAX.
     go = subprocess.run([_goengine(run), "logits", "--model", str(path), "--tokens", " ".join(map(str, tokens))],
                         capture_output=True, text=True, check=True)
-    assert mismatch(f"goengine {dtype} logits", np.array(json.loads(go.stdout)), ref_logits) is None
+    go_logits = np.array(json.loads(go.stdout))
     if atol is not None:
+        assert mismatch(f"goengine {dtype} logits", go_logits, ref_logits) is None
         assert mismatch(f"{dtype} logits", ref_logits, jax_logits, atol=atol, rtol=atol) is None
     else:
-        relative_rms = np.sqrt(np.mean((ref_logits - jax_logits) ** 2) / np.mean(jax_logits**2))
-        print(f"q8_0 relative RMS logit error {relative_rms:.4f}")
-        assert 0 < relative_rms < 0.05
+        for name, got, want in [("reference", ref_logits, jax_logits), ("goengine", go_logits, ref_logits),
+                                ("goengine", go_logits, jax_logits)]:
+            error = relative_rms(got, want)
+            print(f"q8_0 {name} relative RMS logit error {error:.4f}")
+            assert 0 < error < 0.05
     reader = gguf.GGUFReader(path)  # the gguf package's own reader opens it
     assert reader.fields["general.architecture"].contents() == "llama"
+
+
+def relative_rms(got, want):
+    return float(np.sqrt(np.mean((got - want) ** 2) / np.mean(want**2)))
 
 
 def test_goengine_generates_what_the_reference_generates(run):

@@ -1,14 +1,22 @@
 package model
 
-import "testing"
+import (
+	"testing"
+
+	"gollm/goengine/gguf"
+)
 
 // seedConfig is the seed model of configs/gollm-85m.yaml.
 var seedConfig = Config{VocabSize: 32768, Dim: 768, NLayers: 12, NHeads: 12, NKVHeads: 4, FFNDim: 1536,
 	ContextLength: 2048, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
 
 func seedModel(b *testing.B) *Model {
+	return seedModelOf(b, gguf.F32)
+}
+
+func seedModelOf(b *testing.B, typ gguf.TensorType) *Model {
 	b.Helper()
-	m, err := Random(seedConfig, 1)
+	m, err := Random(seedConfig, typ, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -18,7 +26,12 @@ func seedModel(b *testing.B) *Model {
 // BenchmarkDecodeStep measures one token through the seed model at position 128,
 // after a 128-token prompt: every iteration rewinds the cache to that point.
 func BenchmarkDecodeStep(b *testing.B) {
-	m := seedModel(b)
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
+		b.Run(typ.String(), func(b *testing.B) { benchmarkDecodeStep(b, seedModelOf(b, typ)) })
+	}
+}
+
+func benchmarkDecodeStep(b *testing.B, m *Model) {
 	s := m.NewSession()
 	prompt := make([]int, 128)
 	for i := range prompt {

@@ -3,40 +3,44 @@ package model
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 
 	"gollm/goengine/gguf"
+	"gollm/goengine/tensor"
 )
 
-// Layer holds one block's weights, row-major float32 (spec/format.md §7 names).
+// Layer holds one block's weights (spec/format.md §7 names): norm weights as
+// float32, matrices row-major in their stored type.
 type Layer struct {
-	AttnNorm []float32 // (dim)
-	Wq       []float32 // (n_heads*head_dim, dim)
-	Wk       []float32 // (kv_dim, dim)
-	Wv       []float32 // (kv_dim, dim)
-	Wo       []float32 // (dim, n_heads*head_dim)
-	FFNNorm  []float32 // (dim)
-	WGate    []float32 // (ffn_dim, dim)
-	WUp      []float32 // (ffn_dim, dim)
-	WDown    []float32 // (dim, ffn_dim)
+	AttnNorm []float32     // (dim)
+	Wq       tensor.Matrix // (n_heads*head_dim, dim)
+	Wk       tensor.Matrix // (kv_dim, dim)
+	Wv       tensor.Matrix // (kv_dim, dim)
+	Wo       tensor.Matrix // (dim, n_heads*head_dim)
+	FFNNorm  []float32     // (dim)
+	WGate    tensor.Matrix // (ffn_dim, dim)
+	WUp      tensor.Matrix // (ffn_dim, dim)
+	WDown    tensor.Matrix // (dim, ffn_dim)
 }
 
-// Model is a loaded model: config and float32 weights, shared read-only by sessions.
+// Model is a loaded model: config and weights, shared read-only by sessions.
 type Model struct {
 	Config     Config
-	TokenEmbd  []float32 // (vocab_size, dim)
+	TokenEmbd  tensor.Matrix // (vocab_size, dim)
 	Layers     []Layer
-	OutputNorm []float32 // (dim)
-	Output     []float32 // (vocab_size, dim); the same slice as TokenEmbd when tied
-	// DTypes records how each tensor was stored in the file ("F32", "F16", "Q8_0").
-	DTypes map[string]string
+	OutputNorm []float32     // (dim)
+	Output     tensor.Matrix // (vocab_size, dim); the same data as TokenEmbd when tied
 
-	ropeCos, ropeSin []float32 // (context_length, head_dim/2), built in float64
+	pool             *tensor.Pool // the goroutines every product runs on
+	ropeCos, ropeSin []float32    // (context_length, head_dim/2), built in float64
 }
 
-// Load reads and checks a model file (spec/format.md §9 stages 2 and 3) and
-// widens every tensor to float32.
+// Load reads and checks a model file (spec/format.md §9 stages 2 and 3). The
+// matrices are views of the file's bytes, which are memory-mapped: loading
+// copies nothing but the norm weights, and f must stay open while the model is
+// used. Products run on runtime.GOMAXPROCS(0) goroutines.
 func Load(f *gguf.File) (*Model, error) {
 	c, err := ConfigFromGGUF(f)
 	if err != nil {
@@ -45,49 +49,69 @@ func Load(f *gguf.File) (*Model, error) {
 	if err := checkTensors(f, c); err != nil {
 		return nil, err
 	}
-	dtypes := map[string]string{}
-	m := assemble(c, func(name string) []float32 {
-		if err != nil {
-			return nil
+	m := &Model{Config: c}
+	vector := func(name string) []float32 {
+		var v []float32
+		if err == nil {
+			v, err = f.Float32s(name)
 		}
-		var data []float32
-		data, err = f.Float32s(name)
-		if t, ok := f.Tensor(name); ok {
-			dtypes[name] = t.Type.String()
-		}
-		return data
-	})
-	if err != nil {
-		return nil, err
+		return v
 	}
-	m.DTypes = dtypes
-	return m, nil
-}
-
-// assemble builds a model of config c from its tensors, fetched by spec name.
-func assemble(c Config, tensor func(name string) []float32) *Model {
-	m := &Model{Config: c, TokenEmbd: tensor("token_embd.weight")}
+	matrix := func(name string) tensor.Matrix {
+		t, _ := f.Tensor(name) // present: checkTensors said so
+		shape := t.Shape()
+		var mat tensor.Matrix
+		if err == nil {
+			mat, err = tensor.NewMatrix(shape[0], shape[1], dtypes[t.Type], f.TensorData(t))
+		}
+		return mat
+	}
+	m.TokenEmbd = matrix("token_embd.weight")
 	for l := 0; l < c.NLayers; l++ {
 		p := "blk." + strconv.Itoa(l) + "."
 		m.Layers = append(m.Layers, Layer{
-			AttnNorm: tensor(p + "attn_norm.weight"),
-			Wq:       tensor(p + "attn_q.weight"),
-			Wk:       tensor(p + "attn_k.weight"),
-			Wv:       tensor(p + "attn_v.weight"),
-			Wo:       tensor(p + "attn_output.weight"),
-			FFNNorm:  tensor(p + "ffn_norm.weight"),
-			WGate:    tensor(p + "ffn_gate.weight"),
-			WUp:      tensor(p + "ffn_up.weight"),
-			WDown:    tensor(p + "ffn_down.weight"),
+			AttnNorm: vector(p + "attn_norm.weight"),
+			Wq:       matrix(p + "attn_q.weight"),
+			Wk:       matrix(p + "attn_k.weight"),
+			Wv:       matrix(p + "attn_v.weight"),
+			Wo:       matrix(p + "attn_output.weight"),
+			FFNNorm:  vector(p + "ffn_norm.weight"),
+			WGate:    matrix(p + "ffn_gate.weight"),
+			WUp:      matrix(p + "ffn_up.weight"),
+			WDown:    matrix(p + "ffn_down.weight"),
 		})
 	}
-	m.OutputNorm = tensor("output_norm.weight")
+	m.OutputNorm = vector("output_norm.weight")
 	m.Output = m.TokenEmbd
 	if !c.TieEmbeddings {
-		m.Output = tensor("output.weight")
+		m.Output = matrix("output.weight")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
 	m.ropeCos, m.ropeSin = ropeTable(c)
-	return m
+	m.pool = tensor.NewPool(runtime.GOMAXPROCS(0))
+	// The workers hold the pool, not the model: stop them when the model goes.
+	runtime.AddCleanup(m, func(p *tensor.Pool) { p.Close() }, m.pool)
+	return m, nil
+}
+
+// dtypes maps the profile's tensor types to the kernels' storage types.
+var dtypes = map[gguf.TensorType]tensor.DType{gguf.F32: tensor.F32, gguf.F16: tensor.F16, gguf.Q8_0: tensor.Q8_0}
+
+// Matrices lists every weight matrix with its spec name, in file order.
+func (m *Model) Matrices() map[string]*tensor.Matrix {
+	all := map[string]*tensor.Matrix{"token_embd.weight": &m.TokenEmbd}
+	if !m.Config.TieEmbeddings {
+		all["output.weight"] = &m.Output
+	}
+	for l := range m.Layers {
+		w, p := &m.Layers[l], "blk."+strconv.Itoa(l)+"."
+		all[p+"attn_q.weight"], all[p+"attn_k.weight"], all[p+"attn_v.weight"] = &w.Wq, &w.Wk, &w.Wv
+		all[p+"attn_output.weight"], all[p+"ffn_gate.weight"] = &w.Wo, &w.WGate
+		all[p+"ffn_up.weight"], all[p+"ffn_down.weight"] = &w.WUp, &w.WDown
+	}
+	return all
 }
 
 // checkTensors requires exactly the profile's tensors with the config's shapes,

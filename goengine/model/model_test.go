@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,39 +75,130 @@ func goldenInts(t *testing.T, f *gguf.File, name string) []int {
 }
 
 // TestGoldenActivations runs the golden tokens through the engine and compares
-// every traced activation and all logits, in forward order, with the goldens.
+// every traced activation and all logits, in forward order, with the goldens:
+// as one prompt, as a prompt cut into batches of 5, and one token at a time.
 func TestGoldenActivations(t *testing.T) {
 	for _, name := range []string{"gqa", "mha"} {
-		t.Run(name, func(t *testing.T) {
-			m := loadGolden(t, name)
-			golden := openGolden(t, name+".activations.gguf")
-			tokens := goldenInts(t, golden, "tokens")
-			got := map[string][]float32{}
-			var order []string
-			s := m.NewSession()
-			s.Trace = func(key string, pos int, value []float32) {
-				if _, seen := got[key]; !seen {
-					order = append(order, key)
+		for _, mode := range []string{"prompt", "batches of 5", "token by token"} {
+			t.Run(name+"/"+mode, func(t *testing.T) {
+				m := loadGolden(t, name)
+				golden := openGolden(t, name+".activations.gguf")
+				tokens := goldenInts(t, golden, "tokens")
+				got := map[string][]float32{}
+				var order []string
+				s := m.NewSession()
+				s.Trace = func(key string, pos int, value []float32) {
+					if _, seen := got[key]; !seen {
+						order = append(order, key)
+					}
+					if want := len(got[key]) / len(value); pos != want {
+						t.Fatalf("%s traced for position %d, expected %d", key, pos, want)
+					}
+					got[key] = append(got[key], value...)
 				}
-				got[key] = append(got[key], value...)
-			}
-			if _, err := s.Prefill(tokens); err != nil {
-				t.Fatal(err)
-			}
-			if len(order) != 3+11*m.Config.NLayers {
-				t.Errorf("traced %d activations, want %d: %v", len(order), 3+11*m.Config.NLayers, order)
-			}
-			for _, key := range order {
-				want, err := golden.Float32s(key)
-				if err != nil {
-					t.Fatalf("golden %s: %v", key, err)
+				run(t, s, tokens, mode)
+				if len(order) != 3+11*m.Config.NLayers {
+					t.Errorf("traced %d activations, want %d: %v", len(order), 3+11*m.Config.NLayers, order)
 				}
-				if msg := mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
-					t.Fatal(msg) // later tensors inherit the error: report the first
+				for _, key := range order {
+					want, err := golden.Float32s(key)
+					if err != nil {
+						t.Fatalf("golden %s: %v", key, err)
+					}
+					if msg := mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
+						t.Fatal(msg) // later tensors inherit the error: report the first
+					}
 				}
-			}
-		})
+			})
+		}
 	}
+}
+
+// run feeds tokens to s as one prompt, in batches of 5, or one decode step at a time.
+func run(t *testing.T, s *Session, tokens []int, mode string) []float32 {
+	t.Helper()
+	var logits []float32
+	var err error
+	switch mode {
+	case "prompt":
+		logits, err = s.Prefill(tokens)
+	case "batches of 5":
+		defer func(saved int) { maxBatch = saved }(maxBatch)
+		maxBatch = 5
+		logits, err = s.Prefill(tokens)
+	case "token by token":
+		for _, token := range tokens {
+			if logits, err = s.DecodeStep(token); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logits
+}
+
+// TestDecodeStepAllocatesNothing: a decode step reuses its session's buffers
+// and the pool's, and starts no goroutine.
+func TestDecodeStepAllocatesNothing(t *testing.T) {
+	m := loadGolden(t, "gqa")
+	s := m.NewSession()
+	if _, err := s.Prefill([]int{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := s.DecodeStep(4); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("DecodeStep allocates %v times per call, want 0", allocs)
+	}
+}
+
+// TestStoredTypesAgree runs one random model stored as F32, F16 and Q8_0: each
+// type's prompt and step-by-step logits agree, and F16 and Q8_0 stay near F32.
+// The bounds are relative RMS errors of the logits: F16 rounds each weight by up
+// to 2^-11 relative, Q8_0 by up to half a step of max|w|/127 per block of 32 and,
+// token by token, each activation block by half a step of max|x|/127: a few
+// parts in a thousand for F16, about 1% for Q8_0 (spec/format.md §5.3). The
+// bounds are several times what we measure, so a broken kernel (errors of order
+// 100%) fails them.
+func TestStoredTypesAgree(t *testing.T) {
+	c := Config{VocabSize: 256, Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, FFNDim: 128,
+		ContextLength: 32, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+	tokens := []int{5, 17, 200, 3, 99, 42, 7, 128, 64, 1}
+	logitsOf := func(typ gguf.TensorType, mode string) []float32 {
+		m, err := Random(c, typ, 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Clone(run(t, m.NewSession(), tokens, mode))
+	}
+	reference := logitsOf(gguf.F32, "token by token")
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
+		bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.005, gguf.Q8_0: 0.05}[typ]
+		prompt, steps := logitsOf(typ, "prompt"), logitsOf(typ, "token by token")
+		if e := relativeRMS(prompt, steps); e > bound {
+			t.Errorf("%s: prompt and token-by-token logits differ by %.3g relative RMS, bound %.3g", typ, e, bound)
+		}
+		if e := relativeRMS(steps, reference); e > bound {
+			t.Errorf("%s: logits differ from F32 by %.3g relative RMS, bound %.3g", typ, e, bound)
+		}
+		t.Logf("%s: prompt vs steps %.2g, vs F32 %.2g", typ, relativeRMS(prompt, steps), relativeRMS(steps, reference))
+	}
+}
+
+// relativeRMS is rms(got - want) / rms(want).
+func relativeRMS(got, want []float32) float64 {
+	var diff, norm float64
+	for i := range want {
+		d := float64(got[i]) - float64(want[i])
+		diff += d * d
+		norm += float64(want[i]) * float64(want[i])
+	}
+	return math.Sqrt(diff / norm)
 }
 
 // TestGoldenDecode prefills the golden prompt and decodes greedily with the KV

@@ -1,45 +1,95 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
 	"math"
 
+	"gollm/goengine/gguf"
 	"gollm/goengine/sampler"
 )
 
-// Random builds a model of config c with random weights (matrices uniform with
-// the variance of N(0, 1/in_dim), norm weights 1), for benchmarks and tools that
-// need a model of some size without a trained file.
-func Random(c Config, seed uint64) (*Model, error) {
+// RandomFile encodes a model file of config c with random weights stored as typ
+// (F32, F16 or Q8_0): matrices uniform with the variance of N(0, 1/in_dim),
+// norm weights 1 (kept F32, as export does). Benchmarks and tools use it to
+// measure a model of any size without training one.
+func RandomFile(c Config, typ gguf.TensorType, seed uint64) ([]byte, error) {
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
+	if _, ok := dtypes[typ]; !ok {
+		return nil, fmt.Errorf("weight type %s is outside the profile (F32, F16, Q8_0)", typ)
+	}
+	if typ == gguf.Q8_0 && (c.Dim%32 != 0 || c.FFNDim%32 != 0) {
+		return nil, fmt.Errorf("Q8_0 needs dim and ffn_dim divisible by 32 (its block size); found %d and %d", c.Dim, c.FFNDim)
+	}
 	rng := sampler.NewRng(seed)
-	dtypes := map[string]string{}
-	random := func(spec TensorSpec) []float32 {
+	var tensors []gguf.TensorToWrite
+	for _, spec := range c.Tensors() {
 		n := 1
 		for _, d := range spec.Shape {
 			n *= d
 		}
-		data := make([]float32, n)
-		dtypes[spec.Name] = "F32"
+		values := make([]float32, n)
+		stored := typ
 		if len(spec.Shape) == 1 {
-			for i := range data {
-				data[i] = 1
+			stored = gguf.F32
+			for i := range values {
+				values[i] = 1
 			}
-			return data
+		} else {
+			// uniform on [-a, a] has variance a^2/3; a = sqrt(3/in) gives variance 1/in
+			a := math.Sqrt(3 / float64(spec.Shape[1]))
+			for i := range values {
+				values[i] = float32((2*rng.Uniform() - 1) * a)
+			}
 		}
-		// uniform on [-a, a] has variance a^2/3; a = sqrt(3/in) gives variance 1/in
-		a := math.Sqrt(3 / float64(spec.Shape[1]))
-		for i := range data {
-			data[i] = float32((2*rng.Uniform() - 1) * a)
+		data, err := gguf.Quantize(values, stored)
+		if err != nil {
+			return nil, err
 		}
-		return data
+		tensors = append(tensors, gguf.TensorToWrite{Name: spec.Name, Shape: spec.Shape, Type: stored, Data: data})
 	}
-	byName := map[string][]float32{}
-	for _, spec := range c.Tensors() {
-		byName[spec.Name] = random(spec)
+	var buf bytes.Buffer
+	if err := gguf.Write(&buf, Metadata(c), tensors); err != nil {
+		return nil, err
 	}
-	m := assemble(c, func(name string) []float32 { return byName[name] })
-	m.DTypes = dtypes
-	return m, nil
+	return buf.Bytes(), nil
+}
+
+// Random builds a model of config c with random weights of type typ (see
+// RandomFile), loaded from memory through the same path as a file.
+func Random(c Config, typ gguf.TensorType, seed uint64) (*Model, error) {
+	data, err := RandomFile(c, typ, seed)
+	if err != nil {
+		return nil, err
+	}
+	f, err := gguf.Parse(data, "random.gguf")
+	if err != nil {
+		return nil, err
+	}
+	return Load(f)
+}
+
+// Metadata is the model keys of spec/format.md §6.1 for config c (no tokenizer).
+func Metadata(c Config) []gguf.KV {
+	u32 := func(key string, v int) gguf.KV {
+		return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.UINT32, Uint: uint64(v)}}
+	}
+	f32 := func(key string, v float64) gguf.KV {
+		return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.FLOAT32, Float: v}}
+	}
+	return []gguf.KV{
+		{Key: "general.architecture", Value: gguf.Value{Type: gguf.STRING, Str: "llama"}},
+		u32("llama.vocab_size", c.VocabSize),
+		u32("llama.context_length", c.ContextLength),
+		u32("llama.embedding_length", c.Dim),
+		u32("llama.block_count", c.NLayers),
+		u32("llama.feed_forward_length", c.FFNDim),
+		u32("llama.attention.head_count", c.NHeads),
+		u32("llama.attention.head_count_kv", c.NKVHeads),
+		u32("llama.rope.dimension_count", c.HeadDim()),
+		f32("llama.rope.freq_base", c.RopeTheta),
+		f32("llama.attention.layer_norm_rms_epsilon", c.NormEps),
+	}
 }

@@ -8,20 +8,59 @@ import (
 	"testing"
 )
 
-// TestDotAVX2MatchesGeneric runs the assembly against the generic loop on lengths
-// around every boundary of its 32-wide loop, with offsets that misalign the slices.
-func TestDotAVX2MatchesGeneric(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("this CPU has no AVX2+FMA: only the generic Dot runs here")
+// dotImplementations are the assembly dot products this CPU can run, by name.
+func dotImplementations() map[string]func(a, b []float32) float32 {
+	impls := map[string]func(a, b []float32) float32{}
+	if useAVX2 {
+		impls["avx2"] = dotAVX2Slices
+	}
+	if useAVX512 {
+		impls["avx512"] = dotAVX512Slices
+	}
+	return impls
+}
+
+// TestDotAssemblyMatchesDefinition runs each assembly dot product on lengths
+// around every boundary of its 32- and 64-wide loops, with offsets that misalign
+// the slices.
+func TestDotAssemblyMatchesDefinition(t *testing.T) {
+	impls := dotImplementations()
+	if len(impls) == 0 {
+		t.Skip("this CPU has neither AVX2+FMA nor AVX-512: only the generic Dot runs here")
 	}
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, n := range []int{32, 33, 63, 64, 65, 96, 127, 128, 129, 768, 1536, 4099} {
-		for _, offset := range []int{0, 1, 3} {
-			a, b := randomSlice(r, n+offset)[offset:], randomSlice(r, n+offset)[offset:]
-			got, want := float64(dotAVX2Slices(a, b)), naiveDot(a, b)
-			// Both sum float32 products in a different order: rounding grows like sqrt(n) eps.
-			if math.Abs(got-want) > 1e-5*math.Sqrt(float64(n))*(1+math.Abs(want)) {
-				t.Errorf("n=%d offset=%d: AVX2 %v, exact %v, generic %v", n, offset, got, want, dotGeneric(a, b))
+	for name, dot := range impls {
+		for _, n := range []int{0, 1, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 191, 192, 768, 1536, 4099} {
+			for _, offset := range []int{0, 1, 3} {
+				a, b := randomSlice(r, n+offset)[offset:], randomSlice(r, n+offset)[offset:]
+				got, want := float64(dot(a, b)), naiveDot(a, b)
+				// Float32 products summed in another order: rounding grows like sqrt(n) eps.
+				if math.Abs(got-want) > 1e-5*math.Sqrt(float64(n+1))*(1+math.Abs(want)) {
+					t.Errorf("%s n=%d offset=%d: got %v, exact %v, generic %v", name, n, offset, got, want, dotGeneric(a, b))
+				}
+			}
+		}
+	}
+}
+
+// TestMatVecRowsF32MatchesDefinition covers the four-row AVX-512 kernel: row
+// counts around multiples of four, and column counts it takes or leaves to Dot.
+func TestMatVecRowsF32MatchesDefinition(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for _, cols := range []int{16, 32, 64, 96, 768, 100} {
+		for _, rows := range []int{1, 3, 4, 5, 8, 13} {
+			w, x := randomSlice(r, rows*cols), randomSlice(r, cols)
+			out := make([]float32, rows+1)
+			out[rows] = 42 // a sentinel past the range
+			matVecRowsF32(out, w, x, 1, rows)
+			for i := 1; i < rows; i++ {
+				want := naiveDot(w[i*cols:(i+1)*cols], x)
+				if math.Abs(float64(out[i])-want) > 1e-5*math.Sqrt(float64(cols))*(1+math.Abs(want)) {
+					t.Errorf("rows %d cols %d: out[%d] = %v, want %v", rows, cols, i, out[i], want)
+				}
+			}
+			if out[0] != 0 || out[rows] != 42 {
+				t.Errorf("rows %d cols %d: wrote outside [1, %d): %v %v", rows, cols, rows, out[0], out[rows])
 			}
 		}
 	}
@@ -30,17 +69,13 @@ func TestDotAVX2MatchesGeneric(t *testing.T) {
 func BenchmarkDotImplementations(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	x, y := randomSlice(r, 4096), randomSlice(r, 4096)
-	b.Run("generic", func(b *testing.B) {
-		b.SetBytes(8 * 4096)
-		for b.Loop() {
-			dotGeneric(x, y)
-		}
-	})
-	if useAVX2 {
-		b.Run("avx2", func(b *testing.B) {
+	impls := dotImplementations()
+	impls["generic"] = dotGeneric
+	for name, dot := range impls {
+		b.Run(name, func(b *testing.B) {
 			b.SetBytes(8 * 4096)
 			for b.Loop() {
-				dotAVX2Slices(x, y)
+				dot(x, y)
 			}
 		})
 	}

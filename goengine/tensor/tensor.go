@@ -6,8 +6,6 @@ package tensor
 
 import (
 	"math"
-	"runtime"
-	"sync"
 )
 
 // dotGeneric is the portable dot product: four independent accumulators let the
@@ -28,33 +26,9 @@ func dotGeneric(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// parallelThreshold is the number of multiply-adds below which a MatVec runs on
-// one goroutine: smaller products finish before the goroutines would start.
-const parallelThreshold = 1 << 16
-
-// MatVec computes out = W x for a row-major W of shape (len(out), len(x)).
-func MatVec(out, w, x []float32) {
-	rows, cols := len(out), len(x)
-	w = w[:rows*cols]
-	workers := runtime.GOMAXPROCS(0)
-	if workers == 1 || rows*cols < parallelThreshold || rows < workers {
-		matVecRows(out, w, x, 0, rows)
-		return
-	}
-	var wg sync.WaitGroup
-	chunk := (rows + workers - 1) / workers
-	for start := 0; start < rows; start += chunk {
-		end := min(start+chunk, rows)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			matVecRows(out, w, x, start, end)
-		}()
-	}
-	wg.Wait()
-}
-
-func matVecRows(out, w, x []float32, start, end int) {
+// matVecRowsGeneric sets out[r] = w[r] · x for rows [start, end) of a
+// row-major w, one Dot per row.
+func matVecRowsGeneric(out, w, x []float32, start, end int) {
 	cols := len(x)
 	for r := start; r < end; r++ {
 		out[r] = Dot(x, w[r*cols:(r+1)*cols])

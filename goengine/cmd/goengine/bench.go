@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gollm/goengine/gguf"
 	"gollm/goengine/model"
 	"gollm/goengine/tensor"
 )
@@ -24,6 +26,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
 	configPath := fs.String("config", "", "or: a config file (configs/*.yaml) for a model with random weights")
+	dtype := fs.String("dtype", "f32", "with --config: the weights' type, f32, f16 or q8_0")
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
@@ -38,11 +41,22 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	runtime.GOMAXPROCS(*threads)
 
+	path, source := *modelPath, *modelPath
+	if *configPath != "" {
+		var err error
+		if path, err = writeRandomModel(*configPath, *dtype); err != nil {
+			return err
+		}
+		defer os.Remove(path)
+		source = fmt.Sprintf("%s (random weights, %s)", *configPath, *dtype)
+		resetPeakRSS() // count what the engine holds, not the file's generation
+	}
 	start := time.Now()
-	m, source, err := benchModel(*modelPath, *configPath)
+	f, m, err := openModel(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	load := time.Since(start)
 	c := m.Config
 	if *promptTokens+*genTokens > c.ContextLength {
@@ -68,56 +82,128 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	decode := time.Since(start)
 
 	weights := weightBytes(m)
+	rss := peakRSS() // before the probe's buffer
 	bandwidth := memoryBandwidth(*threads)
 	perToken := decode.Seconds() / float64(*genTokens)
 	effective := float64(weights) / perToken
-	var usage syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 
 	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	row := func(name, value string) { fmt.Fprintf(w, "%s\t%s\t\n", name, value) }
 	row("model", source)
 	row("parameters", commas(c.ParamCount()))
+	row("weights", weightTypes(m))
 	row("threads", strconv.Itoa(*threads))
-	row("load", fmt.Sprintf("%.2f s", load.Seconds()))
+	row("load", fmt.Sprintf("%.1f ms", 1000*load.Seconds()))
 	row("prefill", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*promptTokens)/prefill.Seconds(), *promptTokens))
 	row("decode", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens)/decode.Seconds(), *genTokens))
-	row("weight bytes read per token", fmt.Sprintf("%s (float32 in memory)", commas(weights)))
+	row("weight bytes read per token", commas(weights))
 	row("memory bandwidth (probe)", fmt.Sprintf("%.1f GB/s", bandwidth/1e9))
 	row("decode reads weights at", fmt.Sprintf("%.1f GB/s", effective/1e9))
 	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
-	row("peak RSS", fmt.Sprintf("%s MiB", commas(usage.Maxrss/1024)))
+	row("peak RSS", fmt.Sprintf("%s MiB", commas(rss>>20)))
 	return w.Flush()
 }
 
-// benchModel loads a file, or builds a random-weight model from a config file.
-func benchModel(modelPath, configPath string) (*model.Model, string, error) {
-	if modelPath != "" {
-		l, err := loadModel(modelPath)
-		if err != nil {
-			return nil, "", err
-		}
-		l.file.Close() // the weights were copied out
-		return l.model, modelPath, nil
+// openModel opens a model file for bench: the tokenizer is not needed, and a
+// random-weight file has none.
+func openModel(path string) (*gguf.File, *model.Model, error) {
+	f, err := gguf.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := model.Load(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, m, nil
+}
+
+// writeRandomModel writes a random-weight model of a config file to a temporary
+// file, so that bench loads it as it would a trained one.
+func writeRandomModel(configPath, dtype string) (string, error) {
+	types := map[string]gguf.TensorType{"f32": gguf.F32, "f16": gguf.F16, "q8_0": gguf.Q8_0}
+	typ, ok := types[dtype]
+	if !ok {
+		return "", usagef("--dtype %q: expected f32, f16 or q8_0", dtype)
 	}
 	c, err := readConfig(configPath)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	m, err := model.Random(c, 1)
+	data, err := model.RandomFile(c, typ, 1)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w", configPath, err)
+		return "", fmt.Errorf("%s: %w", configPath, err)
 	}
-	return m, configPath + " (random weights, f32)", nil
+	out, err := os.CreateTemp("", "goengine-bench-*.gguf")
+	if err != nil {
+		return "", err
+	}
+	if _, err := out.Write(data); err != nil {
+		out.Close()
+		os.Remove(out.Name())
+		return "", err
+	}
+	return out.Name(), out.Close()
 }
 
-// weightBytes is what one decode step reads: every matrix and norm, in float32.
+// weightBytes is what one decode step reads: every matrix, in its stored type,
+// except the embedding table, of which it reads one row (all of it when the
+// head is tied to it).
 func weightBytes(m *model.Model) int64 {
-	n := len(m.TokenEmbd)/m.Config.VocabSize + len(m.OutputNorm) + len(m.Output) // one embedding row, the head
-	for _, l := range m.Layers {
-		n += len(l.AttnNorm) + len(l.Wq) + len(l.Wk) + len(l.Wv) + len(l.Wo) + len(l.FFNNorm) + len(l.WGate) + len(l.WUp) + len(l.WDown)
+	var n int64
+	for name, w := range m.Matrices() {
+		if name == "token_embd.weight" && !m.Config.TieEmbeddings {
+			n += w.ByteSize() / int64(w.Rows)
+			continue
+		}
+		n += w.ByteSize()
 	}
-	return 4 * int64(n)
+	n += 4 * int64(len(m.OutputNorm))
+	for _, l := range m.Layers {
+		n += 4 * int64(len(l.AttnNorm)+len(l.FFNNorm))
+	}
+	return n
+}
+
+// weightTypes counts the matrices of each stored type: "85 Q8_0".
+func weightTypes(m *model.Model) string {
+	counts := map[string]int{}
+	for _, w := range m.Matrices() {
+		counts[w.Type.String()]++
+	}
+	var parts []string
+	for _, typ := range []string{"F32", "F16", "Q8_0"} {
+		if counts[typ] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s matrices", counts[typ], typ))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// resetPeakRSS restarts the kernel's peak-RSS count (Linux; elsewhere a no-op)
+// after returning freed memory to the OS.
+func resetPeakRSS() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // 5: reset the peak RSS
+}
+
+// peakRSS is the process's peak resident set in bytes: VmHWM on Linux, which
+// resetPeakRSS can restart, and getrusage's maximum elsewhere.
+func peakRSS() int64 {
+	if status, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, line := range strings.Split(string(status), "\n") {
+			if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(kb, "kB")), 10, 64); err == nil {
+					return n << 10
+				}
+			}
+		}
+	}
+	var usage syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
+	return usage.Maxrss << 10
 }
 
 // memoryBandwidth streams a buffer far larger than any cache through the same dot

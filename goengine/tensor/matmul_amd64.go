@@ -1,0 +1,96 @@
+//go:build !purego
+
+package tensor
+
+// The amd64 matrix product: an AVX-512 or AVX2+FMA microkernel chosen at run
+// time from the CPU flags, the generic code otherwise. The kernels compute whole
+// dot products (all of cols) for a tile of 4 weight rows x 4 (AVX-512) or 3
+// (AVX2) tokens and sum each accumulator horizontally at the end; the Go driver
+// below does the cache blocking and the edge tiles.
+
+// MatMulF32 computes out[t*ldo + r] = Σ_k x[t*cols + k] · w[r*cols + k]
+// for t < T and r < rows: out = X Wᵀ for X (T, cols) and W (rows, cols), both
+// row-major. ldo is out's row stride (≥ rows), so a caller can write a column
+// range of a wider output. It overwrites out (does not accumulate).
+func MatMulF32(out []float32, ldo int, w []float32, rows int, x []float32, T int, cols int) {
+	switch {
+	case useAVX512:
+		matMulAVX512(out, ldo, w, rows, x, T, cols)
+	case useAVX2:
+		matMulAVX2(out, ldo, w, rows, x, T, cols)
+	default:
+		matMulGeneric(out, ldo, w, rows, x, T, cols)
+	}
+}
+
+func matMulAVX512(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
+	matMulTiled(matMulKernelAVX512, 4, out, ldo, w, rows, x, T, cols)
+}
+
+func matMulAVX2(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
+	matMulTiled(matMulKernelAVX2, 3, out, ldo, w, rows, x, T, cols)
+}
+
+// matMulKernel writes out[t*ldo + r] = w_r · x_t (cols floats each) for r < 4 and
+// t < the kernel's token count, or adds it to out with accumulate (the later k
+// passes); the AVX2 kernel reads 3 tokens and ignores x3. Separate row and token
+// pointers let an edge tile repeat the last row or token.
+type matMulKernel func(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool)
+
+//go:noescape
+func matMulKernelAVX512(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool)
+
+//go:noescape
+func matMulKernelAVX2(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool)
+
+// matMulTiled runs kernel over 4-row x nt-token tiles. Tokens are blocked so a
+// block of X stays in L2 while each 4-row tile of W, loaded once per block, stays
+// in L1 across the block's token tiles; long rows are cut into k passes so that
+// tile fits. Edge tiles (fewer rows or tokens) repeat
+// the last valid row or token and go through a scratch tile.
+func matMulTiled(kernel matMulKernel, nt int, out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
+	checkMatMul(out, ldo, w, rows, x, T, cols)
+	if T == 0 || rows == 0 {
+		return
+	}
+	if cols == 0 {
+		for t := range T {
+			clear(out[t*ldo : t*ldo+rows])
+		}
+		return
+	}
+	kb := matMulKBlock(cols)
+	tb := matMulTokenBlock(kb, nt)
+	var scratch [16]float32
+	for t0 := 0; t0 < T; t0 += tb {
+		t1 := min(t0+tb, T)
+		for k0 := 0; k0 < cols; k0 += kb {
+			kn, acc := min(kb, cols-k0), k0 > 0
+			for r := 0; r < rows; r += 4 {
+				nr := min(rows-r, 4)
+				w0, w1 := &w[r*cols+k0], &w[(r+min(1, nr-1))*cols+k0]
+				w2, w3 := &w[(r+min(2, nr-1))*cols+k0], &w[(r+min(3, nr-1))*cols+k0]
+				for t := t0; t < t1; t += nt {
+					n := min(t1-t, nt)
+					x0, x1 := &x[t*cols+k0], &x[(t+min(1, n-1))*cols+k0]
+					x2, x3 := &x[(t+min(2, n-1))*cols+k0], &x[(t+min(3, n-1))*cols+k0]
+					if nr == 4 && n == nt {
+						kernel(&out[t*ldo+r], ldo, w0, w1, w2, w3, x0, x1, x2, x3, kn, acc)
+						continue
+					}
+					kernel(&scratch[0], 4, w0, w1, w2, w3, x0, x1, x2, x3, kn, false)
+					for i := range n {
+						o := out[(t+i)*ldo+r : (t+i)*ldo+r+nr]
+						for j := range o {
+							if acc {
+								o[j] += scratch[4*i+j]
+							} else {
+								o[j] = scratch[4*i+j]
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

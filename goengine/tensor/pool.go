@@ -1,0 +1,276 @@
+package tensor
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+// Task is work that splits into parts: Part(i, n) does the i-th of n parts.
+// Every part must touch memory no other part writes.
+type Task interface {
+	Part(i, n int)
+}
+
+// Pool runs the matrix products, and any other Task, on a fixed set of
+// goroutines started once, so a decode step starts none and allocates nothing.
+// The calling goroutine does part 0 itself. One product runs at a time (a mutex
+// serialises callers): each already keeps every core busy, so sessions may
+// share one pool.
+//
+// A decode step is about a hundred products of tens of microseconds each. A
+// parked goroutine takes the Go scheduler and the OS about as long to wake, which
+// measured here made two threads slower than one on a (768, 768) product. So the
+// workers spin on an atomic generation counter for a while after each task, and
+// park on a channel only when no work has come for spinLimit polls.
+type Pool struct {
+	threads int
+	mu      sync.Mutex
+	gen     atomic.Uint64 // incremented to publish a task
+	pending atomic.Int32  // workers still busy with the current task
+	task    Task
+	parts   int
+	workers []poolWorker
+	closed  atomic.Bool
+
+	// Scratch, reused by every call under mu.
+	matVec matVecTask
+	matMul matMulTask
+	xq     []int8    // the activation quantised for a Q8_0 product
+	xs     []float32 // its block scales
+	tiles  [][]float32
+}
+
+type poolWorker struct {
+	asleep atomic.Bool   // parked, or about to park, on wake
+	wake   chan struct{} // a token from run when it finds the worker asleep
+}
+
+// spinLimit polls (with a yield every 16) is on the order of 100 µs here: longer
+// than the gaps inside a decode step, short enough to leave an idle core alone.
+const spinLimit = 1 << 12
+
+// NewPool starts threads-1 worker goroutines (the caller is the last thread).
+func NewPool(threads int) *Pool {
+	if threads < 1 {
+		panic(fmt.Sprintf("tensor.NewPool: %d threads", threads))
+	}
+	p := &Pool{threads: threads, tiles: make([][]float32, threads), workers: make([]poolWorker, threads-1)}
+	for i := range p.workers {
+		p.workers[i].wake = make(chan struct{}, 1)
+		go p.work(i + 1)
+	}
+	return p
+}
+
+// Threads is the number of parts each product is split into.
+func (p *Pool) Threads() int { return p.threads }
+
+// Close stops the workers. The pool must not be used afterwards.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed.Store(true)
+	p.publish()
+}
+
+// work is worker i's loop: wait for a new generation, do part i, report.
+func (p *Pool) work(i int) {
+	w := &p.workers[i-1]
+	for seen := uint64(0); ; {
+		seen = p.await(w, seen)
+		if p.closed.Load() {
+			return
+		}
+		if i < p.parts {
+			p.task.Part(i, p.parts)
+		}
+		p.pending.Add(-1)
+	}
+}
+
+// await returns the first generation after seen: spinning, then parked.
+func (p *Pool) await(w *poolWorker, seen uint64) uint64 {
+	for spin := 0; spin < spinLimit; spin++ {
+		if g := p.gen.Load(); g != seen {
+			return g
+		}
+		if spin%16 == 15 {
+			runtime.Gosched()
+		}
+	}
+	w.asleep.Store(true)
+	if g := p.gen.Load(); g != seen && w.asleep.CompareAndSwap(true, false) {
+		return g // work came while we announced sleep, and nobody sent a token
+	}
+	<-w.wake
+	return p.gen.Load()
+}
+
+// publish starts a new generation and wakes the workers that parked.
+func (p *Pool) publish() {
+	p.pending.Store(int32(len(p.workers)))
+	p.gen.Add(1)
+	for i := range p.workers {
+		if w := &p.workers[i]; w.asleep.CompareAndSwap(true, false) {
+			w.wake <- struct{}{}
+		}
+	}
+}
+
+// Run does every part of t, in parallel, and returns when all are done.
+func (p *Pool) Run(t Task) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.run(t, p.threads)
+}
+
+// run splits t into n ≤ threads parts; the caller holds mu.
+func (p *Pool) run(t Task, n int) {
+	if n == 1 {
+		t.Part(0, 1)
+		return
+	}
+	p.task, p.parts = t, n
+	p.publish()
+	t.Part(0, n)
+	for spin := 0; p.pending.Load() != 0; spin++ {
+		if spin%16 == 15 {
+			runtime.Gosched()
+		}
+	}
+	p.task = nil
+}
+
+// partRange is part i of n of the range [0, total), in whole multiples of
+// align so the kernels' tiles are not cut.
+func partRange(i, n, total, align int) (start, end int) {
+	units := (total + align - 1) / align
+	start = min(units*i/n*align, total)
+	end = min(units*(i+1)/n*align, total)
+	return start, end
+}
+
+// serialWork is the number of multiply-adds below which a product runs on the
+// calling goroutine alone: waking the workers costs more than it saves.
+const serialWork = 1 << 15
+
+func (p *Pool) partsFor(work int) int {
+	if work < serialWork {
+		return 1
+	}
+	return p.threads
+}
+
+// MatVec computes out = W x for W of shape (len(out), len(x)).
+func (p *Pool) MatVec(out []float32, w *Matrix, x []float32) {
+	if w.Rows != len(out) || w.Cols != len(x) {
+		panic(fmt.Sprintf("tensor.MatVec: (%d, %d) matrix with %d inputs and %d outputs", w.Rows, w.Cols, len(x), len(out)))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.matVecLocked(out, w, x)
+}
+
+// matVecLocked is MatVec for a caller holding mu: one row of weights per output,
+// streamed from memory once, which bounds a decode step by memory bandwidth.
+func (p *Pool) matVecLocked(out []float32, w *Matrix, x []float32) {
+	t := &p.matVec
+	*t = matVecTask{out: out, w: w, x: x}
+	if w.Type == Q8_0 {
+		// Activations are quantised per block as llama.cpp does, so the inner
+		// loop multiplies int8 by int8 (spec/format.md §5.3).
+		blocks := len(x) / Q8BlockSize
+		p.xq, p.xs = grow(p.xq, len(x)), grow(p.xs, blocks)
+		QuantizeQ8(p.xq, p.xs, x)
+		t.xq, t.xs = p.xq, p.xs
+	}
+	p.run(t, p.partsFor(w.Rows*w.Cols))
+}
+
+type matVecTask struct {
+	out []float32
+	w   *Matrix
+	x   []float32
+	xq  []int8
+	xs  []float32
+}
+
+func (t *matVecTask) Part(i, n int) {
+	w, cols := t.w, t.w.Cols
+	start, end := partRange(i, n, w.Rows, 16)
+	out := t.out[:end]
+	switch w.Type {
+	case F32:
+		matVecRowsF32(out, w.F32, t.x, start, end)
+	case F16:
+		for r := start; r < end; r++ {
+			out[r] = DotF16(w.F16[r*cols:(r+1)*cols], t.x)
+		}
+	case Q8_0:
+		for r := start; r < end; r++ {
+			out[r] = DotQ8(w.q8Row(r), t.xq, t.xs)
+		}
+	}
+}
+
+// MatMul computes out = X Wᵀ for T rows of activations: X is (T, cols), W is
+// (rows, cols) and out is (T, rows), all row-major. Each weight is read once for
+// all T tokens, which makes a prompt compute-bound instead of memory-bound.
+func (p *Pool) MatMul(out []float32, w *Matrix, x []float32, T int) {
+	if len(x) != T*w.Cols || len(out) != T*w.Rows {
+		panic(fmt.Sprintf("tensor.MatMul: (%d, %d) matrix with %d tokens, %d inputs and %d outputs", w.Rows, w.Cols, T, len(x), len(out)))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if T == 1 { // a decode step: the same product as MatVec, with its kernels
+		p.matVecLocked(out, w, x)
+		return
+	}
+	t := &p.matMul
+	*t = matMulTask{out: out, w: w, x: x, T: T, tiles: p.tiles}
+	p.run(t, p.partsFor(T*w.Rows*w.Cols))
+}
+
+// tileRows is how many rows of an F16 or Q8_0 matrix are widened to float32 at a
+// time for MatMul: 16 rows of 1536 columns are 96 KiB, at home in L2 while all T
+// tokens pass over them.
+const tileRows = 16
+
+type matMulTask struct {
+	out   []float32
+	w     *Matrix
+	x     []float32
+	T     int
+	tiles [][]float32 // one float32 tile per part
+}
+
+func (t *matMulTask) Part(i, n int) {
+	w, cols := t.w, t.w.Cols
+	start, end := partRange(i, n, w.Rows, tileRows)
+	if start == end {
+		return
+	}
+	if w.Type == F32 {
+		MatMulF32(t.out[start:], w.Rows, w.F32[start*cols:end*cols], end-start, t.x, t.T, cols)
+		return
+	}
+	t.tiles[i] = grow(t.tiles[i], tileRows*cols)
+	tile := t.tiles[i]
+	for r0 := start; r0 < end; r0 += tileRows {
+		rows := min(tileRows, end-r0)
+		for r := 0; r < rows; r++ {
+			w.Row(tile[r*cols:(r+1)*cols], r0+r)
+		}
+		MatMulF32(t.out[r0:], w.Rows, tile[:rows*cols], rows, t.x, t.T, cols)
+	}
+}
+
+// grow returns s resliced to n elements, reallocated only when too small.
+func grow[E any](s []E, n int) []E {
+	if cap(s) < n {
+		return make([]E, n)
+	}
+	return s[:n]
+}

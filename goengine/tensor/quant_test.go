@@ -1,0 +1,433 @@
+package tensor
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The implementations under test and benchmark: the generic ones here, the
+// assembly ones appended by quant_amd64_test.go when the CPU has them.
+type (
+	dotQ8Func  func(w []byte, xq []int8, xs []float32) float32
+	dotF16Func func(w []uint16, x []float32) float32
+	namedQ8    struct {
+		name string
+		f    dotQ8Func
+	}
+	namedF16 struct {
+		name string
+		f    dotF16Func
+	}
+)
+
+var (
+	dotQ8Impls  = []namedQ8{{"generic", dotQ8Generic}}
+	dotF16Impls = []namedF16{{"generic", dotF16Generic}}
+)
+
+// f16Ref is the float16 definition, written independently of f16ToF32:
+// (-1)^s · 2^(e-15) · (1 + m/1024) for normal e, 2^-14 · m/1024 for e = 0.
+func f16Ref(h uint16) float64 {
+	s, e, m := h>>15, int(h>>10&31), float64(h&1023)
+	v := 0.0
+	switch e {
+	case 31:
+		if m != 0 {
+			return math.NaN()
+		}
+		v = math.Inf(1)
+	case 0:
+		v = math.Ldexp(m/1024, -14)
+	default:
+		v = math.Ldexp(1+m/1024, e-15)
+	}
+	if s == 1 {
+		v = -v
+	}
+	return v
+}
+
+// randomF16 returns a finite half float with exponent field in [lo, hi], a
+// random mantissa and sign.
+func randomF16(r *rand.Rand, lo, hi int) uint16 {
+	e := lo + r.IntN(hi-lo+1)
+	return uint16(r.IntN(2))<<15 | uint16(e)<<10 | uint16(r.IntN(1024))
+}
+
+// randomQ8Row returns a buffer whose bytes from offset on are nb Q8_0 blocks with
+// scales around 2^-4..2^4 and q over the full int8 range, -128 included.
+func randomQ8Row(r *rand.Rand, nb, offset int) []byte {
+	buf := make([]byte, offset+nb*Q8BlockBytes)
+	w := buf[offset:]
+	for b := 0; b < nb; b++ {
+		d := randomF16(r, 11, 19)
+		w[b*Q8BlockBytes], w[b*Q8BlockBytes+1] = byte(d), byte(d>>8)
+		for i := 2; i < Q8BlockBytes; i++ {
+			w[b*Q8BlockBytes+i] = byte(r.IntN(256))
+		}
+	}
+	return w
+}
+
+// q8Ref is the Q8_0 dot product's definition in float64, with the sum of the
+// absolute values of its terms for error bounds.
+func q8Ref(w []byte, xq []int8, xs []float32) (sum, sumAbs float64) {
+	for b := 0; b < len(w)/Q8BlockBytes; b++ {
+		blk := w[b*Q8BlockBytes:]
+		d := f16Ref(uint16(blk[0]) | uint16(blk[1])<<8)
+		for i := 0; i < Q8BlockSize; i++ {
+			t := d * float64(xs[b]) * float64(int8(blk[2+i])) * float64(xq[b*Q8BlockSize+i])
+			sum += t
+			sumAbs += math.Abs(t)
+		}
+	}
+	return sum, sumAbs
+}
+
+func TestF16ToF32AllBitPatterns(t *testing.T) {
+	for h := range 1 << 16 {
+		got, want := f16ToF32(uint16(h)), f16Ref(uint16(h))
+		if math.IsNaN(want) {
+			if !math.IsNaN(float64(got)) {
+				t.Errorf("f16ToF32(%#04x) = %v, want NaN", h, got)
+			}
+			continue
+		}
+		if float64(got) != want || math.Signbit(float64(got)) != math.Signbit(want) {
+			t.Errorf("f16ToF32(%#04x) = %v, want %v", h, got, want)
+		}
+	}
+}
+
+func TestQuantizeQ8HandMadeBlocks(t *testing.T) {
+	// amax 127: d = 1, so x*id = x and the ties at .5 must round away from zero.
+	x1 := []float32{127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 1.4999999, 0, -0.49999997}
+	q1 := []int8{127, 1, -1, 2, -2, 3, -3, 127, -127, 1, 0, 0}
+	// amax from a negative value, -254: d = 2, id = 0.5.
+	x2 := []float32{-254, 5, -5, 1, -1, 3, 253, 0.9}
+	q2 := []int8{-127, 3, -3, 1, -1, 2, 127, 0}
+	x := make([]float32, 3*Q8BlockSize) // third block all zero: d = 0, q = 0
+	want := make([]int8, len(x))
+	copy(x, x1)
+	copy(want, q1)
+	copy(x[Q8BlockSize:], x2)
+	copy(want[Q8BlockSize:], q2)
+	xq, xs := make([]int8, len(x)), make([]float32, 3)
+	QuantizeQ8(xq, xs, x)
+	if xs[0] != 1 || xs[1] != 2 || xs[2] != 0 {
+		t.Errorf("scales = %v, want [1 2 0]", xs)
+	}
+	for i := range want {
+		if xq[i] != want[i] {
+			t.Errorf("q[%d] of x=%v: got %d, want %d", i, x[i], xq[i], want[i])
+		}
+	}
+}
+
+func TestQuantizeQ8MatchesLlamaCppAndReconstructs(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	x := randomSlice(r, 64*Q8BlockSize)
+	for i := range x[:Q8BlockSize] { // one block of tiny values, one of huge ones
+		x[i] *= 1e-30
+		x[Q8BlockSize+i] *= 1e30
+	}
+	xq, xs := make([]int8, len(x)), make([]float32, len(x)/Q8BlockSize)
+	QuantizeQ8(xq, xs, x)
+	for b, d := range xs {
+		var amax float32
+		for _, v := range x[b*Q8BlockSize : (b+1)*Q8BlockSize] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		if d != amax/127 {
+			t.Fatalf("block %d: d = %v, want %v", b, d, amax/127)
+		}
+		id := 1 / d
+		for i := b * Q8BlockSize; i < (b+1)*Q8BlockSize; i++ {
+			// llama.cpp: roundf(x*id), the product rounded to float32 first.
+			if want := int8(math.Round(float64(x[i] * id))); xq[i] != want {
+				t.Fatalf("x[%d] = %v: q = %d, want %d", i, x[i], xq[i], want)
+			}
+			// q*d is within half a step of x; the 1e-6 covers the float32
+			// rounding of d and id.
+			if e := math.Abs(float64(xq[i])*float64(d) - float64(x[i])); e > float64(d)/2*(1+1e-6) {
+				t.Fatalf("x[%d] = %v: |q*d - x| = %v > d/2 = %v", i, x[i], e, d/2)
+			}
+		}
+	}
+}
+
+// q8TestBlocks lists the row lengths, in blocks, around every unroll boundary.
+var q8TestBlocks = []int{1, 2, 3, 4, 5, 7, 8, 9, 24, 48}
+
+// checkDotQ8 runs f against the float64 definition and the generic loop, on rows
+// starting at byte offsets 0, 1 and 3 of their buffer.
+func checkDotQ8(t *testing.T, name string, f dotQ8Func) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, nb := range q8TestBlocks {
+		for _, offset := range []int{0, 1, 3} {
+			w := randomQ8Row(r, nb, offset)
+			x := randomSlice(r, nb*Q8BlockSize+offset)[offset:]
+			xq := make([]int8, len(x)+offset)[offset:]
+			xs := make([]float32, nb+1)[1:]
+			QuantizeQ8(xq, xs, x)
+			got, generic := float64(f(w, xq, xs)), float64(dotQ8Generic(w, xq, xs))
+			want, sumAbs := q8Ref(w, xq, xs)
+			// Each block's int32 sum is exact; its float32 scaling rounds ~2 eps
+			// and the float32 sums, in a different order per implementation,
+			// grow like sqrt(nb)·eps·Σ|terms|. 1e-6 is ~17 eps.
+			tol := 1e-6 * math.Sqrt(float64(nb)+1) * sumAbs
+			if math.Abs(got-want) > tol || math.Abs(got-generic) > tol {
+				t.Errorf("%s nb=%d offset=%d: got %v, exact %v, generic %v", name, nb, offset, got, want, generic)
+			}
+		}
+	}
+	if got := f(nil, nil, nil); got != 0 {
+		t.Errorf("%s of an empty row = %v", name, got)
+	}
+}
+
+// checkDotQ8Saturation puts w = -128 against x = ±127, the largest VPMADDUBSW
+// pair sums (±2·128·127 = ±32512); with d = xs = 1 every partial sum is an
+// integer below 2^24, so the result must be exact.
+func checkDotQ8Saturation(t *testing.T, name string, f dotQ8Func) {
+	const nb = 9
+	w := make([]byte, nb*Q8BlockBytes+1)[1:]
+	xq, xs := make([]int8, nb*Q8BlockSize), make([]float32, nb)
+	for b := 0; b < nb; b++ {
+		w[b*Q8BlockBytes+1] = 0x3c // float16 1.0 = 0x3c00
+		for i := 2; i < Q8BlockBytes; i++ {
+			w[b*Q8BlockBytes+i] = 0x80 // -128
+		}
+		xs[b] = 1
+	}
+	for _, pattern := range []string{"all -127", "all +127", "alternating"} {
+		want := 0.0
+		for i := range xq {
+			switch {
+			case pattern == "all -127" || pattern == "alternating" && i%2 == 1:
+				xq[i] = -127
+			default:
+				xq[i] = 127
+			}
+			want += -128 * float64(xq[i])
+		}
+		if got := f(w, xq, xs); float64(got) != want {
+			t.Errorf("%s, w = -128, x %s: got %v, want %v", name, pattern, got, want)
+		}
+	}
+}
+
+func TestDotQ8(t *testing.T) {
+	checkDotQ8(t, "generic", dotQ8Generic)
+	checkDotQ8Saturation(t, "generic", dotQ8Generic)
+	checkDotQ8(t, "DotQ8", DotQ8)
+	checkDotQ8Saturation(t, "DotQ8", DotQ8)
+}
+
+// f16TestLengths covers every tail of the 8-, 16-, 32- and 64-wide loops.
+var f16TestLengths = func() []int {
+	var ns []int
+	for n := range 140 {
+		ns = append(ns, n)
+	}
+	return append(ns, 255, 256, 257, 768, 1000, 1536, 4099)
+}()
+
+// checkDotF16 runs f against the float64 definition and the generic loop, with
+// offsets that misalign both slices (2-byte alignment for w, as in the file).
+func checkDotF16(t *testing.T, name string, f dotF16Func) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for _, n := range f16TestLengths {
+		for _, offset := range []int{0, 1, 3} {
+			w := make([]uint16, n+offset)[offset:]
+			for i := range w {
+				w[i] = randomF16(r, 0, 30) // subnormals to 65504
+			}
+			x := randomSlice(r, n+offset)[offset:]
+			var want, sumAbs float64
+			for i := range w {
+				want += f16Ref(w[i]) * float64(x[i])
+				sumAbs += math.Abs(f16Ref(w[i]) * float64(x[i]))
+			}
+			got, generic := float64(f(w, x)), float64(dotF16Generic(w, x))
+			// Float32 products summed in different orders: error ~ sqrt(n)·eps·Σ|terms|.
+			tol := 1e-6 * math.Sqrt(float64(n)+1) * sumAbs
+			if math.Abs(got-want) > tol || math.Abs(got-generic) > tol {
+				t.Errorf("%s n=%d offset=%d: got %v, exact %v, generic %v", name, n, offset, got, want, generic)
+			}
+		}
+	}
+}
+
+func TestDotF16(t *testing.T) {
+	checkDotF16(t, "generic", dotF16Generic)
+	checkDotF16(t, "DotF16", DotF16)
+}
+
+// checkAxpy checks y += a*x element by element against float64, where the sum is
+// exact to far below float32 precision; one or two float32 roundings (with or
+// without FMA) stay within 2^-23·(|y| + |a·x|). The element after y must stay
+// untouched.
+func checkAxpy(t *testing.T, name string, f func(y []float32, a float32, x []float32)) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for _, n := range f16TestLengths {
+		for _, offset := range []int{0, 1, 3} {
+			buf := randomSlice(r, n+offset+1)
+			y, guard := buf[offset:offset+n], buf[offset+n]
+			y0 := append([]float32(nil), y...)
+			x, a := randomSlice(r, n+offset+2)[offset:], float32(r.NormFloat64())
+			f(y, a, x)
+			for i := range y {
+				want := float64(y0[i]) + float64(a)*float64(x[i])
+				tol := 0x1p-23 * (math.Abs(float64(y0[i])) + math.Abs(float64(a)*float64(x[i])))
+				if math.Abs(float64(y[i])-want) > tol {
+					t.Fatalf("%s n=%d offset=%d: y[%d] = %v, want %v", name, n, offset, i, y[i], want)
+				}
+			}
+			if buf[offset+n] != guard {
+				t.Fatalf("%s n=%d offset=%d wrote past the end of y", name, n, offset)
+			}
+		}
+	}
+}
+
+func TestAxpy(t *testing.T) {
+	checkAxpy(t, "generic", axpyGeneric)
+	checkAxpy(t, "Axpy", Axpy)
+}
+
+// checkDequantizeQ8 wants exact values: a float16 scale (11 significant bits)
+// times an int8 fits float32's 24 bits, so d*q is exact in every implementation.
+func checkDequantizeQ8(t *testing.T, name string, f func(dst []float32, w []byte)) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for _, nb := range append([]int{0}, q8TestBlocks...) {
+		for _, offset := range []int{0, 1, 3} {
+			w := randomQ8Row(r, nb, offset)
+			buf := make([]float32, nb*Q8BlockSize+offset+1)
+			dst := buf[offset : offset+nb*Q8BlockSize]
+			buf[len(buf)-1] = 42
+			f(dst, w)
+			for i, got := range dst {
+				blk := w[i/Q8BlockSize*Q8BlockBytes:]
+				want := f16Ref(uint16(blk[0])|uint16(blk[1])<<8) * float64(int8(blk[2+i%Q8BlockSize]))
+				if float64(got) != want {
+					t.Fatalf("%s nb=%d offset=%d: dst[%d] = %v, want %v", name, nb, offset, i, got, want)
+				}
+			}
+			if buf[len(buf)-1] != 42 {
+				t.Fatalf("%s nb=%d offset=%d wrote past the end of dst", name, nb, offset)
+			}
+		}
+	}
+}
+
+// checkDequantizeF16 wants every value exact, NaN for NaN, over all 65536 bit
+// patterns laid out at every misalignment.
+func checkDequantizeF16(t *testing.T, name string, f func(dst []float32, w []uint16)) {
+	for _, offset := range []int{0, 1, 3} {
+		for _, n := range []int{1 << 16, 1<<16 - 5} {
+			w := make([]uint16, n+offset)[offset:]
+			for i := range w {
+				w[i] = uint16(i * 40503) // a permutation of the bit patterns
+			}
+			buf := make([]float32, n+offset+1)
+			dst := buf[offset : offset+n]
+			buf[len(buf)-1] = 42
+			f(dst, w)
+			for i, got := range dst {
+				want := f16Ref(w[i])
+				if math.IsNaN(want) != math.IsNaN(float64(got)) || !math.IsNaN(want) && float64(got) != want {
+					t.Fatalf("%s n=%d offset=%d: %#04x -> %v, want %v", name, n, offset, w[i], got, want)
+				}
+			}
+			if buf[len(buf)-1] != 42 {
+				t.Fatalf("%s n=%d offset=%d wrote past the end of dst", name, n, offset)
+			}
+		}
+	}
+}
+
+func TestDequantize(t *testing.T) {
+	checkDequantizeQ8(t, "generic", dequantizeQ8Generic)
+	checkDequantizeQ8(t, "DequantizeQ8Row", DequantizeQ8Row)
+	checkDequantizeF16(t, "generic", dequantizeF16Generic)
+	checkDequantizeF16(t, "DequantizeF16Row", DequantizeF16Row)
+}
+
+func TestQ8LengthPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("DotQ8 of a 35-byte row did not panic")
+		}
+	}()
+	DotQ8(make([]byte, 35), make([]int8, 64), make([]float32, 2))
+}
+
+// benchShapes are rows of the seed model in cache (768, 1536 values) and the
+// 32768x768 output head walked row by row, far out of L1/L2.
+var benchShapes = [][2]int{{1, 768}, {1, 1536}, {32768, 768}}
+
+func benchName(shape [2]int) string {
+	if shape[0] == 1 {
+		return fmt.Sprint(shape[1])
+	}
+	return fmt.Sprintf("%dx%d", shape[0], shape[1])
+}
+
+// BenchmarkDotQ8 reports MB/s of Q8_0 weight bytes, 34 per 32 values.
+func BenchmarkDotQ8(b *testing.B) {
+	for _, impl := range dotQ8Impls {
+		for _, shape := range benchShapes {
+			rows, cols := shape[0], shape[1]
+			b.Run(impl.name+"/"+benchName(shape), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(21, 22))
+				rowBytes := cols / Q8BlockSize * Q8BlockBytes
+				w := randomQ8Row(r, rows*cols/Q8BlockSize, 0)
+				xq, xs := make([]int8, cols), make([]float32, cols/Q8BlockSize)
+				QuantizeQ8(xq, xs, randomSlice(r, cols))
+				out := make([]float32, rows)
+				b.SetBytes(int64(rows * rowBytes))
+				for b.Loop() {
+					for i := range out {
+						out[i] = impl.f(w[i*rowBytes:(i+1)*rowBytes], xq, xs)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDotF16 reports MB/s of float16 weight bytes.
+func BenchmarkDotF16(b *testing.B) {
+	for _, impl := range dotF16Impls {
+		for _, shape := range benchShapes {
+			rows, cols := shape[0], shape[1]
+			b.Run(impl.name+"/"+benchName(shape), func(b *testing.B) {
+				r := rand.New(rand.NewPCG(23, 24))
+				w := make([]uint16, rows*cols)
+				for i := range w {
+					w[i] = randomF16(r, 10, 18)
+				}
+				x, out := randomSlice(r, cols), make([]float32, rows)
+				b.SetBytes(int64(2 * rows * cols))
+				for b.Loop() {
+					for i := range out {
+						out[i] = impl.f(w[i*cols:(i+1)*cols], x)
+					}
+				}
+			})
+		}
+	}
+}
+
+func BenchmarkQuantizeQ8(b *testing.B) {
+	r := rand.New(rand.NewPCG(25, 26))
+	x := randomSlice(r, 768)
+	xq, xs := make([]int8, 768), make([]float32, 768/Q8BlockSize)
+	b.SetBytes(4 * 768)
+	for b.Loop() {
+		QuantizeQ8(xq, xs, x)
+	}
+}
