@@ -9,7 +9,8 @@ import (
 )
 
 // KVCache holds, per layer, the keys (after RoPE) and values of positions
-// 0..Len-1: each (context_length, n_kv_heads, head_dim), allocated once.
+// 0..Len-1, allocated once: K as (context_length, n_kv_heads, head_dim), V
+// transposed as (n_kv_heads, head_dim, context_length) for attention's products.
 type KVCache struct {
 	K, V [][]float32
 	Len  int
@@ -31,7 +32,6 @@ type Session struct {
 	attn     []float32 // (T, n_heads*head_dim) attention output before Wo
 	proj     []float32 // (T, dim) output of Wo or W_down
 	gate, up []float32 // (T, ffn_dim)
-	scores   []float32 // (threads, context_length) attention weights, one row per part
 	logits   []float32 // (vocab_size) of the batch's last token
 	one      [1]int    // the batch of a decode step
 
@@ -50,10 +50,9 @@ func (m *Model) NewSession() *Session {
 		s.cache.K = append(s.cache.K, make([]float32, c.ContextLength*c.KVDim()))
 		s.cache.V = append(s.cache.V, make([]float32, c.ContextLength*c.KVDim()))
 	}
-	s.scores = make([]float32, m.pool.Threads()*c.ContextLength)
 	s.logits = make([]float32, c.VocabSize)
 	s.attention.s = s
-	s.attention.scratch = make([]attentionScratch, m.pool.Threads())
+	s.attention.scores = make([][]float32, m.pool.Threads())
 	return s
 }
 
@@ -177,7 +176,13 @@ func (s *Session) Block(l int) {
 	s.applyRoPERows(s.k)
 	kvDim, pos := c.KVDim(), s.Pos()
 	copy(s.cache.K[l][pos*kvDim:], s.k)
-	copy(s.cache.V[l][pos*kvDim:], s.v)
+	// V is stored transposed, (kv_dim, context_length): column j of v goes to
+	// row j, so that attention's P V reads each head's values along positions.
+	for i := 0; i < s.T; i++ {
+		for j, value := range s.v[i*kvDim : (i+1)*kvDim] {
+			s.cache.V[l][j*c.ContextLength+pos+i] = value
+		}
+	}
 	s.attention.layer = l
 	pool.Run(&s.attention)
 	pool.MatMul(s.proj, &w.Wo, s.attn, s.T)
@@ -239,90 +244,68 @@ func (s *Session) ApplyRoPE(x []float32, pos int) {
 }
 
 // attentionTask is causal grouped-query attention for the batch, split over the
-// pool's threads: by query head for one token, by KV head for a prompt.
+// pool's threads by KV head.
 type attentionTask struct {
-	s       *Session
-	layer   int
-	scratch []attentionScratch // one per part
+	s      *Session
+	layer  int
+	scores [][]float32 // per part: (rows, n) attention weights
 }
 
 func (a *attentionTask) Part(part, parts int) {
-	s, c := a.s, a.s.m.Config
+	n := a.s.m.Config.NKVHeads
+	for g := n * part / parts; g < n*(part+1)/parts; g++ {
+		a.s.Attention(a.layer, g, &a.scores[part])
+	}
+}
+
+// Attention is causal grouped-query attention (spec/model.md §7.3) for the query
+// heads that read KV head g of layer l, whose outputs go to their columns of
+// s.attn. Row i of the batch, at position p+i (p = Pos()), attends over cache
+// positions 0..p+i. For each query head, with Q its (T, hd) rows:
+//
+//	attn = softmax(Q Kᵀ / sqrt(hd) + causal mask) V
+//
+// as two matrix products over the n = p+T cached positions, read in place: K
+// is (n, hd) with row stride kv_dim, and V is kept transposed (see Block), so
+// Vᵀ is (hd, n) with row stride context_length. A one-token batch stacks the
+// group's n_rep heads as the rows of Q instead, so K and V are read once for them.
+func (s *Session) Attention(l, g int, scores *[]float32) {
+	c := s.m.Config
+	hd, qDim, nRep := c.HeadDim(), c.NHeads*c.HeadDim(), c.NRep()
 	if s.T == 1 {
-		scores := s.scores[part*c.ContextLength : (part+1)*c.ContextLength]
-		for h := c.NHeads * part / parts; h < c.NHeads*(part+1)/parts; h++ {
-			s.Attention(a.layer, h, scores)
-		}
+		s.attend(l, g, s.q[g*nRep*hd:], hd, nRep, s.attn[g*nRep*hd:], hd, scores)
 		return
 	}
-	for g := c.NKVHeads * part / parts; g < c.NKVHeads*(part+1)/parts; g++ {
-		s.batchAttention(a.layer, g, &a.scratch[part])
+	for h := g * nRep; h < (g+1)*nRep; h++ {
+		s.attend(l, g, s.q[h*hd:], qDim, s.T, s.attn[h*hd:], qDim, scores)
 	}
 }
 
-// Attention is causal attention of query head h of the one token in the batch,
-// at position p = Pos(), over the cached keys and values of positions 0..p of
-// layer l; query head h reads KV head h / n_rep (spec/model.md §7.3). The result
-// goes to head h of s.attn; scores is scratch of context_length.
-func (s *Session) Attention(l, h int, scores []float32) {
+// attend computes rows of attention over KV head g: queries q (row stride ldq)
+// in, outputs out (row stride ldo) out. Row i is batch row i, or with a
+// one-token batch all rows are that token.
+func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ldo int, scores *[]float32) {
 	c := s.m.Config
-	hd, kvDim := c.HeadDim(), c.KVDim()
+	hd, ctx := c.HeadDim(), c.ContextLength
+	n := s.Pos() + s.T
+	*scores = grow(*scores, rows*ctx) // room for the whole context: no growth while decoding
+	p := (*scores)[:rows*n]
+	keys, valuesT := s.cache.K[l][g*hd:], s.cache.V[l][g*hd*ctx:]
+	tensor.MatMulStrided(p, n, keys, c.KVDim(), n, q, ldq, rows, hd) // (rows, n) = Q Kᵀ
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	keys, values := s.cache.K[l], s.cache.V[l]
-	q := s.q[h*hd : (h+1)*hd]
-	kvOffset := (h / c.NRep()) * hd
-	scores = scores[:s.Pos()+1] // only positions <= p exist: that is the causal mask
-	for j := range scores {
-		scores[j] = tensor.Dot(q, keys[j*kvDim+kvOffset:j*kvDim+kvOffset+hd]) * scale
-	}
-	tensor.Softmax(scores)
-	out := s.attn[h*hd : (h+1)*hd]
-	clear(out)
-	for j, p := range scores {
-		tensor.Axpy(out, p, values[j*kvDim+kvOffset:j*kvDim+kvOffset+hd])
-	}
-}
-
-// attentionScratch holds one KV head's operands as contiguous matrices.
-type attentionScratch struct {
-	k, vT, q, scores []float32
-}
-
-// batchAttention is the same attention for a batch of T tokens at positions
-// p..p+T-1, for the query heads of KV head g, as matrix products:
-// softmax(Q Kᵀ/sqrt(hd) + causal mask) V over the n = p+T cached positions.
-// The head's keys (n, hd), values transposed (hd, n) and queries (T, hd) are
-// copied out of the interleaved cache first, so that each product is one call.
-func (s *Session) batchAttention(l, g int, m *attentionScratch) {
-	c := s.m.Config
-	hd, kvDim, qDim := c.HeadDim(), c.KVDim(), c.NHeads*c.HeadDim()
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	n, T := s.Pos()+s.T, s.T
-	m.k, m.vT, m.q, m.scores = grow(m.k, n*hd), grow(m.vT, hd*n), grow(m.q, T*hd), grow(m.scores, T*n)
-	keys, values := s.cache.K[l], s.cache.V[l]
-	for j := 0; j < n; j++ {
-		copy(m.k[j*hd:(j+1)*hd], keys[j*kvDim+g*hd:])
-		for i, v := range values[j*kvDim+g*hd : j*kvDim+(g+1)*hd] {
-			m.vT[i*n+j] = v
+	for i := 0; i < rows; i++ {
+		visible := s.Pos() + 1 // the causal mask: positions <= this row's
+		if s.T > 1 {
+			visible += i
 		}
-	}
-	for h := g * c.NRep(); h < (g+1)*c.NRep(); h++ {
-		for i := 0; i < T; i++ {
-			copy(m.q[i*hd:(i+1)*hd], s.q[i*qDim+h*hd:])
+		row := p[i*n : (i+1)*n]
+		for j := range row[:visible] {
+			row[j] *= scale
 		}
-		tensor.MatMulF32(m.scores, n, m.k, n, m.q, T, hd) // scores = Q Kᵀ, (T, n)
-		for i := 0; i < T; i++ {
-			row := m.scores[i*n : (i+1)*n]
-			visible := s.Pos() + i + 1 // the causal mask: positions <= p+i
-			for j := range row[:visible] {
-				row[j] *= scale
-			}
-			tensor.Softmax(row[:visible])
-			clear(row[visible:])
-		}
-		// out = P V = P (Vᵀ)ᵀ, written into head h's columns of s.attn.
-		tensor.MatMulF32(s.attn[h*hd:], qDim, m.vT, hd, m.scores, T, n)
+		tensor.Softmax(row[:visible])
+		clear(row[visible:])
 	}
+	tensor.MatMulStrided(out, ldo, valuesT, ctx, hd, p, n, rows, n) // (rows, hd) = P V
 }
 
 // SwiGLU computes (silu(h W_gate^T) * (h W_up^T)) W_down^T of s.h into s.proj;

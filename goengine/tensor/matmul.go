@@ -35,15 +35,15 @@ func matMulTokenBlock(kb, multiple int) int {
 
 // checkMatMul panics when the slices cannot hold the shapes: a programming error
 // in the caller, which the kernels must not turn into out-of-bounds accesses.
-func checkMatMul(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
-	if rows < 0 || T < 0 || cols < 0 || ldo < rows {
-		panic(fmt.Sprintf("tensor: MatMulF32 bad shape rows=%d T=%d cols=%d ldo=%d", rows, T, cols, ldo))
+func checkMatMul(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+	if rows < 0 || T < 0 || cols < 0 || ldo < rows || ldw < cols || ldx < cols {
+		panic(fmt.Sprintf("tensor: MatMulF32 bad shape rows=%d T=%d cols=%d ldo=%d ldw=%d ldx=%d", rows, T, cols, ldo, ldw, ldx))
 	}
-	if len(w) < rows*cols {
-		panic(fmt.Sprintf("tensor: MatMulF32 w has %d floats, need rows*cols = %d", len(w), rows*cols))
+	if rows > 0 && len(w) < (rows-1)*ldw+cols {
+		panic(fmt.Sprintf("tensor: MatMulF32 w has %d floats, need (rows-1)*ldw+cols = %d", len(w), (rows-1)*ldw+cols))
 	}
-	if len(x) < T*cols {
-		panic(fmt.Sprintf("tensor: MatMulF32 x has %d floats, need T*cols = %d", len(x), T*cols))
+	if T > 0 && len(x) < (T-1)*ldx+cols {
+		panic(fmt.Sprintf("tensor: MatMulF32 x has %d floats, need (T-1)*ldx+cols = %d", len(x), (T-1)*ldx+cols))
 	}
 	if T > 0 && rows > 0 && len(out) < (T-1)*ldo+rows {
 		panic(fmt.Sprintf("tensor: MatMulF32 out has %d floats, need (T-1)*ldo+rows = %d", len(out), (T-1)*ldo+rows))
@@ -54,31 +54,31 @@ func checkMatMul(out []float32, ldo int, w []float32, rows int, x []float32, T, 
 // 4 rows x 2 tokens tile keeps 8 accumulators and 6 operands in registers (Go
 // has 15 usable XMM registers on amd64: a 4x4 tile spilled, 5 vs 10 GFLOP/s), and
 // each loaded weight is used twice, each activation four times.
-func matMulGeneric(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
-	checkMatMul(out, ldo, w, rows, x, T, cols)
+func matMulGeneric(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+	checkMatMul(out, ldo, w, ldw, rows, x, ldx, T, cols)
 	tb := matMulTokenBlock(cols, 2)
 	for t0 := 0; t0 < T; t0 += tb {
 		t1 := min(t0+tb, T)
 		r := 0
 		for ; r+4 <= rows; r += 4 {
-			w0, w1 := w[r*cols:(r+1)*cols], w[(r+1)*cols:(r+2)*cols]
-			w2, w3 := w[(r+2)*cols:(r+3)*cols], w[(r+3)*cols:(r+4)*cols]
+			w0, w1 := w[r*ldw:r*ldw+cols], w[(r+1)*ldw:(r+1)*ldw+cols]
+			w2, w3 := w[(r+2)*ldw:(r+2)*ldw+cols], w[(r+3)*ldw:(r+3)*ldw+cols]
 			t := t0
 			for ; t+2 <= t1; t += 2 {
-				x0, x1 := x[t*cols:(t+1)*cols], x[(t+1)*cols:(t+2)*cols]
+				x0, x1 := x[t*ldx:t*ldx+cols], x[(t+1)*ldx:(t+1)*ldx+cols]
 				o0, o1 := out[t*ldo+r:t*ldo+r+4], out[(t+1)*ldo+r:(t+1)*ldo+r+4]
 				matMulTileGeneric(o0, o1, w0, w1, w2, w3, x0, x1)
 			}
 			for ; t < t1; t++ {
-				xt := x[t*cols : (t+1)*cols]
+				xt := x[t*ldx : t*ldx+cols]
 				o := out[t*ldo+r : t*ldo+r+4]
 				o[0], o[1], o[2], o[3] = matMulDot(w0, xt), matMulDot(w1, xt), matMulDot(w2, xt), matMulDot(w3, xt)
 			}
 		}
 		for ; r < rows; r++ {
-			wr := w[r*cols : (r+1)*cols]
+			wr := w[r*ldw : r*ldw+cols]
 			for t := t0; t < t1; t++ {
-				out[t*ldo+r] = matMulDot(wr, x[t*cols:(t+1)*cols])
+				out[t*ldo+r] = matMulDot(wr, x[t*ldx:t*ldx+cols])
 			}
 		}
 	}

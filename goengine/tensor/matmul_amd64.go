@@ -13,29 +13,45 @@ package tensor
 // row-major. ldo is out's row stride (≥ rows), so a caller can write a column
 // range of a wider output. It overwrites out (does not accumulate).
 func MatMulF32(out []float32, ldo int, w []float32, rows int, x []float32, T int, cols int) {
+	MatMulStrided(out, ldo, w, cols, rows, x, cols, T, cols)
+}
+
+// MatMulStrided is MatMulF32 with row strides for W and X too (ldw, ldx ≥
+// cols): out[t*ldo + r] = Σ_{k<cols} x[t*ldx + k] · w[r*ldw + k]. Attention
+// uses it to multiply one head's columns of the KV cache in place.
+func MatMulStrided(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
 	switch {
 	case useAVX512:
-		matMulAVX512(out, ldo, w, rows, x, T, cols)
+		matMulAVX512(out, ldo, w, ldw, rows, x, ldx, T, cols)
 	case useAVX2:
-		matMulAVX2(out, ldo, w, rows, x, T, cols)
+		matMulAVX2(out, ldo, w, ldw, rows, x, ldx, T, cols)
 	default:
-		matMulGeneric(out, ldo, w, rows, x, T, cols)
+		matMulGeneric(out, ldo, w, ldw, rows, x, ldx, T, cols)
 	}
 }
 
-func matMulAVX512(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
-	matMulTiled(matMulKernelAVX512, 4, out, ldo, w, rows, x, T, cols)
+func matMulAVX512(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+	matMulTiled(true, out, ldo, w, ldw, rows, x, ldx, T, cols)
 }
 
-func matMulAVX2(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
-	matMulTiled(matMulKernelAVX2, 3, out, ldo, w, rows, x, T, cols)
+func matMulAVX2(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+	matMulTiled(false, out, ldo, w, ldw, rows, x, ldx, T, cols)
 }
 
 // matMulKernel writes out[t*ldo + r] = w_r · x_t (cols floats each) for r < 4 and
 // t < the kernel's token count, or adds it to out with accumulate (the later k
 // passes); the AVX2 kernel reads 3 tokens and ignores x3. Separate row and token
 // pointers let an edge tile repeat the last row or token.
-type matMulKernel func(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool)
+//
+// matMulKernel calls one or the other directly: through a func value, escape
+// analysis would move the driver's scratch tile to the heap on every call.
+func matMulKernel(avx512 bool, out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool) {
+	if avx512 {
+		matMulKernelAVX512(out, ldo, w0, w1, w2, w3, x0, x1, x2, x3, cols, accumulate)
+	} else {
+		matMulKernelAVX2(out, ldo, w0, w1, w2, w3, x0, x1, x2, x3, cols, accumulate)
+	}
+}
 
 //go:noescape
 func matMulKernelAVX512(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *float32, cols int, accumulate bool)
@@ -48,8 +64,12 @@ func matMulKernelAVX2(out *float32, ldo int, w0, w1, w2, w3, x0, x1, x2, x3 *flo
 // in L1 across the block's token tiles; long rows are cut into k passes so that
 // tile fits. Edge tiles (fewer rows or tokens) repeat
 // the last valid row or token and go through a scratch tile.
-func matMulTiled(kernel matMulKernel, nt int, out []float32, ldo int, w []float32, rows int, x []float32, T, cols int) {
-	checkMatMul(out, ldo, w, rows, x, T, cols)
+func matMulTiled(avx512 bool, out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+	checkMatMul(out, ldo, w, ldw, rows, x, ldx, T, cols)
+	nt := 3 // tokens per tile
+	if avx512 {
+		nt = 4
+	}
 	if T == 0 || rows == 0 {
 		return
 	}
@@ -68,17 +88,17 @@ func matMulTiled(kernel matMulKernel, nt int, out []float32, ldo int, w []float3
 			kn, acc := min(kb, cols-k0), k0 > 0
 			for r := 0; r < rows; r += 4 {
 				nr := min(rows-r, 4)
-				w0, w1 := &w[r*cols+k0], &w[(r+min(1, nr-1))*cols+k0]
-				w2, w3 := &w[(r+min(2, nr-1))*cols+k0], &w[(r+min(3, nr-1))*cols+k0]
+				w0, w1 := &w[r*ldw+k0], &w[(r+min(1, nr-1))*ldw+k0]
+				w2, w3 := &w[(r+min(2, nr-1))*ldw+k0], &w[(r+min(3, nr-1))*ldw+k0]
 				for t := t0; t < t1; t += nt {
 					n := min(t1-t, nt)
-					x0, x1 := &x[t*cols+k0], &x[(t+min(1, n-1))*cols+k0]
-					x2, x3 := &x[(t+min(2, n-1))*cols+k0], &x[(t+min(3, n-1))*cols+k0]
+					x0, x1 := &x[t*ldx+k0], &x[(t+min(1, n-1))*ldx+k0]
+					x2, x3 := &x[(t+min(2, n-1))*ldx+k0], &x[(t+min(3, n-1))*ldx+k0]
 					if nr == 4 && n == nt {
-						kernel(&out[t*ldo+r], ldo, w0, w1, w2, w3, x0, x1, x2, x3, kn, acc)
+						matMulKernel(avx512, &out[t*ldo+r], ldo, w0, w1, w2, w3, x0, x1, x2, x3, kn, acc)
 						continue
 					}
-					kernel(&scratch[0], 4, w0, w1, w2, w3, x0, x1, x2, x3, kn, false)
+					matMulKernel(avx512, &scratch[0], 4, w0, w1, w2, w3, x0, x1, x2, x3, kn, false)
 					for i := range n {
 						o := out[(t+i)*ldo+r : (t+i)*ldo+r+nr]
 						for j := range o {

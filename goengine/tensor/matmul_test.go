@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-type matMulFunc func(out []float32, ldo int, w []float32, rows int, x []float32, T, cols int)
+type matMulFunc func(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int)
 
 // matMulImpls lists the implementations the benchmark compares; the amd64 test
 // file adds the assembly ones. ok reports whether this CPU can run it.
@@ -17,7 +17,7 @@ var matMulImpls = []struct {
 	ok   func() bool
 }{
 	{"generic", matMulGeneric, func() bool { return true }},
-	{"dispatch", MatMulF32, func() bool { return true }},
+	{"dispatch", MatMulStrided, func() bool { return true }},
 }
 
 func matMulRandom(r *rand.Rand, n int) []float32 {
@@ -32,25 +32,45 @@ func matMulRandom(r *rand.Rand, n int) []float32 {
 // every tile edge (1100 columns: two k passes, the last with a tail), writing
 // into a wider output (ldo > rows) at an offset. Every float of the buffer
 // starts as a sentinel: inside the written region it must be overwritten,
-// outside it must keep its exact bits.
+// outside it must keep its exact bits. W and X are contiguous and then strided
+// (ldw, ldx > cols) with NaN between rows, which poisons any sum that reads it.
 func checkMatMulImpl(t *testing.T, fn matMulFunc) {
+	for _, pad := range []int{0, 5} {
+		checkMatMulStrides(t, fn, pad)
+	}
+}
+
+// strided lays rows of cols values out with stride cols+pad, NaN in between.
+func strided(values []float32, rows, cols, pad int) []float32 {
+	out := make([]float32, rows*(cols+pad))
+	for i := range out {
+		out[i] = float32(math.NaN())
+	}
+	for r := 0; r < rows; r++ {
+		copy(out[r*(cols+pad):], values[r*cols:(r+1)*cols])
+	}
+	return out[:max(0, len(out)-pad)]
+}
+
+func checkMatMulStrides(t *testing.T, fn matMulFunc, pad int) {
 	r := rand.New(rand.NewPCG(11, 12))
 	const sentinel = float32(-1.25e30)
 	for _, T := range []int{1, 2, 3, 4, 5, 7, 8, 13, 64} {
 		for _, rows := range []int{1, 3, 4, 5, 8, 17, 64} {
 			for _, cols := range []int{1, 7, 16, 17, 32, 48, 100, 768, 1100} {
 				w, x := matMulRandom(r, rows*cols), matMulRandom(r, T*cols)
+				ws, xs := strided(w, rows, cols, pad), strided(x, T, cols, pad)
 				ldo, pre := rows+3, 5
 				buf := make([]float32, pre+T*ldo+7)
 				for i := range buf {
 					buf[i] = sentinel
 				}
-				fn(buf[pre:], ldo, w, rows, x, T, cols)
+				fn(buf[pre:], ldo, ws, cols+pad, rows, xs, cols+pad, T, cols)
 				for i, got := range buf {
 					tok, row := (i-pre)/ldo, (i-pre)%ldo
 					if i < pre || tok >= T || row >= rows {
 						if got != sentinel {
-							t.Fatalf("T=%d rows=%d cols=%d: wrote %v at buffer[%d], outside the output", T, rows, cols, got, i)
+							t.Fatalf("T=%d rows=%d cols=%d pad=%d: wrote %v at buffer[%d], outside the output", T, rows, cols, pad, got, i)
 						}
 						continue
 					}
@@ -64,7 +84,7 @@ func checkMatMulImpl(t *testing.T, fn matMulFunc) {
 					// rounding error grows like sqrt(cols)·eps·Σ|terms| (4x margin).
 					tol := 4 * math.Sqrt(float64(cols)) * 0x1p-24 * sumAbs
 					if math.Abs(float64(got)-want) > tol {
-						t.Fatalf("T=%d rows=%d cols=%d: out[%d][%d] = %v, want %v (tolerance %g)", T, rows, cols, tok, row, got, want, tol)
+						t.Fatalf("T=%d rows=%d cols=%d pad=%d: out[%d][%d] = %v, want %v (tolerance %g)", T, rows, cols, pad, tok, row, got, want, tol)
 					}
 				}
 			}
@@ -74,7 +94,12 @@ func checkMatMulImpl(t *testing.T, fn matMulFunc) {
 
 func TestMatMulGeneric(t *testing.T) { checkMatMulImpl(t, matMulGeneric) }
 
-func TestMatMulF32(t *testing.T) { checkMatMulImpl(t, MatMulF32) }
+func TestMatMulF32(t *testing.T) {
+	checkMatMulStrides(t, func(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+		MatMulF32(out, ldo, w, rows, x, T, cols)
+	}, 0)
+	checkMatMulImpl(t, MatMulStrided)
+}
 
 func TestMatMulZeroSizes(t *testing.T) {
 	out := []float32{7, 7, 7, 7}
@@ -119,7 +144,7 @@ func BenchmarkMatMul(b *testing.B) {
 					r := rand.New(rand.NewPCG(5, 6))
 					w, x, out := matMulRandom(r, rows*cols), matMulRandom(r, T*cols), make([]float32, T*rows)
 					for b.Loop() {
-						impl.fn(out, rows, w, rows, x, T, cols)
+						impl.fn(out, rows, w, cols, rows, x, cols, T, cols)
 					}
 					flops := 2 * float64(T) * float64(rows) * float64(cols) * float64(b.N)
 					b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

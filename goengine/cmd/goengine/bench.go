@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,6 +31,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the decode loop to this file (go tool pprof reads it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -73,6 +75,16 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	prefill := time.Since(start)
+	if *cpuProfile != "" {
+		out, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			return err
+		}
+	}
 	start = time.Now()
 	for i := 0; i < *genTokens; i++ {
 		if _, err := s.DecodeStep((i * 104729) % c.VocabSize); err != nil {
@@ -80,6 +92,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	decode := time.Since(start)
+	pprof.StopCPUProfile()
 
 	weights := weightBytes(m)
 	rss := peakRSS() // before the probe's buffer
