@@ -31,7 +31,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
-	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the decode loop to this file (go tool pprof reads it)")
+	cpuProfile := fs.String("cpuprofile", "", "write CPU profiles of prefill and decode to FILE.prefill and FILE.decode (go tool pprof reads them)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -70,20 +70,17 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	for i := range prompt {
 		prompt[i] = (i * 7919) % c.VocabSize
 	}
+	if err := startProfile(*cpuProfile, "prefill"); err != nil {
+		return err
+	}
 	start = time.Now()
 	if _, err := s.Prefill(prompt); err != nil {
 		return err
 	}
 	prefill := time.Since(start)
-	if *cpuProfile != "" {
-		out, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer out.Close()
-		if err := pprof.StartCPUProfile(out); err != nil {
-			return err
-		}
+	pprof.StopCPUProfile()
+	if err := startProfile(*cpuProfile, "decode"); err != nil {
+		return err
 	}
 	start = time.Now()
 	for i := 0; i < *genTokens; i++ {
@@ -115,6 +112,19 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
 	row("peak RSS", fmt.Sprintf("%s MiB", commas(rss>>20)))
 	return w.Flush()
+}
+
+// startProfile starts a CPU profile to path.phase, if path is set.
+func startProfile(path, phase string) error {
+	if path == "" {
+		return nil
+	}
+	out, err := os.Create(path + "." + phase)
+	if err != nil {
+		return err
+	}
+	// The profile is flushed by StopCPUProfile; the file is closed at exit.
+	return pprof.StartCPUProfile(out)
 }
 
 // openModel opens a model file for bench: the tokenizer is not needed, and a
