@@ -6,6 +6,7 @@
 //	goengine info --model M.gguf
 //	goengine tokenize --model M.gguf [--bos] "text"
 //	goengine logits --model M.gguf --tokens "1 50 60"
+//	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q]
 //	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N]
 package main
 
@@ -24,6 +25,7 @@ commands:
   info       print a model's config, parameter count, tensors and tokenizer
   tokenize   print the token ids of a text (needs only the tokenizer keys)
   logits     print the logits of every position for given token ids, as JSON
+  serve      serve the model over an OpenAI-compatible HTTP API
   bench      measure load, prefill and decode speed against memory bandwidth
 
 run 'goengine <command> -h' for the flags of a command
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = tokenize(args[1:], stdout, stderr)
 	case "logits":
 		err = logits(args[1:], stdout, stderr)
+	case "serve":
+		err = serveCmd(args[1:], stdout, stderr)
 	case "bench":
 		err = bench(args[1:], stdout, stderr)
 	case "-h", "--help", "help":

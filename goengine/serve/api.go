@@ -1,0 +1,328 @@
+package serve
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"gollm/goengine/tokenizer"
+)
+
+// The request and response bodies of the OpenAI API subset we serve. Field names
+// and shapes follow OpenAI's so that its clients work unchanged; fields we do
+// not know are ignored, as OpenAI's own server ignores them, but a known option
+// we cannot honour (n > 1, penalties, logprobs) is an error rather than a
+// silently different answer.
+
+// samplingRequest holds the fields both endpoints share.
+type samplingRequest struct {
+	Model            string          `json:"model"`
+	MaxTokens        *int            `json:"max_tokens"`
+	MaxCompletion    *int            `json:"max_completion_tokens"` // the chat API's newer name
+	Temperature      *float64        `json:"temperature"`
+	TopP             *float64        `json:"top_p"`
+	Seed             *int64          `json:"seed"`
+	Stop             json.RawMessage `json:"stop"`
+	Stream           bool            `json:"stream"`
+	StreamOptions    *streamOptions  `json:"stream_options"`
+	N                *int            `json:"n"`
+	PresencePenalty  *float64        `json:"presence_penalty"`
+	FrequencyPenalty *float64        `json:"frequency_penalty"`
+	Logprobs         json.RawMessage `json:"logprobs"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+type completionRequest struct {
+	samplingRequest
+	Prompt json.RawMessage `json:"prompt"`
+}
+
+type chatRequest struct {
+	samplingRequest
+	Messages []chatMessage `json:"messages"`
+}
+
+type chatMessage struct {
+	Role    string          `json:"role"`
+	Content json.RawMessage `json:"content"` // a string, or an array of {"type": "text", "text": ...} parts
+}
+
+type usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+type completionChoice struct {
+	Text         string  `json:"text"`
+	Index        int     `json:"index"`
+	Logprobs     any     `json:"logprobs"`
+	FinishReason *string `json:"finish_reason"`
+}
+
+type completionResponse struct {
+	ID      string             `json:"id"`
+	Object  string             `json:"object"` // "text_completion"
+	Created int64              `json:"created"`
+	Model   string             `json:"model"`
+	Choices []completionChoice `json:"choices"`
+	Usage   *usage             `json:"usage,omitempty"`
+}
+
+type chatDelta struct {
+	Role    string  `json:"role,omitempty"`
+	Content *string `json:"content,omitempty"`
+}
+
+type chatChoice struct {
+	Index        int        `json:"index"`
+	Message      *chatDelta `json:"message,omitempty"` // a whole response
+	Delta        *chatDelta `json:"delta,omitempty"`   // a stream chunk
+	Logprobs     any        `json:"logprobs"`
+	FinishReason *string    `json:"finish_reason"`
+}
+
+type chatResponse struct {
+	ID      string       `json:"id"`
+	Object  string       `json:"object"` // "chat.completion" or "chat.completion.chunk"
+	Created int64        `json:"created"`
+	Model   string       `json:"model"`
+	Choices []chatChoice `json:"choices"`
+	Usage   *usage       `json:"usage,omitempty"`
+}
+
+// apiError is an error in OpenAI's shape, with the HTTP status to send.
+type apiError struct {
+	Status  int     `json:"-"`
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    *string `json:"code"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func invalid(param, format string, args ...any) *apiError {
+	e := &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf(format, args...), Type: "invalid_request_error"}
+	if param != "" {
+		e.Param = &param
+	}
+	return e
+}
+
+func withCode(e *apiError, code string) *apiError {
+	e.Code = &code
+	return e
+}
+
+// decodeBody reads a JSON request body of at most limit bytes into v, with an
+// error that names the problem: too large, not UTF-8, not JSON, a field of the
+// wrong type.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *apiError {
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit))
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
+			Message: fmt.Sprintf("the request body is over the limit of %d bytes", limit)}
+	case err != nil:
+		return invalid("", "reading the request body: %v", err)
+	case !utf8.Valid(body):
+		// encoding/json would silently turn invalid bytes into U+FFFD.
+		return invalid("", "the request body is not valid UTF-8")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		var syntaxErr *json.SyntaxError
+		switch {
+		case errors.As(err, &typeErr) && typeErr.Field != "":
+			return invalid(typeErr.Field, "%s: expected %s, found a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		case errors.As(err, &syntaxErr):
+			return invalid("", "the request body is not valid JSON: %v (at byte %d)", syntaxErr, syntaxErr.Offset)
+		default:
+			return invalid("", "the request body is not a valid request: %v", err)
+		}
+	}
+	return nil
+}
+
+func readAll(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(r)
+	return buf.Bytes(), err
+}
+
+// jsonKind names a Go kind as the JSON type a client should send.
+func jsonKind(kind string) string {
+	switch {
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+		return "a number"
+	case kind == "bool":
+		return "true or false"
+	case kind == "string":
+		return "a string"
+	case kind == "slice":
+		return "an array"
+	}
+	return "an object"
+}
+
+// sampling is what a request asks of the generation loop.
+type sampling struct {
+	maxTokens   int
+	temperature float64
+	topP        float64
+	seed        uint64
+	seeded      bool
+	stop        []string
+}
+
+// validate checks the shared fields against the server's model. OpenAI's
+// defaults: temperature 1, top_p 1, and max_tokens 16 for completions or the
+// rest of the context for chat.
+func (q *samplingRequest) validate(s *Server, defaultMax int) (sampling, *apiError) {
+	out := sampling{maxTokens: defaultMax, temperature: 1, topP: 1}
+	if q.Model != "" && q.Model != s.name {
+		return out, withCode(&apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: fmt.Sprintf("the model %q does not exist: this server has %q", q.Model, s.name)}, "model_not_found")
+	}
+	max := q.MaxTokens
+	if max == nil {
+		max = q.MaxCompletion
+	}
+	if max != nil {
+		if *max < 1 || *max > s.context {
+			return out, invalid("max_tokens", "max_tokens must be between 1 and the context length %d, found %d", s.context, *max)
+		}
+		out.maxTokens = *max
+	}
+	if t := q.Temperature; t != nil {
+		if math.IsNaN(*t) || *t < 0 || *t > 2 {
+			return out, invalid("temperature", "temperature must be between 0 and 2, found %v", *t)
+		}
+		out.temperature = *t
+	}
+	if p := q.TopP; p != nil {
+		if math.IsNaN(*p) || *p <= 0 || *p > 1 {
+			return out, invalid("top_p", "top_p must be in (0, 1], found %v", *p)
+		}
+		out.topP = *p
+	}
+	if q.Seed != nil {
+		out.seed, out.seeded = uint64(*q.Seed), true
+	}
+	if q.N != nil && *q.N != 1 {
+		return out, invalid("n", "n must be 1: this server generates one choice per request")
+	}
+	for name, v := range map[string]*float64{"presence_penalty": q.PresencePenalty, "frequency_penalty": q.FrequencyPenalty} {
+		if v != nil && *v != 0 {
+			return out, invalid(name, "%s is not supported (only 0)", name)
+		}
+	}
+	if len(q.Logprobs) > 0 && string(q.Logprobs) != "null" && string(q.Logprobs) != "false" {
+		return out, invalid("logprobs", "logprobs are not supported")
+	}
+	stop, err := stopStrings(q.Stop)
+	if err != nil {
+		return out, err
+	}
+	out.stop = stop
+	return out, nil
+}
+
+// stopStrings reads "stop": absent, null, a string, or an array of up to 4.
+func stopStrings(raw json.RawMessage) ([]string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		raw = json.RawMessage(`[` + string(raw) + `]`)
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, invalid("stop", "stop must be a string or an array of strings")
+	}
+	if len(list) > 4 {
+		return nil, invalid("stop", "stop takes at most 4 sequences, found %d", len(list))
+	}
+	for _, s := range list {
+		if s == "" {
+			return nil, invalid("stop", "stop sequences must not be empty")
+		}
+	}
+	return list, nil
+}
+
+// promptText reads a completion's "prompt": a string, or an array of one string.
+func promptText(raw json.RawMessage) (string, *apiError) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", invalid("prompt", "prompt is required")
+	}
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		return text, nil
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) == nil && len(list) == 1 {
+		return list[0], nil
+	}
+	return "", invalid("prompt", "prompt must be a string (or an array of one string)")
+}
+
+// chatMessages reads the messages of a chat request.
+func chatMessages(in []chatMessage) ([]tokenizer.Message, *apiError) {
+	if len(in) == 0 {
+		return nil, invalid("messages", "messages must be a non-empty array")
+	}
+	out := make([]tokenizer.Message, len(in))
+	for i, m := range in {
+		param := fmt.Sprintf("messages[%d]", i)
+		role := m.Role
+		if role == "developer" { // OpenAI's newer name for the system role
+			role = "system"
+		}
+		switch role {
+		case "system", "user", "assistant":
+		default:
+			return nil, invalid(param+".role", "%s.role must be system, user or assistant, found %q", param, m.Role)
+		}
+		text, err := messageText(m.Content)
+		if err != nil {
+			return nil, invalid(param+".content", "%s.content: %s", param, err)
+		}
+		out[i] = tokenizer.Message{Role: role, Content: text}
+	}
+	return out, nil
+}
+
+// messageText reads a message's content: a string or an array of text parts.
+func messageText(raw json.RawMessage) (string, error) {
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		return text, nil
+	}
+	var parts []struct {
+		Type string  `json:"type"`
+		Text *string `json:"text"`
+	}
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", fmt.Errorf("expected a string or an array of text parts")
+	}
+	var b strings.Builder
+	for _, p := range parts {
+		if p.Type != "text" || p.Text == nil {
+			return "", fmt.Errorf("only text parts are supported, found type %q", p.Type)
+		}
+		b.WriteString(*p.Text)
+	}
+	return b.String(), nil
+}

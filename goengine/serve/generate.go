@@ -1,0 +1,330 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"time"
+
+	"gollm/goengine/model"
+	"gollm/goengine/sampler"
+)
+
+func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
+	var req completionRequest
+	if e := decodeBody(w, r, s.maxBody, &req); e != nil {
+		s.writeError(w, e)
+		return
+	}
+	text, e := promptText(req.Prompt)
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	opts, e := req.validate(s, 16)
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	ids, err := s.tok.Encode(text)
+	if err != nil {
+		s.writeError(w, invalid("prompt", "prompt: %v", err))
+		return
+	}
+	prompt := append([]int{s.tok.BOS}, ids...) // llama-bpe prompts start with <|begin_of_text|>
+	s.respond(w, r, &completionStream{id: newID("cmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, req.samplingRequest)
+}
+
+func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
+	var req chatRequest
+	if e := decodeBody(w, r, s.maxBody, &req); e != nil {
+		s.writeError(w, e)
+		return
+	}
+	messages, e := chatMessages(req.Messages)
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	prompt, err := s.tok.ChatPrompt(messages)
+	if err != nil {
+		s.writeError(w, invalid("messages", "messages: %v", err))
+		return
+	}
+	opts, e := req.validate(s, max(1, s.context-len(prompt))) // by default, the rest of the context
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	s.respond(w, r, &chatStream{id: newID("chatcmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, req.samplingRequest)
+}
+
+// responder shapes one endpoint's output: pieces of text as they are generated,
+// then the end; whole is the non-streaming response.
+type responder interface {
+	start() any // the first stream chunk, or nil
+	piece(text string) any
+	end(finish string) any
+	usage(u usage) any
+	whole(text, finish string, u usage) any
+}
+
+// respond checks the prompt against the context, takes a session, generates and
+// writes the response, streamed or whole.
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, out responder, prompt []int, opts sampling, req samplingRequest) {
+	if len(prompt) >= s.context {
+		s.writeError(w, withCode(invalid("", "the prompt is %d tokens, but the model's context is %d: it must be shorter to leave room for the reply",
+			len(prompt), s.context), "context_length_exceeded"))
+		return
+	}
+	seed := opts.seed
+	if !opts.seeded {
+		seed = rand.Uint64()
+	}
+	pick, err := sampler.New(opts.temperature, 0, opts.topP, seed)
+	if err != nil {
+		s.writeError(w, invalid("", "%v", err))
+		return
+	}
+	sess, e := s.acquire(r.Context())
+	if e != nil {
+		s.writeError(w, e)
+		return
+	}
+	defer s.release(sess)
+	s.active.Add(1)
+	defer s.active.Add(-1)
+
+	var stream *eventStream
+	var text strings.Builder
+	emit := func(piece string) error {
+		text.WriteString(piece)
+		return nil
+	}
+	if req.Stream {
+		stream = s.newEventStream(w)
+		if first := out.start(); first != nil {
+			if err := stream.send(first); err != nil {
+				return // the client went away
+			}
+		}
+		emit = func(piece string) error { return stream.send(out.piece(piece)) }
+	}
+	finish, generated, err := s.generate(r.Context(), sess, prompt, opts, pick, emit)
+	u := usage{PromptTokens: len(prompt), CompletionTokens: generated, TotalTokens: len(prompt) + generated}
+	switch {
+	case err != nil && r.Context().Err() != nil: // the client went away: nobody to answer
+		return
+	case err != nil:
+		e := unavailable()
+		if !errors.Is(err, errStopped) {
+			e = &apiError{Status: http.StatusInternalServerError, Type: "server_error", Message: err.Error()}
+		}
+		if stream != nil { // the status is sent: tell the client in the stream why it ends
+			stream.send(map[string]*apiError{"error": e})
+			return
+		}
+		s.writeError(w, e)
+	case stream != nil:
+		if stream.send(out.end(finish)) != nil {
+			return
+		}
+		if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
+			stream.send(out.usage(u))
+		}
+		stream.done()
+	default:
+		s.writeJSON(w, http.StatusOK, out.whole(text.String(), finish, u))
+	}
+}
+
+var errStopped = errors.New("the server is shutting down")
+
+// generate runs prompt through sess and samples up to opts.maxTokens tokens,
+// passing the text to emit as it becomes final: whole UTF-8 characters, never
+// part of a stop sequence. It ends at <|end_of_text|> or <|eot_id|> or a stop
+// sequence ("stop"), or at max_tokens or the context's end ("length"); or with
+// an error when ctx ends (the client went away) or the server stops.
+func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int, opts sampling, pick *sampler.Sampler, emit func(string) error) (finish string, generated int, err error) {
+	logits, err := sess.Prefill(prompt)
+	if err != nil {
+		return "", 0, err
+	}
+	decoder := s.tok.NewStreamDecoder()
+	pending := "" // decoded text not yet emitted
+	for {
+		select {
+		case <-ctx.Done():
+			return "", generated, ctx.Err()
+		case <-s.stop:
+			return "", generated, errStopped
+		default:
+		}
+		id, err := pick.Sample(logits)
+		if err != nil {
+			return "", generated, err
+		}
+		if id == s.tok.EOS || id == s.tok.EOT {
+			finish = "stop"
+			break
+		}
+		generated++
+		s.generated.Add(1)
+		piece, err := decoder.Next(id)
+		if err != nil {
+			return "", generated, err
+		}
+		pending += piece
+		if i := firstStop(pending, opts.stop); i >= 0 {
+			return "stop", generated, emitIf(emit, pending[:i])
+		}
+		safe := len(pending) - heldBack(pending, opts.stop)
+		if err := emitIf(emit, pending[:safe]); err != nil {
+			return "", generated, err
+		}
+		pending = pending[safe:]
+		if generated == opts.maxTokens || sess.Pos() == s.context {
+			finish = "length"
+			break
+		}
+		if logits, err = sess.DecodeStep(id); err != nil {
+			return "", generated, err
+		}
+	}
+	pending += decoder.Flush()
+	if i := firstStop(pending, opts.stop); i >= 0 {
+		pending, finish = pending[:i], "stop"
+	}
+	return finish, generated, emitIf(emit, pending)
+}
+
+func emitIf(emit func(string) error, text string) error {
+	if text == "" {
+		return nil
+	}
+	return emit(text)
+}
+
+// firstStop is the index in text of the earliest stop sequence, or -1.
+func firstStop(text string, stops []string) int {
+	first := -1
+	for _, stop := range stops {
+		if i := strings.Index(text, stop); i >= 0 && (first < 0 || i < first) {
+			first = i
+		}
+	}
+	return first
+}
+
+// heldBack is how many bytes at the end of text could be the start of a stop
+// sequence, and so must wait for the next token before they are sent.
+func heldBack(text string, stops []string) int {
+	held := 0
+	for _, stop := range stops {
+		for k := min(len(stop)-1, len(text)); k > held; k-- {
+			if strings.HasSuffix(text, stop[:k]) {
+				held = k
+				break
+			}
+		}
+	}
+	return held
+}
+
+// eventStream writes server-sent events: "data: {json}\n\n", flushed at once.
+type eventStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (s *Server) newEventStream(w http.ResponseWriter) *eventStream {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // proxies must not hold the stream back
+	w.WriteHeader(http.StatusOK)
+	return &eventStream{w: w, rc: http.NewResponseController(w), timeout: s.writeTimeout}
+}
+
+func (e *eventStream) send(v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return e.write("data: " + string(body) + "\n\n")
+}
+
+// done ends the stream as OpenAI's does.
+func (e *eventStream) done() { e.write("data: [DONE]\n\n") }
+
+func (e *eventStream) write(event string) error {
+	e.rc.SetWriteDeadline(time.Now().Add(e.timeout))
+	if _, err := fmt.Fprint(e.w, event); err != nil {
+		return err
+	}
+	return e.rc.Flush()
+}
+
+// completionStream shapes /v1/completions output.
+type completionStream struct {
+	id      string
+	created int64
+	model   string
+}
+
+func (c *completionStream) response(choices []completionChoice, u *usage) completionResponse {
+	return completionResponse{ID: c.id, Object: "text_completion", Created: c.created, Model: c.model, Choices: choices, Usage: u}
+}
+
+func (c *completionStream) start() any { return nil }
+
+func (c *completionStream) piece(text string) any {
+	return c.response([]completionChoice{{Text: text}}, nil)
+}
+
+func (c *completionStream) end(finish string) any {
+	return c.response([]completionChoice{{FinishReason: &finish}}, nil)
+}
+
+func (c *completionStream) usage(u usage) any { return c.response([]completionChoice{}, &u) }
+
+func (c *completionStream) whole(text, finish string, u usage) any {
+	return c.response([]completionChoice{{Text: text, FinishReason: &finish}}, &u)
+}
+
+// chatStream shapes /v1/chat/completions output.
+type chatStream struct {
+	id      string
+	created int64
+	model   string
+}
+
+func (c *chatStream) chunk(choices []chatChoice, u *usage) chatResponse {
+	return chatResponse{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model, Choices: choices, Usage: u}
+}
+
+func (c *chatStream) start() any {
+	empty := ""
+	return c.chunk([]chatChoice{{Delta: &chatDelta{Role: "assistant", Content: &empty}}}, nil)
+}
+
+func (c *chatStream) piece(text string) any {
+	return c.chunk([]chatChoice{{Delta: &chatDelta{Content: &text}}}, nil)
+}
+
+func (c *chatStream) end(finish string) any {
+	return c.chunk([]chatChoice{{Delta: &chatDelta{}, FinishReason: &finish}}, nil)
+}
+
+func (c *chatStream) usage(u usage) any { return c.chunk([]chatChoice{}, &u) }
+
+func (c *chatStream) whole(text, finish string, u usage) any {
+	r := chatResponse{ID: c.id, Object: "chat.completion", Created: c.created, Model: c.model, Usage: &u,
+		Choices: []chatChoice{{Message: &chatDelta{Role: "assistant", Content: &text}, FinishReason: &finish}}}
+	return r
+}

@@ -1,0 +1,216 @@
+// Package serve is an OpenAI-compatible HTTP API over one model:
+// POST /v1/completions, POST /v1/chat/completions (both streaming with
+// server-sent events or not), GET /v1/models and GET /health.
+//
+// The model's weights are shared read-only. Each request generates with its own
+// Session (KV cache) taken from a fixed pool of Parallel sessions; at most Queue
+// more requests wait for one, and any beyond that get an immediate 429. A
+// request whose client disconnects stops generating at the next token and gives
+// its session back.
+package serve
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"gollm/goengine/model"
+	"gollm/goengine/tokenizer"
+)
+
+// Options configures a Server; zero fields take the defaults in brackets.
+type Options struct {
+	Name         string        // the model id clients name ["gollm"]
+	Parallel     int           // requests generating at once, each with its own KV cache [1]
+	Queue        int           // requests waiting for a session before 429 [0: none wait]
+	MaxBodyBytes int64         // largest request body [1 MiB]
+	WriteTimeout time.Duration // for each write to a client [30 s]
+}
+
+// Server serves one model. Create it with New; it is an http.Handler.
+type Server struct {
+	model        *model.Model
+	tok          *tokenizer.Tokenizer
+	name         string
+	context      int
+	sessions     chan *model.Session // the free sessions
+	waiting      chan struct{}       // a token per waiting request, capacity Queue
+	maxBody      int64
+	writeTimeout time.Duration
+	created      int64
+	mux          *http.ServeMux
+	stop         chan struct{} // closed by Stop: every generation ends
+	stopped      atomic.Bool
+
+	active, queued atomic.Int64 // requests generating, waiting
+	generated      atomic.Int64 // tokens generated since start
+}
+
+// New makes a server for m and its tokenizer, allocating its sessions.
+func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
+	o.Name = cmpOr(o.Name, "gollm")
+	o.Parallel = max(o.Parallel, 1)
+	o.Queue = max(o.Queue, 0)
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	s := &Server{
+		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
+		sessions: make(chan *model.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
+		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, created: time.Now().Unix(),
+		mux: http.NewServeMux(), stop: make(chan struct{}),
+	}
+	for range o.Parallel {
+		s.sessions <- m.NewSession()
+	}
+	s.mux.HandleFunc("POST /v1/completions", s.completions)
+	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
+	s.mux.HandleFunc("GET /v1/models", s.models)
+	s.mux.HandleFunc("GET /health", s.health)
+	s.mux.HandleFunc("/", s.notFound)
+	return s
+}
+
+func cmpOr(s, fallback string) string {
+	if s == "" {
+		return fallback
+	}
+	return s
+}
+
+// ServeHTTP answers one request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// notFound answers what no endpoint matched, in OpenAI's error shape: a 405 for
+// an endpoint's path with the wrong method, a 404 otherwise.
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	methods := map[string]string{"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
+	if method, ok := methods[r.URL.Path]; ok {
+		w.Header().Set("Allow", method)
+		s.writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
+			Message: r.URL.Path + " takes " + method + ", not " + r.Method})
+		return
+	}
+	s.writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
+		Message: r.Method + " " + r.URL.Path + " is not an endpoint of this server (POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health)"})
+}
+
+// Stop ends every generation in progress at its next token and makes new
+// requests fail with 503: the first step of a graceful shutdown that could not
+// wait for requests to finish.
+func (s *Server) Stop() {
+	if s.stopped.CompareAndSwap(false, true) {
+		close(s.stop)
+	}
+}
+
+// Stats is what /health reports.
+type Stats struct {
+	Status          string `json:"status"`
+	Model           string `json:"model"`
+	Active          int64  `json:"active"`           // requests generating
+	Queued          int64  `json:"queued"`           // requests waiting for a session
+	GeneratedTokens int64  `json:"generated_tokens"` // since start
+	Goroutines      int    `json:"goroutines"`
+	HeapBytes       uint64 `json:"heap_bytes"`
+}
+
+// Stats reports the server's load and the process's goroutines and heap.
+func (s *Server) Stats() Stats {
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
+	status := "ok"
+	if s.stopped.Load() {
+		status = "stopping"
+	}
+	return Stats{Status: status, Model: s.name, Active: s.active.Load(), Queued: s.queued.Load(),
+		GeneratedTokens: s.generated.Load(), Goroutines: runtime.NumGoroutine(), HeapBytes: mem.HeapAlloc}
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, http.StatusOK, s.Stats())
+}
+
+func (s *Server) models(w http.ResponseWriter, r *http.Request) {
+	type modelInfo struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		Created int64  `json:"created"`
+		OwnedBy string `json:"owned_by"`
+	}
+	s.writeJSON(w, http.StatusOK, map[string]any{"object": "list",
+		"data": []modelInfo{{ID: s.name, Object: "model", Created: s.created, OwnedBy: "gollm"}}})
+}
+
+// acquire takes a free session, waiting while fewer than Queue others wait. It
+// fails at once with 429 when the queue is full, and when the client goes away
+// or the server stops while it waits.
+func (s *Server) acquire(ctx context.Context) (*model.Session, *apiError) {
+	if s.stopped.Load() {
+		return nil, unavailable()
+	}
+	select {
+	case sess := <-s.sessions:
+		return sess, nil
+	default:
+	}
+	select {
+	case s.waiting <- struct{}{}:
+	default:
+		return nil, withCode(&apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error",
+			Message: "the server is busy: every session is generating and the queue is full; retry later"}, "rate_limit_exceeded")
+	}
+	s.queued.Add(1)
+	defer func() { <-s.waiting; s.queued.Add(-1) }()
+	select {
+	case sess := <-s.sessions:
+		return sess, nil
+	case <-ctx.Done():
+		return nil, &apiError{Status: 499, Type: "invalid_request_error", Message: "the client went away"}
+	case <-s.stop:
+		return nil, unavailable()
+	}
+}
+
+func unavailable() *apiError {
+	return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: "the server is shutting down"}
+}
+
+func (s *Server) release(sess *model.Session) {
+	sess.Reset()
+	s.sessions <- sess
+}
+
+// writeJSON sends v with status, within the write timeout.
+func (s *Server) writeJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		status, body = http.StatusInternalServerError, []byte(`{"error":{"message":"encoding the response failed","type":"server_error","param":null,"code":null}}`)
+	}
+	http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.writeTimeout))
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+func (s *Server) writeError(w http.ResponseWriter, e *apiError) {
+	if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	s.writeJSON(w, e.Status, map[string]*apiError{"error": e})
+}
+
+// newID is a random response id with OpenAI's prefixes ("cmpl-", "chatcmpl-").
+func newID(prefix string) string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return prefix + hex.EncodeToString(b)
+}
