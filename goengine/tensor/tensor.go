@@ -50,27 +50,6 @@ func RMSNorm(out, x, weight []float32, eps float64) {
 	}
 }
 
-// Softmax replaces x with exp(x - max(x)) / sum, in place.
-func Softmax(x []float32) {
-	if len(x) == 0 {
-		return
-	}
-	maxValue := x[0]
-	for _, v := range x[1:] {
-		maxValue = max(maxValue, v)
-	}
-	var sum float64
-	for i, v := range x {
-		e := float32(math.Exp(float64(v - maxValue)))
-		x[i] = e
-		sum += float64(e)
-	}
-	inv := float32(1 / sum)
-	for i := range x {
-		x[i] *= inv
-	}
-}
-
 // SiLU returns z * sigmoid(z).
 func SiLU(z float32) float32 {
 	return z / (1 + float32(math.Exp(float64(-z))))
