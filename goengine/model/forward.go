@@ -9,11 +9,14 @@ import (
 )
 
 // KVCache holds, per layer, the keys (after RoPE) and values of positions
-// 0..Len-1, allocated once: K as (context_length, n_kv_heads, head_dim), V
-// transposed as (n_kv_heads, head_dim, context_length) for attention's products.
+// 0..Len-1, allocated once. V is (context_length, n_kv_heads, head_dim) as in
+// spec/model.md §10; K is kept transposed, (n_kv_heads, head_dim, positions)
+// with row stride KStride, so that both of attention's products read the cache
+// in place along rows (see Session.Attention).
 type KVCache struct {
-	K, V [][]float32
-	Len  int
+	K, V    [][]float32
+	KStride int // context_length + 16: a multiple of 4 KiB would map every row to the same L1 sets
+	Len     int
 }
 
 // Session is one sequence being processed: its KV cache and scratch buffers.
@@ -46,8 +49,9 @@ type Session struct {
 func (m *Model) NewSession() *Session {
 	c := m.Config
 	s := &Session{m: m}
+	s.cache.KStride = c.ContextLength + 16
 	for l := 0; l < c.NLayers; l++ {
-		s.cache.K = append(s.cache.K, make([]float32, c.ContextLength*c.KVDim()))
+		s.cache.K = append(s.cache.K, make([]float32, c.KVDim()*s.cache.KStride))
 		s.cache.V = append(s.cache.V, make([]float32, c.ContextLength*c.KVDim()))
 	}
 	s.logits = make([]float32, c.VocabSize)
@@ -175,14 +179,13 @@ func (s *Session) Block(l int) {
 	s.applyRoPERows(s.q)
 	s.applyRoPERows(s.k)
 	kvDim, pos := c.KVDim(), s.Pos()
-	copy(s.cache.K[l][pos*kvDim:], s.k)
-	// V is stored transposed, (kv_dim, context_length): column j of v goes to
-	// row j, so that attention's P V reads each head's values along positions.
+	// Keys go in transposed: column j of k becomes row j of K.
 	for i := 0; i < s.T; i++ {
-		for j, value := range s.v[i*kvDim : (i+1)*kvDim] {
-			s.cache.V[l][j*c.ContextLength+pos+i] = value
+		for j, key := range s.k[i*kvDim : (i+1)*kvDim] {
+			s.cache.K[l][j*s.cache.KStride+pos+i] = key
 		}
 	}
+	copy(s.cache.V[l][pos*kvDim:], s.v)
 	s.attention.layer = l
 	pool.Run(&s.attention)
 	pool.MatMul(s.proj, &w.Wo, s.attn, s.T)
@@ -265,10 +268,10 @@ func (a *attentionTask) Part(part, parts int) {
 //
 //	attn = softmax(Q Kᵀ / sqrt(hd) + causal mask) V
 //
-// as two matrix products over the n = p+T cached positions, read in place: K
-// is (n, hd) with row stride kv_dim, and V is kept transposed (see Block), so
-// Vᵀ is (hd, n) with row stride context_length. A one-token batch stacks the
-// group's n_rep heads as the rows of Q instead, so K and V are read once for them.
+// as two matrix products over the n = p+T cached positions, read in place: Kᵀ
+// is (hd, n), rows of the transposed key cache, and V is (n, hd) with row stride
+// kv_dim. A one-token batch stacks the group's n_rep heads as the rows of Q
+// instead, so the group's keys and values are read once for all of them.
 func (s *Session) Attention(l, g int, scores *[]float32) {
 	c := s.m.Config
 	hd, qDim, nRep := c.HeadDim(), c.NHeads*c.HeadDim(), c.NRep()
@@ -290,8 +293,8 @@ func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ld
 	n := s.Pos() + s.T
 	*scores = grow(*scores, rows*ctx) // room for the whole context: no growth while decoding
 	p := (*scores)[:rows*n]
-	keys, valuesT := s.cache.K[l][g*hd:], s.cache.V[l][g*hd*ctx:]
-	tensor.MatMulStrided(p, n, keys, c.KVDim(), n, q, ldq, rows, hd) // (rows, n) = Q Kᵀ
+	keysT, values := s.cache.K[l][g*hd*s.cache.KStride:], s.cache.V[l][g*hd:]
+	tensor.MatMulNN(p, n, q, ldq, keysT, s.cache.KStride, rows, hd, n) // (rows, n) = Q Kᵀ
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for i := 0; i < rows; i++ {
 		visible := s.Pos() + 1 // the causal mask: positions <= this row's
@@ -305,7 +308,7 @@ func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ld
 		tensor.Softmax(row[:visible])
 		clear(row[visible:])
 	}
-	tensor.MatMulStrided(out, ldo, valuesT, ctx, hd, p, n, rows, n) // (rows, hd) = P V
+	tensor.MatMulNN(out, ldo, p, n, values, c.KVDim(), rows, n, hd) // (rows, hd) = P V
 }
 
 // SwiGLU computes (silu(h W_gate^T) * (h W_up^T)) W_down^T of s.h into s.proj;
@@ -314,9 +317,7 @@ func (s *Session) SwiGLU(w *Layer) {
 	pool := s.m.pool
 	pool.MatMul(s.gate, &w.WGate, s.h, s.T)
 	pool.MatMul(s.up, &w.WUp, s.h, s.T)
-	for i, g := range s.gate {
-		s.gate[i] = tensor.SiLU(g) * s.up[i]
-	}
+	tensor.SwiGLUGate(s.gate, s.up) // gate = silu(gate) * up
 	pool.MatMul(s.proj, &w.WDown, s.gate, s.T)
 }
 

@@ -1,5 +1,5 @@
 // Package tensor holds the numeric kernels of the engine: dot products,
-// matrix-vector products, RMSNorm, softmax and SiLU on float32 slices. The model
+// matrix products, RMSNorm, softmax and the SwiGLU gate on float32 slices. The model
 // package calls only these for its arithmetic, so speed work stays in this package
 // and never touches the model's logic.
 package tensor
@@ -48,11 +48,6 @@ func RMSNorm(out, x, weight []float32, eps float64) {
 	for i, v := range x {
 		out[i] = v * scale * weight[i]
 	}
-}
-
-// SiLU returns z * sigmoid(z).
-func SiLU(z float32) float32 {
-	return z / (1 + float32(math.Exp(float64(-z))))
 }
 
 // Add adds b into a elementwise.

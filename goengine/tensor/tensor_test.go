@@ -60,15 +60,6 @@ func TestSoftmaxSumsToOneAndIsStable(t *testing.T) {
 	}
 }
 
-func TestSiLU(t *testing.T) {
-	for _, z := range []float32{-5, -1, 0, 0.5, 3} {
-		want := float64(z) / (1 + math.Exp(-float64(z)))
-		if got := SiLU(z); math.Abs(float64(got)-want) > 1e-6 {
-			t.Errorf("SiLU(%v) = %v, want %v", z, got, want)
-		}
-	}
-}
-
 // BenchmarkMatVec measures the seed model's products as a decode step meets
 // them: from memory (the matrices rotate through 200 MiB, past the L3 cache),
 // on one thread and on two. MB/s is weight bytes read.
