@@ -152,3 +152,9 @@ func BenchmarkPoolRun(b *testing.B) {
 		p.Run(nopTask{})
 	}
 }
+
+func TestMemoryBandwidthMeasuresSomething(t *testing.T) {
+	if bw := MemoryBandwidth(2, 8<<20); !(bw > 1e8 && bw < 1e13) { // 0.1 GB/s .. 10 TB/s
+		t.Errorf("MemoryBandwidth = %g bytes/s", bw)
+	}
+}

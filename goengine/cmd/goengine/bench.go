@@ -10,7 +10,6 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -92,8 +91,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	pprof.StopCPUProfile()
 
 	weights := weightBytes(m)
-	rss := peakRSS() // before the probe's buffer
-	bandwidth := memoryBandwidth(*threads)
+	rss := peakRSS()                                       // before the probe's buffer
+	bandwidth := tensor.MemoryBandwidth(*threads, 256<<20) // 256 MiB: eight times the L3
 	perToken := decode.Seconds() / float64(*genTokens)
 	effective := float64(weights) / perToken
 
@@ -107,6 +106,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("prefill", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*promptTokens)/prefill.Seconds(), *promptTokens))
 	row("decode", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens)/decode.Seconds(), *genTokens))
 	row("weight bytes read per token", commas(weights))
+	// Attention also reads the cache: keys and values of every earlier position.
+	meanPos := int64(*promptTokens) + int64(*genTokens)/2
+	row("KV cache bytes read per token", fmt.Sprintf("%s (mean, at position %d)", commas(meanPos*int64(2*c.NLayers*c.KVDim()*4)), meanPos))
 	row("memory bandwidth (probe)", fmt.Sprintf("%.1f GB/s", bandwidth/1e9))
 	row("decode reads weights at", fmt.Sprintf("%.1f GB/s", effective/1e9))
 	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
@@ -227,32 +229,6 @@ func peakRSS() int64 {
 	var usage syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
 	return usage.Maxrss << 10
-}
-
-// memoryBandwidth streams a buffer far larger than any cache through the same dot
-// product kernel the engine uses, on every thread, and returns the best bytes/s.
-func memoryBandwidth(threads int) float64 {
-	const size = 256 << 20 // bytes per pass: well past the last-level cache
-	data := make([]float32, size/4)
-	for i := range data {
-		data[i] = 1
-	}
-	best := 0.0
-	for range 5 {
-		start := time.Now()
-		var wg sync.WaitGroup
-		chunk := len(data) / threads
-		for t := 0; t < threads; t++ {
-			wg.Add(1)
-			go func(part []float32) {
-				defer wg.Done()
-				tensor.Dot(part, part)
-			}(data[t*chunk : (t+1)*chunk])
-		}
-		wg.Wait()
-		best = max(best, float64(size)/time.Since(start).Seconds())
-	}
-	return best
 }
 
 // readConfig reads the model: section of a gollm config file: the flat subset of

@@ -144,6 +144,18 @@ func TestBench(t *testing.T) {
 	if code, out, errOut := runCLI("bench", "--config", config, "--prompt-tokens", "4", "--gen-tokens", "4"); code != 0 || !strings.Contains(out, "random weights") {
 		t.Errorf("bench --config: exit %d, %s %s", code, out, errOut)
 	}
+	profile := filepath.Join(dir, "cpu")
+	code, out, errOut = runCLI("bench", "--config", config, "--dtype", "q8_0", "--prompt-tokens", "4", "--gen-tokens", "4", "--cpuprofile", profile)
+	if code != 0 || !strings.Contains(out, "random weights, q8_0") || !strings.Contains(out, "8 Q8_0 matrices") {
+		t.Errorf("bench --dtype q8_0: exit %d, %s %s", code, out, errOut)
+	}
+	for _, phase := range []string{"prefill", "decode"} {
+		if info, err := os.Stat(profile + "." + phase); err != nil || info.Size() == 0 {
+			t.Errorf("--cpuprofile: %s profile missing: %v", phase, err)
+		}
+	}
+	odd := filepath.Join(dir, "odd.yaml")
+	os.WriteFile(odd, []byte(strings.Replace(mustRead(t, config), "dim: 32", "dim: 48", 1)), 0o644)
 	bad := filepath.Join(dir, "bad.yaml")
 	os.WriteFile(bad, []byte("model:\n  vocab_size: 64\n  dims: 32\n"), 0o644)
 	for _, c := range []struct {
@@ -154,9 +166,20 @@ func TestBench(t *testing.T) {
 		{[]string{"bench", "--model", goldenModel, "--config", config}, "exactly one of"},
 		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "exceed the context length 64"},
 		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
+		{[]string{"bench", "--config", config, "--dtype", "q4_0"}, `--dtype "q4_0": expected f32, f16 or q8_0`},
+		{[]string{"bench", "--config", odd, "--dtype", "q8_0"}, "Q8_0 needs dim and ffn_dim divisible by 32"},
 	} {
 		if code, _, errOut := runCLI(c.args...); code == 0 || !strings.Contains(errOut, c.want) {
 			t.Errorf("%q: exit %d, stderr %q", c.args, code, errOut)
 		}
 	}
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
