@@ -173,9 +173,8 @@ func (s *Session) Block(l int) {
 	traced := s.Trace != nil
 
 	s.rmsNormRows(s.h, s.x, w.AttnNorm)
-	pool.MatMul(s.q, &w.Wq, s.h, s.T)
-	pool.MatMul(s.k, &w.Wk, s.h, s.T)
-	pool.MatMul(s.v, &w.Wv, s.h, s.T)
+	// q = h Wqᵀ, k = h Wkᵀ, v = h Wvᵀ, in one call: one pass over the weights.
+	pool.MatMuls(s.h, s.T, tensor.Product{Out: s.q, W: &w.Wq}, tensor.Product{Out: s.k, W: &w.Wk}, tensor.Product{Out: s.v, W: &w.Wv})
 	s.applyRoPERows(s.q)
 	s.applyRoPERows(s.k)
 	kvDim, pos := c.KVDim(), s.Pos()
@@ -315,8 +314,7 @@ func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ld
 // the gated hidden stays in s.gate.
 func (s *Session) SwiGLU(w *Layer) {
 	pool := s.m.pool
-	pool.MatMul(s.gate, &w.WGate, s.h, s.T)
-	pool.MatMul(s.up, &w.WUp, s.h, s.T)
+	pool.MatMuls(s.h, s.T, tensor.Product{Out: s.gate, W: &w.WGate}, tensor.Product{Out: s.up, W: &w.WUp})
 	tensor.SwiGLUGate(s.gate, s.up) // gate = silu(gate) * up
 	pool.MatMul(s.proj, &w.WDown, s.gate, s.T)
 }

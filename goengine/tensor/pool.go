@@ -165,42 +165,80 @@ func (p *Pool) partsFor(work int) int {
 
 // MatVec computes out = W x for W of shape (len(out), len(x)).
 func (p *Pool) MatVec(out []float32, w *Matrix, x []float32) {
-	if w.Rows != len(out) || w.Cols != len(x) {
-		panic(fmt.Sprintf("tensor.MatVec: (%d, %d) matrix with %d inputs and %d outputs", w.Rows, w.Cols, len(x), len(out)))
+	p.MatMuls(x, 1, Product{out, w})
+}
+
+// Product is one output of MatMuls: Out = X Wᵀ.
+type Product struct {
+	Out []float32
+	W   *Matrix
+}
+
+// maxProducts is the most products one MatMuls call takes: q, k and v.
+const maxProducts = 3
+
+// MatMuls computes each product's Out = X Wᵀ for the same input X (T, cols), as
+// MatMul does. For one token the products run as one task, their rows split
+// over the threads as if they were one matrix: one wake-up of the workers and
+// one long stream of rows instead of one per matrix.
+func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
+	if len(products) > maxProducts {
+		panic(fmt.Sprintf("tensor.MatMuls: %d products, at most %d", len(products), maxProducts))
+	}
+	for _, pr := range products {
+		if len(x) != T*pr.W.Cols || len(pr.Out) != T*pr.W.Rows {
+			panic(fmt.Sprintf("tensor.MatMuls: (%d, %d) matrix with %d tokens, %d inputs and %d outputs", pr.W.Rows, pr.W.Cols, T, len(x), len(pr.Out)))
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.matVecLocked(out, w, x)
-}
-
-// matVecLocked is MatVec for a caller holding mu: one row of weights per output,
-// streamed from memory once, which bounds a decode step by memory bandwidth.
-func (p *Pool) matVecLocked(out []float32, w *Matrix, x []float32) {
-	t := &p.matVec
-	*t = matVecTask{out: out, w: w, x: x}
-	if w.Type == Q8_0 {
-		// Activations are quantised per block as llama.cpp does, so the inner
-		// loop multiplies int8 by int8 (spec/format.md §5.3).
-		blocks := len(x) / Q8BlockSize
-		p.xq, p.xs = grow(p.xq, len(x)), grow(p.xs, blocks)
-		QuantizeQ8(p.xq, p.xs, x)
-		t.xq, t.xs = p.xq, p.xs
+	if T > 1 {
+		for _, pr := range products {
+			p.matMulLocked(pr.Out, pr.W, x, T)
+		}
+		return
 	}
-	p.run(t, p.partsFor(w.Rows*w.Cols))
+	// A decode step: one row of weights per output, streamed from memory once,
+	// which bounds the step by memory bandwidth.
+	t := &p.matVec
+	*t = matVecTask{x: x, n: len(products)}
+	work := 0
+	for i, pr := range products {
+		t.products[i] = pr
+		t.rows += pr.W.Rows
+		work += pr.W.Rows * pr.W.Cols
+		if pr.W.Type == Q8_0 && t.xq == nil {
+			// Activations are quantised per block as llama.cpp does, so the
+			// inner loop multiplies int8 by int8 (spec/model.md §11).
+			p.xq, p.xs = grow(p.xq, len(x)), grow(p.xs, len(x)/Q8BlockSize)
+			QuantizeQ8(p.xq, p.xs, x)
+			t.xq, t.xs = p.xq, p.xs
+		}
+	}
+	p.run(t, p.partsFor(work))
 }
 
 type matVecTask struct {
-	out []float32
-	w   *Matrix
-	x   []float32
-	xq  []int8
-	xs  []float32
+	products [maxProducts]Product
+	n, rows  int // products, and their rows in all
+	x        []float32
+	xq       []int8
+	xs       []float32
 }
 
+// Part does rows [start, end) of the products' rows laid end to end.
 func (t *matVecTask) Part(i, n int) {
-	w, cols := t.w, t.w.Cols
-	start, end := partRange(i, n, w.Rows, 16)
-	out := t.out[:end]
+	start, end := partRange(i, n, t.rows, 16)
+	for _, pr := range t.products[:t.n] {
+		if lo, hi := max(start, 0), min(end, pr.W.Rows); lo < hi {
+			t.rowsOf(pr, lo, hi)
+		}
+		start, end = start-pr.W.Rows, end-pr.W.Rows
+	}
+}
+
+func (t *matVecTask) rowsOf(pr Product, start, end int) {
+	w, cols, out := pr.W, pr.W.Cols, pr.Out[:end]
 	switch w.Type {
 	case F32:
 		matVecRowsF32(out, w.F32, t.x, start, end)
@@ -219,15 +257,11 @@ func (t *matVecTask) Part(i, n int) {
 // (rows, cols) and out is (T, rows), all row-major. Each weight is read once for
 // all T tokens, which makes a prompt compute-bound instead of memory-bound.
 func (p *Pool) MatMul(out []float32, w *Matrix, x []float32, T int) {
-	if len(x) != T*w.Cols || len(out) != T*w.Rows {
-		panic(fmt.Sprintf("tensor.MatMul: (%d, %d) matrix with %d tokens, %d inputs and %d outputs", w.Rows, w.Cols, T, len(x), len(out)))
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if T == 1 { // a decode step: the same product as MatVec, with its kernels
-		p.matVecLocked(out, w, x)
-		return
-	}
+	p.MatMuls(x, T, Product{out, w})
+}
+
+// matMulLocked is MatMul for T > 1 and a caller holding mu.
+func (p *Pool) matMulLocked(out []float32, w *Matrix, x []float32, T int) {
 	t := &p.matMul
 	*t = matMulTask{out: out, w: w, x: x, T: T, tiles: p.tiles}
 	p.run(t, p.partsFor(T*w.Rows*w.Cols))
