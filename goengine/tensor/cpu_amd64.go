@@ -2,6 +2,8 @@
 
 package tensor
 
+import "os"
+
 // CPU features, read once at start-up with CPUID and XGETBV. A kernel runs only
 // when the CPU has its instructions and the OS saves the registers they use
 // across context switches; without the second, vector state would be corrupted.
@@ -11,7 +13,28 @@ var (
 	useVNNI   bool // AVX-512 VNNI (VPDPBUSD) on top of useAVX512
 )
 
-func init() { useAVX2, useAVX512, useVNNI = cpuFeatures() }
+func init() {
+	useAVX2, useAVX512, useVNNI = cpuFeatures()
+	// GOENGINE_KERNELS caps the kernels at a lower level, so that the model's
+	// tests (and anyone comparing) can run every implementation on one machine.
+	switch os.Getenv("GOENGINE_KERNELS") {
+	case "avx2":
+		useAVX512, useVNNI = false, false
+	case "generic":
+		useAVX2, useAVX512, useVNNI = false, false, false
+	}
+}
+
+// Kernels names the fastest kernels in use: "avx512", "avx2" or "generic".
+func Kernels() string {
+	switch {
+	case useAVX512:
+		return "avx512"
+	case useAVX2:
+		return "avx2"
+	}
+	return "generic"
+}
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)
 func xgetbv() (eax, edx uint32)

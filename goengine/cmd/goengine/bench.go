@@ -101,7 +101,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("model", source)
 	row("parameters", commas(c.ParamCount()))
 	row("weights", weightTypes(m))
-	row("threads", strconv.Itoa(*threads))
+	row("threads", fmt.Sprintf("%d (kernels: %s)", *threads, tensor.Kernels()))
 	row("load", fmt.Sprintf("%.1f ms", 1000*load.Seconds()))
 	row("prefill", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*promptTokens)/prefill.Seconds(), *promptTokens))
 	row("decode", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens)/decode.Seconds(), *genTokens))
