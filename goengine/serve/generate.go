@@ -174,11 +174,13 @@ func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int
 		}
 		generated++
 		s.generated.Add(1)
-		piece, err := decoder.Next(id)
-		if err != nil {
-			return "", generated, err
+		if !s.tok.IsControl(id) { // a stray control token (a header, a reserved one) prints nothing
+			piece, err := decoder.Next(id)
+			if err != nil {
+				return "", generated, err
+			}
+			pending += piece
 		}
-		pending += piece
 		if i := firstStop(pending, opts.stop); i >= 0 {
 			return "stop", generated, emitIf(emit, pending[:i])
 		}

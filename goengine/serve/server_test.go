@@ -122,7 +122,13 @@ func greedyIDs(t *testing.T, s *Server, prompt []int, n int) (string, []int) {
 			t.Fatal(err)
 		}
 	}
-	text, _ := s.tok.Decode(ids)
+	var printed []int // what a client sees: control tokens print nothing
+	for _, id := range ids {
+		if !s.tok.IsControl(id) {
+			printed = append(printed, id)
+		}
+	}
+	text, _ := s.tok.Decode(printed)
 	return text, ids
 }
 
@@ -244,7 +250,13 @@ func TestChatFormat(t *testing.T) {
 // held back until the next token shows whether the stop sequence completes.
 func TestStopSequences(t *testing.T) {
 	s, h := goldenServer(t, Options{})
-	full, ids := greedyIDs(t, s, []int{s.tok.BOS}, 30)
+	full, all := greedyIDs(t, s, []int{s.tok.BOS}, 30)
+	var ids []int
+	for _, id := range all {
+		if !s.tok.IsControl(id) {
+			ids = append(ids, id)
+		}
+	}
 	stop, prefix := "", ""
 	for i := 2; i+1 < len(ids) && stop == ""; i++ { // a boundary between two tokens of 2+ characters
 		a, _ := s.tok.Decode(ids[:i])

@@ -56,3 +56,12 @@ func TestChatPromptErrors(t *testing.T) {
 		t.Errorf("invalid UTF-8: err = %v", err)
 	}
 }
+
+func TestIsControl(t *testing.T) {
+	tok := load(t)
+	for id, want := range map[int]bool{tok.BOS: true, tok.EOT: true, tok.VocabSize() - 1: true, 0: false, 300: false, -1: false, tok.VocabSize(): false} {
+		if got := tok.IsControl(id); got != want {
+			t.Errorf("IsControl(%d) = %v, want %v", id, got, want)
+		}
+	}
+}

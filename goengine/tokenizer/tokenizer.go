@@ -162,6 +162,10 @@ func newTokenizer(tokens [][]byte, special []bool) (*Tokenizer, error) {
 // VocabSize is the number of token ids.
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
 
+// IsControl reports whether id is a special (control) token. Generation prints
+// nothing for one: its text is markup, not output.
+func (t *Tokenizer) IsControl(id int) bool { return id >= 0 && id < len(t.special) && t.special[id] }
+
 // NumSpecial is the number of special (control) tokens.
 func (t *Tokenizer) NumSpecial() int { return len(t.specials) }
 

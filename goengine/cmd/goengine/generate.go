@@ -72,12 +72,14 @@ func generate(args []string, stdout, stderr io.Writer) error {
 			break
 		}
 		generated++
-		piece, err := decoder.Next(id)
-		if err != nil {
-			return err
+		if !tok.IsControl(id) { // a stray control token (a header, a reserved one) prints nothing
+			piece, err := decoder.Next(id)
+			if err != nil {
+				return err
+			}
+			fmt.Fprint(out, piece)
+			out.Flush() // stream: a token is visible as soon as it exists
 		}
-		fmt.Fprint(out, piece)
-		out.Flush() // stream: a token is visible as soon as it exists
 		if generated == *maxTokens {
 			break
 		}
