@@ -153,3 +153,27 @@ func TestInvalidSettingsAndLogits(t *testing.T) {
 		t.Error("empty logits: no error")
 	}
 }
+
+// TestCandidatesOrder checks the packed-integer sort against the definition
+// (z descending, then id ascending) on logits with ties, both zeros and infinities.
+func TestCandidatesOrder(t *testing.T) {
+	logits := []float32{0.5, -1, 0.5, float32(math.Inf(-1)), 2, float32(math.Copysign(0, -1)), 0, -1e-30, 1e-30, float32(math.Inf(1)), -3}
+	s, _ := New(0.7, 0, 1, 1)
+	order, _ := s.Candidates(logits)
+	want := []int{9, 4, 0, 2, 8, 5, 6, 7, 1, 10, 3}
+	if !slices.Equal(order, want) {
+		t.Errorf("order %v, want %v", order, want)
+	}
+}
+
+func BenchmarkSample32K(b *testing.B) {
+	r := NewRng(3)
+	logits := make([]float32, 32768)
+	for i := range logits {
+		logits[i] = float32(r.Uniform()*20 - 10)
+	}
+	s, _ := New(0.8, 0, 0.95, 1)
+	for b.Loop() {
+		s.Sample(logits)
+	}
+}
