@@ -186,7 +186,7 @@ func (s *Session) Block(l int) {
 	}
 	copy(s.cache.V[l][pos*kvDim:], s.v)
 	s.attention.layer = l
-	pool.Run(&s.attention)
+	pool.Run(&s.attention, c.NKVHeads)
 	pool.MatMul(s.proj, &w.Wo, s.attn, s.T)
 	if traced {
 		s.traceRows(name("attn_norm"), s.h)
@@ -245,19 +245,17 @@ func (s *Session) ApplyRoPE(x []float32, pos int) {
 	}
 }
 
-// attentionTask is causal grouped-query attention for the batch, split over the
-// pool's threads by KV head.
+// attentionTask is causal grouped-query attention for the batch, one part per
+// KV head.
 type attentionTask struct {
 	s      *Session
 	layer  int
-	scores [][]float32 // per part: (rows, n) attention weights
+	scores [][]float32 // per worker: (rows, n) attention weights
 }
 
-func (a *attentionTask) Part(part, parts int) {
-	n := a.s.m.Config.NKVHeads
-	for g := n * part / parts; g < n*(part+1)/parts; g++ {
-		a.s.Attention(a.layer, g, &a.scores[part])
-	}
+// Part i is KV head i's group.
+func (a *attentionTask) Part(i, n, w int) {
+	a.s.Attention(a.layer, i, &a.scores[w])
 }
 
 // Attention is causal grouped-query attention (spec/model.md §7.3) for the query

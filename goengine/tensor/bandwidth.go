@@ -22,7 +22,7 @@ func MemoryBandwidth(threads, size int) float64 {
 	for _, task := range []Task{probeDot(data), &probeRows{data, x, out}} {
 		for range 4 {
 			start := time.Now()
-			p.Run(task)
+			p.Run(task, threads)
 			best = max(best, float64(4*len(data))/time.Since(start).Seconds())
 		}
 	}
@@ -32,7 +32,7 @@ func MemoryBandwidth(threads, size int) float64 {
 // probeDot reads each part as one stream.
 type probeDot []float32
 
-func (d probeDot) Part(i, n int) {
+func (d probeDot) Part(i, n, w int) {
 	start, end := partRange(i, n, len(d), 1024)
 	Dot(d[start:end], d[start:end])
 }
@@ -40,7 +40,7 @@ func (d probeDot) Part(i, n int) {
 // probeRows reads each part as the decode step's matrix-vector product does.
 type probeRows struct{ w, x, out []float32 }
 
-func (t *probeRows) Part(i, n int) {
+func (t *probeRows) Part(i, n, w int) {
 	start, end := partRange(i, n, len(t.out), 16)
 	matVecRowsF32(t.out, t.w, t.x, start, end)
 }

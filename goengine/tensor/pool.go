@@ -7,30 +7,35 @@ import (
 	"sync/atomic"
 )
 
-// Task is work that splits into parts: Part(i, n) does the i-th of n parts.
-// Every part must touch memory no other part writes.
+// Task is work cut into parts: Part(i, n, w) does part i of n on worker w
+// (0 ≤ w < Threads(), an index for per-worker scratch). Parts are claimed one at
+// a time by whichever workers are running, so every part must touch memory no
+// other part writes.
 type Task interface {
-	Part(i, n int)
+	Part(i, n, w int)
 }
 
 // Pool runs the matrix products, and any other Task, on a fixed set of
 // goroutines started once, so a decode step starts none and allocates nothing.
-// The calling goroutine does part 0 itself. One product runs at a time (a mutex
-// serialises callers): each already keeps every core busy, so sessions may
-// share one pool.
+// The calling goroutine works too, as worker 0. One task runs at a time (a mutex
+// serialises callers): each already keeps every core busy, so sessions may share
+// one pool.
 //
-// A decode step is about a hundred products of tens of microseconds each. A
-// parked goroutine takes the Go scheduler and the OS about as long to wake, which
-// measured here made two threads slower than one on a (768, 768) product. So the
-// workers spin on an atomic generation counter for a while after each task, and
-// park on a channel only when no work has come for spinLimit polls.
+// Two measurements shaped it. A decode step is about a hundred products of tens
+// of microseconds each, and a parked goroutine takes the Go scheduler and the OS
+// about as long to wake: two threads were slower than one on a (768, 768)
+// product. So workers spin on the pool's state for a while after each task and
+// park only when no work has come for spinLimit polls. And when another process
+// holds a core, a worker that owns a fixed share of the rows stalls everyone
+// until the OS runs it again: decode fell from 500 to 200 tokens/s, below one
+// thread's 320. So a task is cut into more parts than workers, and the parts are
+// claimed one by one: whoever runs does the work, and the caller waits only for
+// parts already claimed.
 type Pool struct {
 	threads int
 	mu      sync.Mutex
-	gen     atomic.Uint64 // incremented to publish a task
-	pending atomic.Int32  // workers still busy with the current task
-	task    Task
-	parts   int
+	state   atomic.Uint64 // generation<<32 | the next part to claim
+	slots   [2]taskSlot   // the task of each generation, alternating
 	workers []poolWorker
 	closed  atomic.Bool
 
@@ -42,9 +47,18 @@ type Pool struct {
 	tiles  [][]float32
 }
 
+// taskSlot holds one generation's task. A generation's slot is written again
+// only two generations later, after every part of it is done, so a worker that
+// claimed a part reads the task it claimed.
+type taskSlot struct {
+	task  Task
+	parts atomic.Uint64 // atomic: a worker late by two generations may read it as it is rewritten
+	done  atomic.Uint64 // parts finished
+}
+
 type poolWorker struct {
 	asleep atomic.Bool   // parked, or about to park, on wake
-	wake   chan struct{} // a token from run when it finds the worker asleep
+	wake   chan struct{} // a token from publish when it finds the worker asleep
 }
 
 // spinLimit polls (with a yield every 16) is on the order of 100 µs here: longer
@@ -64,7 +78,7 @@ func NewPool(threads int) *Pool {
 	return p
 }
 
-// Threads is the number of parts each product is split into.
+// Threads is the number of workers, the caller included.
 func (p *Pool) Threads() int { return p.threads }
 
 // Close stops the workers. The pool must not be used afterwards.
@@ -72,28 +86,25 @@ func (p *Pool) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed.Store(true)
-	p.publish()
+	p.publish(nil, 0)
 }
 
-// work is worker i's loop: wait for a new generation, do part i, report.
-func (p *Pool) work(i int) {
-	w := &p.workers[i-1]
+// work is worker w's loop: wait for a new generation, claim its parts.
+func (p *Pool) work(w int) {
+	worker := &p.workers[w-1]
 	for seen := uint64(0); ; {
-		seen = p.await(w, seen)
+		seen = p.await(worker, seen)
 		if p.closed.Load() {
 			return
 		}
-		if i < p.parts {
-			p.task.Part(i, p.parts)
-		}
-		p.pending.Add(-1)
+		p.claim(w)
 	}
 }
 
 // await returns the first generation after seen: spinning, then parked.
 func (p *Pool) await(w *poolWorker, seen uint64) uint64 {
 	for spin := 0; spin < spinLimit; spin++ {
-		if g := p.gen.Load(); g != seen {
+		if g := p.state.Load() >> 32; g != seen {
 			return g
 		}
 		if spin%16 == 15 {
@@ -101,46 +112,71 @@ func (p *Pool) await(w *poolWorker, seen uint64) uint64 {
 		}
 	}
 	w.asleep.Store(true)
-	if g := p.gen.Load(); g != seen && w.asleep.CompareAndSwap(true, false) {
+	if g := p.state.Load() >> 32; g != seen && w.asleep.CompareAndSwap(true, false) {
 		return g // work came while we announced sleep, and nobody sent a token
 	}
 	<-w.wake
-	return p.gen.Load()
+	return p.state.Load() >> 32
 }
 
-// publish starts a new generation and wakes the workers that parked.
-func (p *Pool) publish() {
-	p.pending.Store(int32(len(p.workers)))
-	p.gen.Add(1)
+// claim does parts of the current generation until none is left. One atomic
+// add claims a part: the counter is shared by every core, and each touch of it
+// moves its cache line. A worker late for a generation claims parts of the
+// current one, which is what it should do; the slot it reads belongs to that
+// generation until all its parts, this one included, are done.
+func (p *Pool) claim(w int) {
+	for {
+		state := p.state.Add(1) - 1
+		slot := &p.slots[(state>>32)%2]
+		part, parts := state&0xffffffff, slot.parts.Load()
+		if part >= parts {
+			return
+		}
+		slot.task.Part(int(part), int(parts), w)
+		slot.done.Add(1)
+	}
+}
+
+// publish starts a new generation of parts parts of t and wakes the workers
+// that parked. The caller holds mu, and the previous generation is done.
+func (p *Pool) publish(t Task, parts int) *taskSlot {
+	gen := p.state.Load()>>32 + 1
+	slot := &p.slots[gen%2]
+	slot.task = t
+	slot.parts.Store(uint64(parts))
+	slot.done.Store(0)
+	p.state.Store(gen << 32)
 	for i := range p.workers {
 		if w := &p.workers[i]; w.asleep.CompareAndSwap(true, false) {
 			w.wake <- struct{}{}
 		}
 	}
+	return slot
 }
 
-// Run does every part of t, in parallel, and returns when all are done.
-func (p *Pool) Run(t Task) {
+// Run does parts parts of t in parallel and returns when all are done.
+func (p *Pool) Run(t Task, parts int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.run(t, p.threads)
+	p.run(t, parts)
 }
 
-// run splits t into n ≤ threads parts; the caller holds mu.
-func (p *Pool) run(t Task, n int) {
-	if n == 1 {
-		t.Part(0, 1)
+// run is Run for a caller holding mu.
+func (p *Pool) run(t Task, parts int) {
+	if parts <= 1 || p.threads == 1 {
+		for i := range parts {
+			t.Part(i, parts, 0)
+		}
 		return
 	}
-	p.task, p.parts = t, n
-	p.publish()
-	t.Part(0, n)
-	for spin := 0; p.pending.Load() != 0; spin++ {
+	slot := p.publish(t, parts)
+	p.claim(0)
+	for spin := 0; slot.done.Load() != uint64(parts); spin++ {
 		if spin%16 == 15 {
 			runtime.Gosched()
 		}
 	}
-	p.task = nil
+	slot.task = nil
 }
 
 // partRange is part i of n of the range [0, total), in whole multiples of
@@ -156,11 +192,18 @@ func partRange(i, n, total, align int) (start, end int) {
 // calling goroutine alone: waking the workers costs more than it saves.
 const serialWork = 1 << 15
 
-func (p *Pool) partsFor(work int) int {
-	if work < serialWork {
+// partBytes is the weight bytes of one part of a product: long enough that a
+// part is one efficient stream and claiming it costs little (a (768, 768) F32
+// product is 5 parts, the seed's Q8_0 output head 52), short enough that when a
+// worker is held up the others take over most of its share.
+const partBytes = 512 << 10
+
+// partsFor cuts a product of work multiply-adds over bytes of weights into parts.
+func (p *Pool) partsFor(work int, bytes int64) int {
+	if work < serialWork || p.threads == 1 {
 		return 1
 	}
-	return p.threads
+	return max(int(bytes/partBytes), p.threads)
 }
 
 // MatVec computes out = W x for W of shape (len(out), len(x)).
@@ -202,11 +245,12 @@ func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
 	// which bounds the step by memory bandwidth.
 	t := &p.matVec
 	*t = matVecTask{x: x, n: len(products)}
-	work := 0
+	work, bytes := 0, int64(0)
 	for i, pr := range products {
 		t.products[i] = pr
 		t.rows += pr.W.Rows
 		work += pr.W.Rows * pr.W.Cols
+		bytes += pr.W.ByteSize()
 		if pr.W.Type == Q8_0 && t.xq == nil {
 			// Activations are quantised per block as llama.cpp does, so the
 			// inner loop multiplies int8 by int8 (spec/model.md §11).
@@ -215,7 +259,7 @@ func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
 			t.xq, t.xs = p.xq, p.xs
 		}
 	}
-	p.run(t, p.partsFor(work))
+	p.run(t, p.partsFor(work, bytes))
 }
 
 type matVecTask struct {
@@ -227,7 +271,7 @@ type matVecTask struct {
 }
 
 // Part does rows [start, end) of the products' rows laid end to end.
-func (t *matVecTask) Part(i, n int) {
+func (t *matVecTask) Part(i, n, w int) {
 	start, end := partRange(i, n, t.rows, 16)
 	for _, pr := range t.products[:t.n] {
 		if lo, hi := max(start, 0), min(end, pr.W.Rows); lo < hi {
@@ -264,7 +308,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x []float32, T int) {
 func (p *Pool) matMulLocked(out []float32, w *Matrix, x []float32, T int) {
 	t := &p.matMul
 	*t = matMulTask{out: out, w: w, x: x, T: T, tiles: p.tiles}
-	p.run(t, p.partsFor(T*w.Rows*w.Cols))
+	p.run(t, p.partsFor(T*w.Rows*w.Cols, w.ByteSize()))
 }
 
 // tileRows is how many rows of an F16 or Q8_0 matrix are widened to float32 at a
@@ -277,10 +321,10 @@ type matMulTask struct {
 	w     *Matrix
 	x     []float32
 	T     int
-	tiles [][]float32 // one float32 tile per part
+	tiles [][]float32 // one float32 tile per worker
 }
 
-func (t *matMulTask) Part(i, n int) {
+func (t *matMulTask) Part(i, n, worker int) {
 	w, cols := t.w, t.w.Cols
 	start, end := partRange(i, n, w.Rows, tileRows)
 	if start == end {
@@ -290,8 +334,8 @@ func (t *matMulTask) Part(i, n int) {
 		MatMulF32(t.out[start:], w.Rows, w.F32[start*cols:end*cols], end-start, t.x, t.T, cols)
 		return
 	}
-	t.tiles[i] = grow(t.tiles[i], tileRows*cols)
-	tile := t.tiles[i]
+	t.tiles[worker] = grow(t.tiles[worker], tileRows*cols)
+	tile := t.tiles[worker]
 	for r0 := start; r0 < end; r0 += tileRows {
 		rows := min(tileRows, end-r0)
 		for r := 0; r < rows; r++ {

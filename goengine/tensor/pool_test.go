@@ -6,26 +6,69 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
-// countTask records which parts ran.
-type countTask struct{ ran []atomic.Int32 }
+// countTask records which parts ran, and on which workers.
+type countTask struct {
+	ran     []atomic.Int32
+	threads int
+	badW    atomic.Int32
+}
 
-func (c *countTask) Part(i, n int) { c.ran[i].Add(1) }
+func (c *countTask) Part(i, n, w int) {
+	c.ran[i].Add(1)
+	if w < 0 || w >= c.threads || n != len(c.ran) {
+		c.badW.Add(1)
+	}
+}
 
 func TestPoolRunsEveryPartOnce(t *testing.T) {
 	for _, threads := range []int{1, 2, 3, 8} {
 		p := NewPool(threads)
-		task := &countTask{ran: make([]atomic.Int32, threads)}
-		for range 100 {
-			p.Run(task)
-		}
-		for i := range task.ran {
-			if got := task.ran[i].Load(); got != 100 {
-				t.Errorf("%d threads: part %d ran %d times in 100 runs", threads, i, got)
+		for _, parts := range []int{1, 2, 7, 100} {
+			task := &countTask{ran: make([]atomic.Int32, parts), threads: threads}
+			for range 50 {
+				p.Run(task, parts)
+			}
+			for i := range task.ran {
+				if got := task.ran[i].Load(); got != 50 {
+					t.Errorf("%d threads, %d parts: part %d ran %d times in 50 runs", threads, parts, i, got)
+				}
+			}
+			if task.badW.Load() != 0 {
+				t.Errorf("%d threads, %d parts: a part saw a worker index or part count out of range", threads, parts)
 			}
 		}
 		p.Close()
+	}
+}
+
+// slowTask makes worker 1 late for its first part, as if the OS had given its
+// core to another process: the other workers must take the remaining parts.
+type slowTask struct {
+	ranOn []atomic.Int32 // parts done by each worker
+	delay atomic.Bool
+}
+
+func (s *slowTask) Part(i, n, w int) {
+	if w == 1 && s.delay.CompareAndSwap(true, false) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.ranOn[w].Add(1)
+}
+
+func TestPoolPartsGoToWhoeverRuns(t *testing.T) {
+	p := NewPool(2)
+	defer p.Close()
+	task := &slowTask{ranOn: make([]atomic.Int32, 2)}
+	task.delay.Store(true)
+	p.Run(task, 64)
+	if got := task.ranOn[0].Load() + task.ranOn[1].Load(); got != 64 {
+		t.Fatalf("%d parts ran, want 64", got)
+	}
+	if task.ranOn[0].Load() < 60 { // worker 1 slept through the run after its first part
+		t.Errorf("the caller did %d of 64 parts while worker 1 was held up; parts must not wait for it", task.ranOn[0].Load())
 	}
 }
 
@@ -142,14 +185,14 @@ func sumAbs(x []float32) float64 {
 
 type nopTask struct{}
 
-func (nopTask) Part(i, n int) {}
+func (nopTask) Part(i, n, w int) {}
 
 // BenchmarkPoolRun is the cost of waking the workers and waiting for them.
 func BenchmarkPoolRun(b *testing.B) {
 	p := NewPool(2)
 	defer p.Close()
 	for b.Loop() {
-		p.Run(nopTask{})
+		p.Run(nopTask{}, 2)
 	}
 }
 
