@@ -18,22 +18,30 @@ import (
 	"gollm/goengine/tokenizer"
 )
 
-// goldenServer serves goldens/gqa.gguf (context 64, random weights) as "gqa".
-func goldenServer(t *testing.T, o Options) (*Server, *httptest.Server) {
-	t.Helper()
+// loadGolden reads goldens/gqa.gguf: a model (context 64, random weights) and
+// its tokenizer.
+func loadGolden(tb testing.TB) (*model.Model, *tokenizer.Tokenizer) {
+	tb.Helper()
 	f, err := gguf.Open("../../goldens/gqa.gguf")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { f.Close() })
+	tb.Cleanup(func() { f.Close() })
 	m, err := model.Load(f)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	tok, err := tokenizer.FromGGUF(f)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return m, tok
+}
+
+// goldenServer serves goldens/gqa.gguf as "gqa".
+func goldenServer(t *testing.T, o Options) (*Server, *httptest.Server) {
+	t.Helper()
+	m, tok := loadGolden(t)
 	o.Name = "gqa"
 	s := New(m, tok, o)
 	h := httptest.NewServer(s)
@@ -401,15 +409,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // max_tokens: time enough to disconnect in the middle.
 func longServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	t.Helper()
-	f, err := gguf.Open("../../goldens/gqa.gguf") // for its tokenizer
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	tok, err := tokenizer.FromGGUF(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, tok := loadGolden(t) // for its tokenizer
 	c := model.Config{VocabSize: tok.VocabSize(), Dim: 256, NLayers: 4, NHeads: 4, NKVHeads: 2, FFNDim: 512,
 		ContextLength: 2048, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: false}
 	m, err := model.Random(c, gguf.F32, 3)
@@ -504,7 +504,8 @@ func FuzzRequests(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
-	s, _ := fuzzServer(f)
+	m, tok := loadGolden(f)
+	s := New(m, tok, Options{Name: "gqa", MaxBodyBytes: 1 << 16})
 	f.Fuzz(func(t *testing.T, body string) {
 		for _, path := range []string{"/v1/completions", "/v1/chat/completions"} {
 			w := httptest.NewRecorder()
@@ -517,21 +518,4 @@ func FuzzRequests(f *testing.F) {
 			}
 		}
 	})
-}
-
-func fuzzServer(f *testing.F) (*Server, *httptest.Server) {
-	f.Helper()
-	file, err := gguf.Open("../../goldens/gqa.gguf")
-	if err != nil {
-		f.Fatal(err)
-	}
-	m, err := model.Load(file)
-	if err != nil {
-		f.Fatal(err)
-	}
-	tok, err := tokenizer.FromGGUF(file)
-	if err != nil {
-		f.Fatal(err)
-	}
-	return New(m, tok, Options{Name: "gqa", MaxBodyBytes: 1 << 16}), nil
 }

@@ -13,13 +13,14 @@ package tensor
 // row-major. ldo is out's row stride (≥ rows), so a caller can write a column
 // range of a wider output. It overwrites out (does not accumulate).
 func MatMulF32(out []float32, ldo int, w []float32, rows int, x []float32, T int, cols int) {
-	MatMulStrided(out, ldo, w, cols, rows, x, cols, T, cols)
+	matMulStrided(out, ldo, w, cols, rows, x, cols, T, cols)
 }
 
-// MatMulStrided is MatMulF32 with row strides for W and X too (ldw, ldx ≥
-// cols): out[t*ldo + r] = Σ_{k<cols} x[t*ldx + k] · w[r*ldw + k]. Attention
-// uses it to multiply one head's columns of the KV cache in place.
-func MatMulStrided(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+// matMulStrided is MatMulF32 with row strides for W and X too (ldw, ldx ≥
+// cols): out[t*ldo + r] = Σ_{k<cols} x[t*ldx + k] · w[r*ldw + k]. The kernels
+// take a pointer per row, so strides cost nothing; the tests use them to put
+// NaN between rows.
+func matMulStrided(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
 	switch {
 	case useAVX512:
 		matMulAVX512(out, ldo, w, ldw, rows, x, ldx, T, cols)

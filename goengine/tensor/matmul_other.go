@@ -7,11 +7,11 @@ package tensor
 // row-major. ldo is out's row stride (≥ rows), so a caller can write a column
 // range of a wider output. It overwrites out (does not accumulate).
 func MatMulF32(out []float32, ldo int, w []float32, rows int, x []float32, T int, cols int) {
-	MatMulStrided(out, ldo, w, cols, rows, x, cols, T, cols)
+	matMulStrided(out, ldo, w, cols, rows, x, cols, T, cols)
 }
 
-// MatMulStrided is MatMulF32 with row strides for W and X too (ldw, ldx ≥
+// matMulStrided is MatMulF32 with row strides for W and X too (ldw, ldx ≥
 // cols): out[t*ldo + r] = Σ_{k<cols} x[t*ldx + k] · w[r*ldw + k].
-func MatMulStrided(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
+func matMulStrided(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
 	matMulGeneric(out, ldo, w, ldw, rows, x, ldx, T, cols)
 }

@@ -17,7 +17,7 @@ var matMulImpls = []struct {
 	ok   func() bool
 }{
 	{"generic", matMulGeneric, func() bool { return true }},
-	{"dispatch", MatMulStrided, func() bool { return true }},
+	{"dispatch", matMulStrided, func() bool { return true }},
 }
 
 func matMulRandom(r *rand.Rand, n int) []float32 {
@@ -98,7 +98,7 @@ func TestMatMulF32(t *testing.T) {
 	checkMatMulStrides(t, func(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
 		MatMulF32(out, ldo, w, rows, x, T, cols)
 	}, 0)
-	checkMatMulImpl(t, MatMulStrided)
+	checkMatMulImpl(t, matMulStrided)
 }
 
 func TestMatMulZeroSizes(t *testing.T) {

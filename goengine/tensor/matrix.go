@@ -81,11 +81,6 @@ func viewOrCopy[E, U uint16 | uint32 | float32](data []byte, n int, conv func(U)
 
 var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
-// FromF32 wraps float32 values as an F32 matrix (no copy).
-func FromF32(rows, cols int, values []float32) Matrix {
-	return Matrix{Rows: rows, Cols: cols, Type: F32, F32: values[:rows*cols]}
-}
-
 // ByteSize is the size of the matrix's data in its storage type.
 func (m *Matrix) ByteSize() int64 {
 	n := int64(m.Rows) * int64(m.Cols)

@@ -201,3 +201,8 @@ func TestMemoryBandwidthMeasuresSomething(t *testing.T) {
 		t.Errorf("MemoryBandwidth = %g bytes/s", bw)
 	}
 }
+
+// FromF32 wraps float32 values as an F32 matrix (no copy): test data.
+func FromF32(rows, cols int, values []float32) Matrix {
+	return Matrix{Rows: rows, Cols: cols, Type: F32, F32: values[:rows*cols]}
+}
