@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"testing"
 
 	"gollm/goengine/gguf"
@@ -66,4 +67,39 @@ func BenchmarkPrefill128(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkDecodeBatch measures one decode step for 1, 2 and 4 sessions of the
+// seed model at position 128 as one batch; tokens/s counts every session's token.
+func BenchmarkDecodeBatch(b *testing.B) {
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.Q8_0} {
+		m := seedModelOf(b, typ)
+		for _, n := range []int{1, 2, 4} {
+			b.Run(fmt.Sprintf("%s/sessions=%d", typ, n), func(b *testing.B) {
+				sessions, tokens := make([]*Session, n), make([]int, n)
+				for i := range sessions {
+					sessions[i] = m.NewSession()
+					prompt := make([]int, 128)
+					for j := range prompt {
+						prompt[j] = (i + j*7) % seedConfig.VocabSize
+					}
+					if _, err := sessions[i].Prefill(prompt); err != nil {
+						b.Fatal(err)
+					}
+					tokens[i] = 42 + i
+				}
+				batch := m.NewBatch()
+				b.ResetTimer()
+				for b.Loop() {
+					for _, s := range sessions {
+						s.cache.Len = 128
+					}
+					if _, err := batch.DecodeStep(sessions, tokens); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
 }

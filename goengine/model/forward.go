@@ -12,33 +12,22 @@ import (
 // 0..Len-1, allocated once. V is (context_length, n_kv_heads, head_dim) as in
 // spec/model.md §10; K is kept transposed, (n_kv_heads, head_dim, positions)
 // with row stride KStride, so that both of attention's products read the cache
-// in place along rows (see Session.Attention).
+// in place along rows (see Batch.attend).
 type KVCache struct {
 	K, V    [][]float32
 	KStride int // context_length + 16: a multiple of 4 KiB would map every row to the same L1 sets
 	Len     int
 }
 
-// Session is one sequence being processed: its KV cache and scratch buffers.
-// A session runs T tokens at a time through the model (spec/model.md §10): the
-// whole prompt at once, or one token per decode step. Each activation is a
-// (T, width) row-major matrix, so every linear layer is one matrix product that
-// reads each weight once for all T tokens. The buffers are allocated on first
-// use and reused (as llama2.c's RunState), so a decode step allocates nothing.
+// Session is one sequence being processed: its KV cache, the logits of its last
+// token, and a Batch for its own tokens (spec/model.md §10): the whole prompt at
+// once, or one token per decode step.
 type Session struct {
-	m     *Model
-	cache KVCache
-
-	T        int       // tokens in the current batch
-	x, h     []float32 // (T, dim) residual stream, normed input of a sublayer
-	q, k, v  []float32 // (T, n_heads*head_dim), (T, kv_dim), (T, kv_dim)
-	attn     []float32 // (T, n_heads*head_dim) attention output before Wo
-	proj     []float32 // (T, dim) output of Wo or W_down
-	gate, up []float32 // (T, ffn_dim)
-	logits   []float32 // (vocab_size) of the batch's last token
-	one      [1]int    // the batch of a decode step
-
-	attention attentionTask
+	m      *Model
+	cache  KVCache
+	logits []float32 // (vocab_size) of the last token run
+	one    [1]int    // the tokens of a decode step
+	own    *Batch
 
 	// Trace, if set, receives every intermediate activation by its golden name
 	// (spec/goldens.md §2.2) for each position. Tests use it; nil costs nothing.
@@ -48,15 +37,12 @@ type Session struct {
 // NewSession allocates the cache of one sequence.
 func (m *Model) NewSession() *Session {
 	c := m.Config
-	s := &Session{m: m}
+	s := &Session{m: m, logits: make([]float32, c.VocabSize), own: m.NewBatch()}
 	s.cache.KStride = c.ContextLength + 16
 	for l := 0; l < c.NLayers; l++ {
 		s.cache.K = append(s.cache.K, make([]float32, c.KVDim()*s.cache.KStride))
 		s.cache.V = append(s.cache.V, make([]float32, c.ContextLength*c.KVDim()))
 	}
-	s.logits = make([]float32, c.VocabSize)
-	s.attention.s = s
-	s.attention.scores = make([][]float32, m.pool.Threads())
 	return s
 }
 
@@ -80,11 +66,11 @@ func (s *Session) Prefill(tokens []int) ([]float32, error) {
 		return nil, fmt.Errorf("prompt of %d tokens does not fit in the context: %d of %d positions are free",
 			len(tokens), s.m.Config.ContextLength-s.Pos(), s.m.Config.ContextLength)
 	}
-	if err := s.checkTokens(tokens); err != nil {
+	if err := s.m.checkTokens(tokens); err != nil {
 		return nil, err
 	}
 	for start := 0; start < len(tokens); start += maxBatch {
-		s.forward(tokens[start:min(start+maxBatch, len(tokens))])
+		s.own.sequence(s, tokens[start:min(start+maxBatch, len(tokens))])
 	}
 	return s.logits, nil
 }
@@ -93,69 +79,174 @@ func (s *Session) Prefill(tokens []int) ([]float32, error) {
 // keys and values to the cache, and returns the logits (vocab_size) for the next
 // token. The slice is reused by the next call.
 func (s *Session) DecodeStep(token int) ([]float32, error) {
-	if pos := s.Pos(); pos >= s.m.Config.ContextLength {
-		return nil, fmt.Errorf("position %d is past the context length %d", pos, s.m.Config.ContextLength)
-	}
-	s.one[0] = token
-	if err := s.checkTokens(s.one[:]); err != nil {
+	if err := s.checkRoom(); err != nil {
 		return nil, err
 	}
-	s.forward(s.one[:])
+	s.one[0] = token
+	if err := s.m.checkTokens(s.one[:]); err != nil {
+		return nil, err
+	}
+	s.own.sequence(s, s.one[:])
 	return s.logits, nil
 }
 
-func (s *Session) checkTokens(tokens []int) error {
+func (s *Session) checkRoom() error {
+	if pos := s.Pos(); pos >= s.m.Config.ContextLength {
+		return fmt.Errorf("position %d is past the context length %d", pos, s.m.Config.ContextLength)
+	}
+	return nil
+}
+
+func (m *Model) checkTokens(tokens []int) error {
 	for _, token := range tokens {
-		if token < 0 || token >= s.m.Config.VocabSize {
-			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", token, s.m.Config.VocabSize-1)
+		if token < 0 || token >= m.Config.VocabSize {
+			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", token, m.Config.VocabSize-1)
 		}
 	}
 	return nil
 }
 
-// forward runs tokens at positions Pos().. through the model (spec/model.md
-// §10) and leaves the last token's logits in s.logits.
-func (s *Session) forward(tokens []int) {
-	c, m := s.m.Config, s.m
-	s.resize(len(tokens))
-	pos := s.Pos()
-	for i, token := range tokens {
-		m.TokenEmbd.Row(s.x[i*c.Dim:(i+1)*c.Dim], token)
+// Batch is T rows run through the model together: T consecutive tokens of one
+// session (a prompt, or a decode step with T = 1), or one token of each of T
+// sessions (a decode step for several sequences at once). Each activation is a
+// (T, width) row-major matrix, so every linear layer is one matrix product that
+// reads each weight once for all T rows; each row attends over its own session's
+// cache. The buffers are allocated on first use and reused (as llama2.c's
+// RunState), so a decode step allocates nothing.
+type Batch struct {
+	m        *Model
+	T        int
+	sessions []*Session // row i's session
+	pos      []int      // row i's position
+	one      bool       // all rows are one session's consecutive tokens
+
+	x, h     []float32 // (T, dim) residual stream, normed input of a sublayer
+	q, k, v  []float32 // (T, n_heads*head_dim), (T, kv_dim), (T, kv_dim)
+	attn     []float32 // (T, n_heads*head_dim) attention output before Wo
+	proj     []float32 // (T, dim) output of Wo or W_down
+	gate, up []float32 // (T, ffn_dim)
+	logits   []float32 // (T, vocab_size), for a batch of sessions
+	out      [][]float32
+
+	attention attentionTask
+}
+
+// NewBatch makes an empty batch; its buffers grow to the largest T it runs.
+func (m *Model) NewBatch() *Batch {
+	b := &Batch{m: m}
+	b.attention = attentionTask{b: b, scores: make([][]float32, m.pool.Threads())}
+	return b
+}
+
+// DecodeStep runs tokens[i] through the model as the next token of sessions[i],
+// all as one batch, and leaves each session's next-token logits where its
+// DecodeStep would return them (returned here in order). The sessions must be
+// distinct. A row computes exactly what the session's own DecodeStep would: the
+// products take each row's weights once for all rows, with the same kernels.
+func (b *Batch) DecodeStep(sessions []*Session, tokens []int) ([][]float32, error) {
+	if len(sessions) != len(tokens) || len(sessions) == 0 {
+		return nil, fmt.Errorf("decode batch: %d sessions and %d tokens", len(sessions), len(tokens))
 	}
-	s.traceRows("embeddings", s.x)
-	for l := range m.Layers {
-		s.Block(l)
+	for i, s := range sessions {
+		if s.m != b.m {
+			return nil, fmt.Errorf("decode batch: session %d belongs to another model", i)
+		}
+		if slices.Index(sessions[:i], s) >= 0 {
+			return nil, fmt.Errorf("decode batch: session %d appears twice", i)
+		}
+		if err := s.checkRoom(); err != nil {
+			return nil, err
+		}
 	}
-	s.cache.Len += s.T
+	if err := b.m.checkTokens(tokens); err != nil {
+		return nil, err
+	}
+	b.sessions, b.one = append(b.sessions[:0], sessions...), len(sessions) == 1
+	b.pos = b.pos[:0]
+	for _, s := range sessions {
+		b.pos = append(b.pos, s.Pos())
+	}
+	b.forward(tokens)
+	c := b.m.Config
+	b.logits = grow(b.logits, b.T*c.VocabSize)
+	b.outputRows(b.logits, b.T)
+	b.out = b.out[:0]
+	for i, s := range sessions {
+		s.cache.Len++
+		copy(s.logits, b.logits[i*c.VocabSize:(i+1)*c.VocabSize])
+		b.out = append(b.out, s.logits)
+	}
+	return b.out, nil
+}
+
+// sequence runs tokens of session s at positions s.Pos().. and leaves the last
+// token's logits in s.logits.
+func (b *Batch) sequence(s *Session, tokens []int) {
+	b.sessions, b.one = append(b.sessions[:0], s), true
+	b.pos = b.pos[:0]
+	for i := range tokens {
+		b.pos = append(b.pos, s.Pos()+i)
+	}
+	b.forward(tokens)
+	s.cache.Len += b.T
+	c := b.m.Config
 	if s.Trace != nil { // the goldens hold every position's logits
-		for i := 0; i < s.T; i++ {
-			s.logitsOf(i)
-			s.trace("output_norm", pos+i, s.h[:c.Dim])
-			s.trace("logits", pos+i, s.logits)
+		for i := 0; i < b.T; i++ {
+			b.logitsOf(i, s.logits)
+			s.Trace("output_norm", b.pos[i], b.h[:c.Dim])
+			s.Trace("logits", b.pos[i], s.logits)
 		}
 		return
 	}
-	s.logitsOf(s.T - 1)
+	b.logitsOf(b.T-1, s.logits) // only the last is needed to go on: the largest matrix, once
 }
 
-// logitsOf computes the logits of batch row i: output(rms_norm(x_i)). Only the
-// last token's are needed to go on, which saves the largest matrix for a prompt.
-func (s *Session) logitsOf(i int) {
-	c := s.m.Config
-	h := s.h[:c.Dim]
-	tensor.RMSNorm(h, s.x[i*c.Dim:(i+1)*c.Dim], s.m.OutputNorm, c.NormEps)
-	s.m.pool.MatVec(s.logits, &s.m.Output, h)
+// session is row i's session.
+func (b *Batch) session(i int) *Session {
+	if b.one {
+		return b.sessions[0]
+	}
+	return b.sessions[i]
 }
 
-// resize sets the batch to T tokens, growing the buffers when needed.
-func (s *Session) resize(T int) {
-	c := s.m.Config
+// forward runs the rows' tokens through every block (spec/model.md §10),
+// writing their keys and values into their sessions' caches.
+func (b *Batch) forward(tokens []int) {
+	c, m := b.m.Config, b.m
+	b.resize(len(tokens))
+	for i, token := range tokens {
+		m.TokenEmbd.Row(b.x[i*c.Dim:(i+1)*c.Dim], token)
+	}
+	b.traceRows("embeddings", b.x)
+	for l := range m.Layers {
+		b.Block(l)
+	}
+}
+
+// logitsOf computes the logits of row i, output(rms_norm(x_i)), into out.
+func (b *Batch) logitsOf(i int, out []float32) {
+	c := b.m.Config
+	h := b.h[:c.Dim]
+	tensor.RMSNorm(h, b.x[i*c.Dim:(i+1)*c.Dim], b.m.OutputNorm, c.NormEps)
+	b.m.pool.MatVec(out, &b.m.Output, h)
+}
+
+// outputRows computes the logits of the first T rows into out (T, vocab_size).
+func (b *Batch) outputRows(out []float32, T int) {
+	c := b.m.Config
+	b.rmsNormRows(b.h, b.x, b.m.OutputNorm)
+	b.m.pool.MatMul(out[:T*c.VocabSize], &b.m.Output, b.h[:T*c.Dim], T)
+}
+
+// resize sets the batch to T rows, growing the buffers when needed.
+func (b *Batch) resize(T int) {
+	c := b.m.Config
 	q := c.NHeads * c.HeadDim()
-	s.T = T
-	s.x, s.h, s.proj = grow(s.x, T*c.Dim), grow(s.h, T*c.Dim), grow(s.proj, T*c.Dim)
-	s.q, s.attn = grow(s.q, T*q), grow(s.attn, T*q)
-	s.k, s.v = grow(s.k, T*c.KVDim()), grow(s.v, T*c.KVDim())
-	s.gate, s.up = grow(s.gate, T*c.FFNDim), grow(s.up, T*c.FFNDim)
+	b.T = T
+	b.x, b.h, b.proj = grow(b.x, T*c.Dim), grow(b.h, T*c.Dim), grow(b.proj, T*c.Dim)
+	b.q, b.attn = grow(b.q, T*q), grow(b.attn, T*q)
+	b.k, b.v = grow(b.k, T*c.KVDim()), grow(b.v, T*c.KVDim())
+	b.gate, b.up = grow(b.gate, T*c.FFNDim), grow(b.up, T*c.FFNDim)
 }
 
 func grow(buf []float32, n int) []float32 {
@@ -165,77 +256,82 @@ func grow(buf []float32, n int) []float32 {
 	return buf[:n]
 }
 
-// Block is one transformer block on the residual stream s.x of the batch:
+// Block is one transformer block on the residual stream b.x of the batch:
 // x += attention(rms_norm(x)); x += swiglu(rms_norm(x)).
-func (s *Session) Block(l int) {
-	c, w, pool := s.m.Config, &s.m.Layers[l], s.m.pool
+func (b *Batch) Block(l int) {
+	c, w, pool := b.m.Config, &b.m.Layers[l], b.m.pool
 	name := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
-	traced := s.Trace != nil
+	traced := b.tracing()
 
-	s.rmsNormRows(s.h, s.x, w.AttnNorm)
+	b.rmsNormRows(b.h, b.x, w.AttnNorm)
 	// q = h Wqᵀ, k = h Wkᵀ, v = h Wvᵀ, in one call: one pass over the weights.
-	pool.MatMuls(s.h, s.T, tensor.Product{Out: s.q, W: &w.Wq}, tensor.Product{Out: s.k, W: &w.Wk}, tensor.Product{Out: s.v, W: &w.Wv})
-	s.applyRoPERows(s.q)
-	s.applyRoPERows(s.k)
-	kvDim, pos := c.KVDim(), s.Pos()
-	// Keys go in transposed: column j of k becomes row j of K.
-	for i := 0; i < s.T; i++ {
-		for j, key := range s.k[i*kvDim : (i+1)*kvDim] {
-			s.cache.K[l][j*s.cache.KStride+pos+i] = key
+	pool.MatMuls(b.h, b.T, tensor.Product{Out: b.q, W: &w.Wq}, tensor.Product{Out: b.k, W: &w.Wk}, tensor.Product{Out: b.v, W: &w.Wv})
+	b.applyRoPERows(b.q)
+	b.applyRoPERows(b.k)
+	kvDim := c.KVDim()
+	for i := 0; i < b.T; i++ {
+		cache, pos := &b.session(i).cache, b.pos[i]
+		// Keys go in transposed: column j of k becomes row j of K.
+		for j, key := range b.k[i*kvDim : (i+1)*kvDim] {
+			cache.K[l][j*cache.KStride+pos] = key
 		}
+		copy(cache.V[l][pos*kvDim:], b.v[i*kvDim:(i+1)*kvDim])
 	}
-	copy(s.cache.V[l][pos*kvDim:], s.v)
-	s.attention.layer = l
-	pool.Run(&s.attention, c.NKVHeads)
-	pool.MatMul(s.proj, &w.Wo, s.attn, s.T)
-	if traced {
-		s.traceRows(name("attn_norm"), s.h)
-		s.traceRows(name("q_rope"), s.q)
-		s.traceRows(name("k_rope"), s.k)
-		s.traceRows(name("v"), s.v)
-		s.traceRows(name("attn"), s.attn)
-		s.traceRows(name("attn_out"), s.proj)
+	b.attention.layer = l
+	parts := c.NKVHeads // a sequence's rows share one cache: one part per KV head
+	if !b.one {
+		parts *= b.T // a row per session: one part per row and KV head
 	}
-	tensor.Add(s.x, s.proj)
+	pool.Run(&b.attention, parts)
+	pool.MatMul(b.proj, &w.Wo, b.attn, b.T)
 	if traced {
-		s.traceRows(name("attn_resid"), s.x)
+		b.traceRows(name("attn_norm"), b.h)
+		b.traceRows(name("q_rope"), b.q)
+		b.traceRows(name("k_rope"), b.k)
+		b.traceRows(name("v"), b.v)
+		b.traceRows(name("attn"), b.attn)
+		b.traceRows(name("attn_out"), b.proj)
+	}
+	tensor.Add(b.x, b.proj)
+	if traced {
+		b.traceRows(name("attn_resid"), b.x)
 	}
 
-	s.rmsNormRows(s.h, s.x, w.FFNNorm)
-	s.SwiGLU(w)
+	b.rmsNormRows(b.h, b.x, w.FFNNorm)
+	b.SwiGLU(w)
 	if traced {
-		s.traceRows(name("ffn_norm"), s.h)
-		s.traceRows(name("ffn_hidden"), s.gate)
-		s.traceRows(name("ffn_out"), s.proj)
+		b.traceRows(name("ffn_norm"), b.h)
+		b.traceRows(name("ffn_hidden"), b.gate)
+		b.traceRows(name("ffn_out"), b.proj)
 	}
-	tensor.Add(s.x, s.proj)
+	tensor.Add(b.x, b.proj)
 	if traced {
-		s.traceRows(name("out"), s.x)
+		b.traceRows(name("out"), b.x)
 	}
 }
 
-// rmsNormRows normalizes each token's row of x into out.
-func (s *Session) rmsNormRows(out, x, weight []float32) {
-	d := s.m.Config.Dim
-	for i := 0; i < s.T; i++ {
-		tensor.RMSNorm(out[i*d:(i+1)*d], x[i*d:(i+1)*d], weight, s.m.Config.NormEps)
+// rmsNormRows normalizes each row of x into out.
+func (b *Batch) rmsNormRows(out, x, weight []float32) {
+	d := b.m.Config.Dim
+	for i := 0; i < b.T; i++ {
+		tensor.RMSNorm(out[i*d:(i+1)*d], x[i*d:(i+1)*d], weight, b.m.Config.NormEps)
 	}
 }
 
-// applyRoPERows rotates each token's row of x by its own position.
-func (s *Session) applyRoPERows(x []float32) {
-	width := len(x) / s.T
-	for i := 0; i < s.T; i++ {
-		s.ApplyRoPE(x[i*width:(i+1)*width], s.Pos()+i)
+// applyRoPERows rotates each row of x by its own position.
+func (b *Batch) applyRoPERows(x []float32) {
+	width := len(x) / b.T
+	for i := 0; i < b.T; i++ {
+		b.m.ApplyRoPE(x[i*width:(i+1)*width], b.pos[i])
 	}
 }
 
 // ApplyRoPE rotates each adjacent pair (x[2i], x[2i+1]) of every head in x by
 // the angle pos * theta_i (spec/model.md §7.2).
-func (s *Session) ApplyRoPE(x []float32, pos int) {
-	hd := s.m.Config.HeadDim()
+func (m *Model) ApplyRoPE(x []float32, pos int) {
+	hd := m.Config.HeadDim()
 	half := hd / 2
-	cos, sin := s.m.ropeCos[pos*half:(pos+1)*half], s.m.ropeSin[pos*half:(pos+1)*half]
+	cos, sin := m.ropeCos[pos*half:(pos+1)*half], m.ropeSin[pos*half:(pos+1)*half]
 	for head := 0; head < len(x); head += hd {
 		for i := 0; i < half; i++ {
 			x0, x1 := x[head+2*i], x[head+2*i+1]
@@ -245,23 +341,27 @@ func (s *Session) ApplyRoPE(x []float32, pos int) {
 	}
 }
 
-// attentionTask is causal grouped-query attention for the batch, one part per
-// KV head.
+// attentionTask is causal grouped-query attention for the batch: a part per KV
+// head, and per row when the rows are different sessions.
 type attentionTask struct {
-	s      *Session
+	b      *Batch
 	layer  int
 	scores [][]float32 // per worker: (rows, n) attention weights
 }
 
-// Part i is KV head i's group.
 func (a *attentionTask) Part(i, n, w int) {
-	a.s.Attention(a.layer, i, &a.scores[w])
+	b, groups := a.b, a.b.m.Config.NKVHeads
+	if b.one {
+		b.Attention(a.layer, i, &a.scores[w])
+		return
+	}
+	b.attendRow(a.layer, i/groups, i%groups, &a.scores[w])
 }
 
 // Attention is causal grouped-query attention (spec/model.md §7.3) for the query
-// heads that read KV head g of layer l, whose outputs go to their columns of
-// s.attn. Row i of the batch, at position p+i (p = Pos()), attends over cache
-// positions 0..p+i. For each query head, with Q its (T, hd) rows:
+// heads that read KV head g of layer l, for a batch of one session's rows; their
+// outputs go to the heads' columns of b.attn. Row i, at position p+i, attends
+// over cache positions 0..p+i. For each query head, with Q its (T, hd) rows:
 //
 //	attn = softmax(Q Kᵀ / sqrt(hd) + causal mask) V
 //
@@ -269,36 +369,50 @@ func (a *attentionTask) Part(i, n, w int) {
 // is (hd, n), rows of the transposed key cache, and V is (n, hd) with row stride
 // kv_dim. A one-token batch stacks the group's n_rep heads as the rows of Q
 // instead, so the group's keys and values are read once for all of them.
-func (s *Session) Attention(l, g int, scores *[]float32) {
-	c := s.m.Config
+func (b *Batch) Attention(l, g int, scores *[]float32) {
+	c := b.m.Config
 	hd, qDim, nRep := c.HeadDim(), c.NHeads*c.HeadDim(), c.NRep()
-	if s.T == 1 {
-		s.attend(l, g, s.q[g*nRep*hd:], hd, nRep, s.attn[g*nRep*hd:], hd, scores)
+	if b.T == 1 {
+		b.attendRow(l, 0, g, scores)
 		return
 	}
 	for h := g * nRep; h < (g+1)*nRep; h++ {
-		s.attend(l, g, s.q[h*hd:], qDim, s.T, s.attn[h*hd:], qDim, scores)
+		b.attend(l, g, 0, b.q[h*hd:], qDim, b.T, b.attn[h*hd:], qDim, scores)
 	}
 }
 
-// attend computes rows of attention over KV head g: queries q (row stride ldq)
-// in, outputs out (row stride ldo) out. Row i is batch row i, or with a
-// one-token batch all rows are that token.
-func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ldo int, scores *[]float32) {
-	c := s.m.Config
+// attendRow is attention for row i alone over its session's cache, KV head g:
+// the group's n_rep query heads stacked as the rows of Q.
+func (b *Batch) attendRow(l, i, g int, scores *[]float32) {
+	c := b.m.Config
+	hd, qDim, nRep := c.HeadDim(), c.NHeads*c.HeadDim(), c.NRep()
+	at := i*qDim + g*nRep*hd
+	b.attend(l, g, i, b.q[at:], hd, nRep, b.attn[at:], hd, scores)
+}
+
+// attend computes rows of attention over KV head g of row first's session:
+// queries q (row stride ldq) in, outputs out (row stride ldo) out. In a batch
+// of one session's tokens, query row r is batch row r; otherwise every query
+// row belongs to batch row first.
+func (b *Batch) attend(l, g, first int, q []float32, ldq, rows int, out []float32, ldo int, scores *[]float32) {
+	c := b.m.Config
 	hd, ctx := c.HeadDim(), c.ContextLength
-	n := s.Pos() + s.T
+	cache, pos := &b.session(first).cache, b.pos[first]
+	n := pos + 1 // positions this row sees
+	if b.one && b.T > 1 {
+		n = b.pos[b.T-1] + 1 // the last row's, and each row masks the rest
+	}
 	*scores = grow(*scores, rows*ctx) // room for the whole context: no growth while decoding
 	p := (*scores)[:rows*n]
-	keysT, values := s.cache.K[l][g*hd*s.cache.KStride:], s.cache.V[l][g*hd:]
-	tensor.MatMulNN(p, n, q, ldq, keysT, s.cache.KStride, rows, hd, n) // (rows, n) = Q Kᵀ
+	keysT, values := cache.K[l][g*hd*cache.KStride:], cache.V[l][g*hd:]
+	tensor.MatMulNN(p, n, q, ldq, keysT, cache.KStride, rows, hd, n) // (rows, n) = Q Kᵀ
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	for i := 0; i < rows; i++ {
-		visible := s.Pos() + 1 // the causal mask: positions <= this row's
-		if s.T > 1 {
-			visible += i
+	for r := 0; r < rows; r++ {
+		visible := pos + 1 // the causal mask: positions <= this row's
+		if b.one && b.T > 1 {
+			visible = b.pos[r] + 1
 		}
-		row := p[i*n : (i+1)*n]
+		row := p[r*n : (r+1)*n]
 		for j := range row[:visible] {
 			row[j] *= scale
 		}
@@ -308,29 +422,26 @@ func (s *Session) attend(l, g int, q []float32, ldq, rows int, out []float32, ld
 	tensor.MatMulNN(out, ldo, p, n, values, c.KVDim(), rows, n, hd) // (rows, hd) = P V
 }
 
-// SwiGLU computes (silu(h W_gate^T) * (h W_up^T)) W_down^T of s.h into s.proj;
-// the gated hidden stays in s.gate.
-func (s *Session) SwiGLU(w *Layer) {
-	pool := s.m.pool
-	pool.MatMuls(s.h, s.T, tensor.Product{Out: s.gate, W: &w.WGate}, tensor.Product{Out: s.up, W: &w.WUp})
-	tensor.SwiGLUGate(s.gate, s.up) // gate = silu(gate) * up
-	pool.MatMul(s.proj, &w.WDown, s.gate, s.T)
+// SwiGLU computes (silu(h W_gate^T) * (h W_up^T)) W_down^T of b.h into b.proj;
+// the gated hidden stays in b.gate.
+func (b *Batch) SwiGLU(w *Layer) {
+	pool := b.m.pool
+	pool.MatMuls(b.h, b.T, tensor.Product{Out: b.gate, W: &w.WGate}, tensor.Product{Out: b.up, W: &w.WUp})
+	tensor.SwiGLUGate(b.gate, b.up) // gate = silu(gate) * up
+	pool.MatMul(b.proj, &w.WDown, b.gate, b.T)
 }
 
-func (s *Session) trace(name string, pos int, value []float32) {
-	if s.Trace != nil {
-		s.Trace(name, pos, value)
-	}
-}
+// tracing reports whether the batch's activations go to a Trace.
+func (b *Batch) tracing() bool { return b.one && b.sessions[0].Trace != nil }
 
-// traceRows traces each token's row of a (T, width) activation.
-func (s *Session) traceRows(name string, value []float32) {
-	if s.Trace == nil {
+// traceRows traces each row of a (T, width) activation.
+func (b *Batch) traceRows(name string, value []float32) {
+	if !b.tracing() {
 		return
 	}
-	width := len(value) / s.T
-	for i := 0; i < s.T; i++ {
-		s.Trace(name, s.Pos()+i, value[i*width:(i+1)*width])
+	width := len(value) / b.T
+	for i := 0; i < b.T; i++ {
+		b.sessions[0].Trace(name, b.pos[i], value[i*width:(i+1)*width])
 	}
 }
 

@@ -299,3 +299,85 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchDecodeIsEachSessionsOwn: a batch of sessions at different positions
+// decodes each exactly (bit for bit) as the session's own DecodeStep would, for
+// every stored type, and allocates nothing once warm.
+func TestBatchDecodeIsEachSessionsOwn(t *testing.T) {
+	c := Config{VocabSize: 256, Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, FFNDim: 128,
+		ContextLength: 32, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+	prompts := [][]int{{5, 17, 200}, {9}, {1, 2, 3, 4, 5, 6, 7}, {42, 43}}
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
+		m, err := Random(c, typ, 11)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alone, together := make([]*Session, len(prompts)), make([]*Session, len(prompts))
+		for i, p := range prompts {
+			alone[i], together[i] = m.NewSession(), m.NewSession()
+			for _, s := range []*Session{alone[i], together[i]} {
+				if _, err := s.Prefill(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		batch := m.NewBatch()
+		tokens := []int{7, 8, 9, 10}
+		for step := 0; step < 3; step++ {
+			got, err := batch.DecodeStep(together, tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range alone {
+				want, err := s.DecodeStep(tokens[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got[i], want) || together[i].Pos() != s.Pos() {
+					t.Fatalf("%s step %d, session %d: batched logits differ from its own decode step", typ, step, i)
+				}
+			}
+		}
+		allocs := testing.AllocsPerRun(10, func() {
+			for _, s := range together {
+				s.cache.Len--
+			}
+			if _, err := batch.DecodeStep(together, tokens); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: a batch decode step allocates %v times", typ, allocs)
+		}
+	}
+}
+
+func TestBatchDecodeErrors(t *testing.T) {
+	m := loadGolden(t, "gqa")
+	other := loadGolden(t, "mha")
+	a, b := m.NewSession(), m.NewSession()
+	full := m.NewSession()
+	if _, err := full.Prefill(make([]int, 64)); err != nil {
+		t.Fatal(err)
+	}
+	batch := m.NewBatch()
+	for _, c := range []struct {
+		sessions []*Session
+		tokens   []int
+		want     string
+	}{
+		{[]*Session{a, b}, []int{1}, "2 sessions and 1 tokens"},
+		{nil, nil, "0 sessions"},
+		{[]*Session{a, a}, []int{1, 2}, "session 1 appears twice"},
+		{[]*Session{a, other.NewSession()}, []int{1, 2}, "session 1 belongs to another model"},
+		{[]*Session{a, full}, []int{1, 2}, "past the context length"},
+		{[]*Session{a, b}, []int{1, 320}, "outside the vocabulary"},
+	} {
+		if _, err := batch.DecodeStep(c.sessions, c.tokens); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: err = %v", c.want, err)
+		}
+	}
+	if a.Pos() != 0 || b.Pos() != 0 {
+		t.Errorf("a failed batch moved the sessions: %d, %d", a.Pos(), b.Pos())
+	}
+}

@@ -220,8 +220,14 @@ type Product struct {
 // maxProducts is the most products one MatMuls call takes: q, k and v.
 const maxProducts = 3
 
+// smallBatch is the most tokens a product takes one weight row at a time, with
+// the decode kernels: up to here it stays bound by reading the weights, and
+// every token gets exactly the arithmetic of a lone decode step, so a batch of
+// sessions decodes as each would alone. Beyond it, the matmul kernels.
+const smallBatch = 8
+
 // MatMuls computes each product's Out = X Wᵀ for the same input X (T, cols), as
-// MatMul does. For one token the products run as one task, their rows split
+// MatMul does. For a few tokens the products run as one task, their rows split
 // over the threads as if they were one matrix: one wake-up of the workers and
 // one long stream of rows instead of one per matrix.
 func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
@@ -235,27 +241,30 @@ func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if T > 1 {
+	if T > smallBatch {
 		for _, pr := range products {
 			p.matMulLocked(pr.Out, pr.W, x, T)
 		}
 		return
 	}
-	// A decode step: one row of weights per output, streamed from memory once,
-	// which bounds the step by memory bandwidth.
+	// Decode steps: each row of weights is streamed from memory once and
+	// multiplied by every token while it is in cache.
 	t := &p.matVec
-	*t = matVecTask{x: x, n: len(products)}
+	*t = matVecTask{x: x, T: T, n: len(products)}
 	work, bytes := 0, int64(0)
 	for i, pr := range products {
 		t.products[i] = pr
 		t.rows += pr.W.Rows
-		work += pr.W.Rows * pr.W.Cols
+		work += T * pr.W.Rows * pr.W.Cols
 		bytes += pr.W.ByteSize()
 		if pr.W.Type == Q8_0 && t.xq == nil {
 			// Activations are quantised per block as llama.cpp does, so the
 			// inner loop multiplies int8 by int8 (spec/model.md §11).
+			cols := pr.W.Cols
 			p.xq, p.xs = grow(p.xq, len(x)), grow(p.xs, len(x)/Q8BlockSize)
-			QuantizeQ8(p.xq, p.xs, x)
+			for tok := 0; tok < T; tok++ {
+				QuantizeQ8(p.xq[tok*cols:(tok+1)*cols], p.xs[tok*cols/Q8BlockSize:(tok+1)*cols/Q8BlockSize], x[tok*cols:(tok+1)*cols])
+			}
 			t.xq, t.xs = p.xq, p.xs
 		}
 	}
@@ -265,6 +274,7 @@ func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
 type matVecTask struct {
 	products [maxProducts]Product
 	n, rows  int // products, and their rows in all
+	T        int // tokens
 	x        []float32
 	xq       []int8
 	xs       []float32
@@ -281,18 +291,28 @@ func (t *matVecTask) Part(i, n, w int) {
 	}
 }
 
+// rowsOf computes rows [start, end) of one product for every token, eight rows
+// at a time so that they stay in L1 while each token passes over them.
 func (t *matVecTask) rowsOf(pr Product, start, end int) {
-	w, cols, out := pr.W, pr.W.Cols, pr.Out[:end]
-	switch w.Type {
-	case F32:
-		matVecRowsF32(out, w.F32, t.x, start, end)
-	case F16:
-		for r := start; r < end; r++ {
-			out[r] = DotF16(w.F16[r*cols:(r+1)*cols], t.x)
-		}
-	case Q8_0:
-		for r := start; r < end; r++ {
-			out[r] = DotQ8(w.q8Row(r), t.xq, t.xs)
+	w, rows, cols := pr.W, pr.W.Rows, pr.W.Cols
+	blocks := cols / Q8BlockSize
+	for r0 := start; r0 < end; r0 += 8 {
+		r1 := min(r0+8, end)
+		for tok := 0; tok < t.T; tok++ {
+			out, x := pr.Out[tok*rows:(tok+1)*rows], t.x[tok*cols:(tok+1)*cols]
+			switch w.Type {
+			case F32:
+				matVecRowsF32(out, w.F32, x, r0, r1)
+			case F16:
+				for r := r0; r < r1; r++ {
+					out[r] = DotF16(w.F16[r*cols:(r+1)*cols], x)
+				}
+			case Q8_0:
+				xq, xs := t.xq[tok*cols:(tok+1)*cols], t.xs[tok*blocks:(tok+1)*blocks]
+				for r := r0; r < r1; r++ {
+					out[r] = DotQ8(w.q8Row(r), xq, xs)
+				}
+			}
 		}
 	}
 }
@@ -304,7 +324,7 @@ func (p *Pool) MatMul(out []float32, w *Matrix, x []float32, T int) {
 	p.MatMuls(x, T, Product{out, w})
 }
 
-// matMulLocked is MatMul for T > 1 and a caller holding mu.
+// matMulLocked is MatMul for T > smallBatch and a caller holding mu.
 func (p *Pool) matMulLocked(out []float32, w *Matrix, x []float32, T int) {
 	t := &p.matMul
 	*t = matMulTask{out: out, w: w, x: x, T: T, tiles: p.tiles}

@@ -106,7 +106,7 @@ func TestMatVecAndMatMulMatchDefinition(t *testing.T) {
 				for i := 0; i < rows; i++ {
 					w.Row(exact[i*cols:(i+1)*cols], i)
 				}
-				for _, T := range []int{1, 3} {
+				for _, T := range []int{1, 3, smallBatch + 1} {
 					x := randomSlice(r, T*cols)
 					out := make([]float32, T*rows)
 					if T == 1 {
@@ -119,10 +119,11 @@ func TestMatVecAndMatMulMatchDefinition(t *testing.T) {
 						for i := 0; i < rows; i++ {
 							want := naiveDot(exact[i*cols:(i+1)*cols], xt)
 							// Float32 sums: rounding ~ sqrt(cols) eps of the terms. A Q8_0
-							// MatVec also rounds x to 8 bits per block: an error of up to
-							// half a step of x per term, d_x/2 * sum|w| <= |x|max/254 * sum|w|.
+							// MatVec (and up to smallBatch tokens) also rounds x to 8 bits
+							// per block: an error of up to half a step of x per term,
+							// d_x/2 * sum|w| <= |x|max/254 * sum|w|.
 							tol := 1e-5 * math.Sqrt(float64(cols)) * (1 + math.Abs(want))
-							if w.Type == Q8_0 && T == 1 {
+							if w.Type == Q8_0 && T <= smallBatch {
 								tol += maxAbs(xt) / 254 * sumAbs(exact[i*cols:(i+1)*cols])
 							}
 							if got := float64(out[tok*rows+i]); math.Abs(got-want) > tol {
