@@ -170,6 +170,7 @@ def main():
         ("errors", ", ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or "none"),
         ("server heap before / max / after", f"{before['heap_bytes'] >> 20} / {heap_max >> 20} / {after['heap_bytes'] >> 20} MiB"),
         ("server goroutines before / after", f"{before['goroutines']} / {after['goroutines']}"),
+        ("mean decode batch (server)", f"{after.get('mean_batch', float('nan')):.2f}"),
     ]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:

@@ -156,6 +156,9 @@ func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int
 	}
 	decoder := s.tok.NewStreamDecoder()
 	pending := "" // decoded text not yet emitted
+	done := make(chan stepResult, 1)
+	s.decoding.Add(1) // the scheduler waits briefly for this request's steps
+	defer s.decoding.Add(-1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -193,7 +196,7 @@ func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int
 			finish = "length"
 			break
 		}
-		if logits, err = sess.DecodeStep(id); err != nil {
+		if logits, err = s.decodeStep(ctx, sess, id, done); err != nil { // batched with other requests' steps
 			return "", generated, err
 		}
 	}

@@ -26,7 +26,7 @@ import (
 // Options configures a Server; zero fields take the defaults in brackets.
 type Options struct {
 	Name         string        // the model id clients name ["gollm"]
-	Parallel     int           // requests generating at once, each with its own KV cache [1]
+	Parallel     int           // requests generating at once, each with its own KV cache, their decode steps batched [1]
 	Queue        int           // requests waiting for a session before 429 [0: none wait]
 	MaxBodyBytes int64         // largest request body [1 MiB]
 	WriteTimeout time.Duration // for each write to a client [30 s]
@@ -44,11 +44,15 @@ type Server struct {
 	writeTimeout time.Duration
 	created      int64
 	mux          *http.ServeMux
-	stop         chan struct{} // closed by Stop: every generation ends
+	stop         chan struct{}    // closed by Stop: every generation ends
+	steps        chan stepRequest // decode steps waiting for the scheduler's next batch
 	stopped      atomic.Bool
 
 	active, queued atomic.Int64 // requests generating, waiting
+	decoding       atomic.Int64 // requests past their prompt, between decode steps or in one
 	generated      atomic.Int64 // tokens generated since start
+	batches        atomic.Int64 // decode batches run, and the steps they carried
+	batchedSteps   atomic.Int64
 }
 
 // New makes a server for m and its tokenizer, allocating its sessions.
@@ -66,11 +70,12 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
 		sessions: make(chan *model.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
 		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, created: time.Now().Unix(),
-		mux: http.NewServeMux(), stop: make(chan struct{}),
+		mux: http.NewServeMux(), stop: make(chan struct{}), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler
 	}
 	for range o.Parallel {
 		s.sessions <- m.NewSession()
 	}
+	go s.schedule()
 	s.mux.HandleFunc("POST /v1/completions", s.completions)
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("GET /v1/models", s.models)
@@ -103,9 +108,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		Message: r.Method + " " + r.URL.Path + " is not an endpoint of this server (POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health)"})
 }
 
-// Stop ends every generation in progress at its next token and makes new
-// requests fail with 503: the first step of a graceful shutdown that could not
-// wait for requests to finish.
+// Stop ends every generation in progress at its next token, stops the
+// scheduler and makes new requests fail with 503: the last step of a graceful
+// shutdown, or the end of a Server.
 func (s *Server) Stop() {
 	if s.stopped.CompareAndSwap(false, true) {
 		close(s.stop)
@@ -114,13 +119,14 @@ func (s *Server) Stop() {
 
 // Stats is what /health reports.
 type Stats struct {
-	Status          string `json:"status"`
-	Model           string `json:"model"`
-	Active          int64  `json:"active"`           // requests generating
-	Queued          int64  `json:"queued"`           // requests waiting for a session
-	GeneratedTokens int64  `json:"generated_tokens"` // since start
-	Goroutines      int    `json:"goroutines"`
-	HeapBytes       uint64 `json:"heap_bytes"`
+	Status          string  `json:"status"`
+	Model           string  `json:"model"`
+	Active          int64   `json:"active"`           // requests generating
+	Queued          int64   `json:"queued"`           // requests waiting for a session
+	GeneratedTokens int64   `json:"generated_tokens"` // since start
+	MeanBatch       float64 `json:"mean_batch"`       // decode steps per batch, since start
+	Goroutines      int     `json:"goroutines"`
+	HeapBytes       uint64  `json:"heap_bytes"`
 }
 
 // Stats reports the server's load and the process's goroutines and heap.
@@ -131,8 +137,12 @@ func (s *Server) Stats() Stats {
 	if s.stopped.Load() {
 		status = "stopping"
 	}
+	meanBatch := 0.0
+	if n := s.batches.Load(); n > 0 {
+		meanBatch = float64(s.batchedSteps.Load()) / float64(n)
+	}
 	return Stats{Status: status, Model: s.name, Active: s.active.Load(), Queued: s.queued.Load(),
-		GeneratedTokens: s.generated.Load(), Goroutines: runtime.NumGoroutine(), HeapBytes: mem.HeapAlloc}
+		GeneratedTokens: s.generated.Load(), MeanBatch: meanBatch, Goroutines: runtime.NumGoroutine(), HeapBytes: mem.HeapAlloc}
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,4 +519,40 @@ func FuzzRequests(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestConcurrentRequestsBatch: four greedy requests at once share decode
+// batches, and each gets exactly the text it gets alone.
+func TestConcurrentRequestsBatch(t *testing.T) {
+	s, h := longServer(t, Options{Parallel: 4})
+	body := func(i int) string {
+		return fmt.Sprintf(`{"prompt": "story %d", "max_tokens": 40, "temperature": 0}`, i)
+	}
+	alone := make([]any, 4)
+	for i := range alone {
+		_, r := post(t, h, "/v1/completions", body(i))
+		alone[i] = field(r, "choices", 0, "text")
+	}
+	if s.Stats().MeanBatch != 1 {
+		t.Fatalf("one request at a time: mean batch %v, want 1", s.Stats().MeanBatch)
+	}
+	together := make([]any, 4)
+	var wg sync.WaitGroup
+	for i := range together {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, r := post(t, h, "/v1/completions", body(i))
+			together[i] = field(r, "choices", 0, "text")
+		}()
+	}
+	wg.Wait()
+	for i := range alone {
+		if together[i] != alone[i] || alone[i] == "" {
+			t.Errorf("request %d: %q together, %q alone", i, together[i], alone[i])
+		}
+	}
+	if mean := s.Stats().MeanBatch; mean <= 1.05 {
+		t.Errorf("mean batch %.2f after four concurrent requests: their steps did not batch", mean)
+	}
 }

@@ -22,7 +22,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
-	parallel := fs.Int("parallel", 1, "requests generating at once, each with its own KV cache")
+	parallel := fs.Int("parallel", 4, "requests generating at once, each with its own KV cache; their decode steps run as one batch")
 	queue := fs.Int("queue", 8, "requests waiting for a free slot before the server answers 429")
 	name := fs.String("name", "", "model id clients use (default: the file name without .gguf)")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
