@@ -30,6 +30,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
 	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
+	sessions := fs.Int("sessions", 1, "decode this many sessions as one batch (as serve does with concurrent requests)")
 	cpuProfile := fs.String("cpuprofile", "", "write CPU profiles of prefill and decode to FILE.prefill and FILE.decode (go tool pprof reads them)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -37,8 +38,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if (*modelPath == "") == (*configPath == "") {
 		return usagef("give exactly one of --model and --config")
 	}
-	if *promptTokens <= 0 || *genTokens <= 0 || *threads <= 0 {
-		return usagef("--prompt-tokens, --gen-tokens and --threads must be positive")
+	if *promptTokens <= 0 || *genTokens <= 0 || *threads <= 0 || *sessions <= 0 {
+		return usagef("--prompt-tokens, --gen-tokens, --threads and --sessions must be positive")
 	}
 	runtime.GOMAXPROCS(*threads)
 
@@ -64,7 +65,6 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return usagef("--prompt-tokens + --gen-tokens = %d exceed the context length %d", *promptTokens+*genTokens, c.ContextLength)
 	}
 
-	s := m.NewSession()
 	prompt := make([]int, *promptTokens)
 	for i := range prompt {
 		prompt[i] = (i * 7919) % c.VocabSize
@@ -73,17 +73,29 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	start = time.Now()
-	if _, err := s.Prefill(prompt); err != nil {
+	all := []*model.Session{m.NewSession()}
+	if _, err := all[0].Prefill(prompt); err != nil {
 		return err
 	}
 	prefill := time.Since(start)
 	pprof.StopCPUProfile()
+	for len(all) < *sessions { // the others' prompts are not timed
+		s := m.NewSession()
+		if _, err := s.Prefill(prompt); err != nil {
+			return err
+		}
+		all = append(all, s)
+	}
 	if err := startProfile(*cpuProfile, "decode"); err != nil {
 		return err
 	}
+	batch, tokens := m.NewBatch(), make([]int, len(all))
 	start = time.Now()
 	for i := 0; i < *genTokens; i++ {
-		if _, err := s.DecodeStep((i * 104729) % c.VocabSize); err != nil {
+		for j := range tokens {
+			tokens[j] = (i*104729 + j) % c.VocabSize
+		}
+		if _, err := batch.DecodeStep(all, tokens); err != nil {
 			return err
 		}
 	}
@@ -104,7 +116,11 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("threads", fmt.Sprintf("%d (kernels: %s)", *threads, tensor.Kernels()))
 	row("load", fmt.Sprintf("%.1f ms", 1000*load.Seconds()))
 	row("prefill", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*promptTokens)/prefill.Seconds(), *promptTokens))
-	row("decode", fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens)/decode.Seconds(), *genTokens))
+	decodeRate := fmt.Sprintf("%.1f tokens/s (%d tokens)", float64(*genTokens**sessions)/decode.Seconds(), *genTokens**sessions)
+	if *sessions > 1 {
+		decodeRate += fmt.Sprintf(", %d sessions batched: %d steps", *sessions, *genTokens)
+	}
+	row("decode", decodeRate)
 	row("weight bytes read per token", commas(weights))
 	// Attention also reads the cache: keys and values of every earlier position.
 	meanPos := int64(*promptTokens) + int64(*genTokens)/2

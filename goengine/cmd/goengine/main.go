@@ -7,7 +7,7 @@
 //	goengine tokenize --model M.gguf [--bos] "text"
 //	goengine logits --model M.gguf --tokens "1 50 60"
 //	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q] [--threads N]
-//	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N]
+//	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
 package main
 
 import (

@@ -149,6 +149,10 @@ func TestBench(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "random weights, q8_0") || !strings.Contains(out, "8 Q8_0 matrices") {
 		t.Errorf("bench --dtype q8_0: exit %d, %s %s", code, out, errOut)
 	}
+	code, out, errOut = runCLI("bench", "--config", config, "--prompt-tokens", "4", "--gen-tokens", "3", "--sessions", "2")
+	if code != 0 || !strings.Contains(out, "(6 tokens), 2 sessions batched: 3 steps") {
+		t.Errorf("bench --sessions 2: exit %d, %s %s", code, out, errOut)
+	}
 	for _, phase := range []string{"prefill", "decode"} {
 		if info, err := os.Stat(profile + "." + phase); err != nil || info.Size() == 0 {
 			t.Errorf("--cpuprofile: %s profile missing: %v", phase, err)
@@ -167,6 +171,7 @@ func TestBench(t *testing.T) {
 		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "exceed the context length 64"},
 		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
 		{[]string{"bench", "--config", config, "--dtype", "q4_0"}, `--dtype "q4_0": expected f32, f16 or q8_0`},
+		{[]string{"bench", "--config", config, "--sessions", "0"}, "--sessions must be positive"},
 		{[]string{"bench", "--config", odd, "--dtype", "q8_0"}, "Q8_0 needs dim and ffn_dim divisible by 32"},
 	} {
 		if code, _, errOut := runCLI(c.args...); code == 0 || !strings.Contains(errOut, c.want) {
