@@ -304,14 +304,10 @@ func (t *matVecTask) rowsOf(pr Product, start, end int) {
 			case F32:
 				matVecRowsF32(out, w.F32, x, r0, r1)
 			case F16:
-				for r := r0; r < r1; r++ {
-					out[r] = DotF16(w.F16[r*cols:(r+1)*cols], x)
-				}
+				matVecRowsF16(out, w.F16, cols, x, r0, r1)
 			case Q8_0:
 				xq, xs := t.xq[tok*cols:(tok+1)*cols], t.xs[tok*blocks:(tok+1)*blocks]
-				for r := r0; r < r1; r++ {
-					out[r] = DotQ8(w.q8Row(r), xq, xs)
-				}
+				matVecRowsQ8(out, w.Q8, blocks*Q8BlockBytes, xq, xs, r0, r1)
 			}
 		}
 	}

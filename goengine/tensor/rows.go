@@ -1,0 +1,28 @@
+package tensor
+
+// Matrix-vector rows for quantized weights: out[r] = row r · x for rows
+// [start, end). The amd64 kernels (rows_amd64.go) take four rows per call, load
+// each piece of the activation once for the four, and keep four weight streams
+// in flight; every row's result is bit for bit what the one-row DotQ8 or DotF16
+// returns for it at the same CPU level, so a row never depends on how rows are
+// grouped.
+
+// matVecRowsQ8Generic sets out[r] = dotQ8Generic(row r, xq, xs) for rows
+// [start, end) of a Q8_0 matrix whose rows are rowBytes bytes (whole blocks).
+func matVecRowsQ8Generic(out []float32, w []byte, rowBytes int, xq []int8, xs []float32, start, end int) {
+	if start >= end {
+		return
+	}
+	q8Blocks(w[:rowBytes])
+	for r := start; r < end; r++ {
+		out[r] = dotQ8Generic(w[r*rowBytes:(r+1)*rowBytes], xq, xs)
+	}
+}
+
+// matVecRowsF16Generic sets out[r] = dotF16Generic(row r, x) for rows
+// [start, end) of a float16 matrix with cols columns.
+func matVecRowsF16Generic(out []float32, w []uint16, cols int, x []float32, start, end int) {
+	for r := start; r < end; r++ {
+		out[r] = dotF16Generic(w[r*cols:(r+1)*cols], x)
+	}
+}
