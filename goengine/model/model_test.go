@@ -381,3 +381,34 @@ func TestBatchDecodeErrors(t *testing.T) {
 		t.Errorf("a failed batch moved the sessions: %d, %d", a.Pos(), b.Pos())
 	}
 }
+
+// TestLoadViewsTheFile: a loaded model's matrices are the file's bytes, not
+// copies (spec/format.md's F32, F16 and Q8_0 all stay in place).
+func TestLoadViewsTheFile(t *testing.T) {
+	c := Config{VocabSize: 64, Dim: 32, NLayers: 1, NHeads: 2, NKVHeads: 1, FFNDim: 64,
+		ContextLength: 8, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
+		data, err := RandomFile(c, typ, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Parse(data, "random.gguf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := Load(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := f.Tensor("blk.0.ffn_down.weight")
+		raw := f.TensorData(info)
+		before := make([]float32, c.FFNDim)
+		m.Layers[0].WDown.Row(before, 0)
+		raw[2], raw[3] = raw[2]^0x40, raw[3]^0x40 // in every type, bits of row 0's first value
+		after := make([]float32, c.FFNDim)
+		m.Layers[0].WDown.Row(after, 0)
+		if slices.Equal(before, after) {
+			t.Errorf("%s: changing the file's bytes did not change the loaded matrix: it was copied", typ)
+		}
+	}
+}
