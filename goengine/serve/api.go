@@ -34,6 +34,16 @@ type samplingRequest struct {
 	PresencePenalty  *float64        `json:"presence_penalty"`
 	FrequencyPenalty *float64        `json:"frequency_penalty"`
 	Logprobs         json.RawMessage `json:"logprobs"`
+	// Options we cannot honour: set to anything but their neutral value, an error.
+	Tools          json.RawMessage `json:"tools"`
+	Functions      json.RawMessage `json:"functions"`
+	ResponseFormat *struct {
+		Type string `json:"type"`
+	} `json:"response_format"`
+	LogitBias json.RawMessage `json:"logit_bias"`
+	Echo      bool            `json:"echo"`
+	BestOf    *int            `json:"best_of"`
+	Suffix    *string         `json:"suffix"`
 }
 
 type streamOptions struct {
@@ -230,6 +240,25 @@ func (q *samplingRequest) validate(s *Server, defaultMax int) (sampling, *apiErr
 	if len(q.Logprobs) > 0 && string(q.Logprobs) != "null" && string(q.Logprobs) != "false" {
 		return out, invalid("logprobs", "logprobs are not supported")
 	}
+	for name, raw := range map[string]json.RawMessage{"tools": q.Tools, "functions": q.Functions, "logit_bias": q.LogitBias} {
+		switch string(raw) {
+		case "", "null", "[]", "{}":
+		default:
+			return out, invalid(name, "%s is not supported", name)
+		}
+	}
+	if f := q.ResponseFormat; f != nil && f.Type != "" && f.Type != "text" {
+		return out, invalid("response_format", "response_format %q is not supported (only text)", f.Type)
+	}
+	if q.Echo {
+		return out, invalid("echo", "echo is not supported")
+	}
+	if q.BestOf != nil && *q.BestOf != 1 {
+		return out, invalid("best_of", "best_of must be 1")
+	}
+	if q.Suffix != nil && *q.Suffix != "" {
+		return out, invalid("suffix", "suffix (insertion) is not supported")
+	}
 	stop, err := stopStrings(q.Stop)
 	if err != nil {
 		return out, err
@@ -262,20 +291,35 @@ func stopStrings(raw json.RawMessage) ([]string, *apiError) {
 	return list, nil
 }
 
-// promptText reads a completion's "prompt": a string, or an array of one string.
-func promptText(raw json.RawMessage) (string, *apiError) {
+// promptTokens reads a completion's "prompt": a string, an array of one
+// string, or the prompt's token ids. A text prompt is encoded after BOS, as
+// llama-bpe prompts start; token ids are the whole prompt, as given.
+func (s *Server) promptTokens(raw json.RawMessage) ([]int, *apiError) {
 	if len(raw) == 0 || string(raw) == "null" {
-		return "", invalid("prompt", "prompt is required")
+		return nil, invalid("prompt", "prompt is required")
 	}
 	var text string
-	if json.Unmarshal(raw, &text) == nil {
-		return text, nil
-	}
 	var list []string
-	if json.Unmarshal(raw, &list) == nil && len(list) == 1 {
-		return list[0], nil
+	var ids []int
+	switch {
+	case json.Unmarshal(raw, &text) == nil:
+	case json.Unmarshal(raw, &list) == nil && len(list) == 1:
+		text = list[0]
+	case json.Unmarshal(raw, &ids) == nil && len(ids) > 0:
+		for _, id := range ids {
+			if id < 0 || id >= s.tok.VocabSize() {
+				return nil, invalid("prompt", "prompt: token id %d is outside the vocabulary (0..%d)", id, s.tok.VocabSize()-1)
+			}
+		}
+		return ids, nil
+	default:
+		return nil, invalid("prompt", "prompt must be a string, an array of one string, or an array of token ids")
 	}
-	return "", invalid("prompt", "prompt must be a string (or an array of one string)")
+	encoded, err := s.tok.Encode(text)
+	if err != nil {
+		return nil, invalid("prompt", "prompt: %v", err)
+	}
+	return append([]int{s.tok.BOS}, encoded...), nil
 }
 
 // chatMessages reads the messages of a chat request.

@@ -20,7 +20,7 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	text, e := promptText(req.Prompt)
+	prompt, e := s.promptTokens(req.Prompt)
 	if e != nil {
 		s.writeError(w, e)
 		return
@@ -30,12 +30,6 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	ids, err := s.tok.Encode(text)
-	if err != nil {
-		s.writeError(w, invalid("prompt", "prompt: %v", err))
-		return
-	}
-	prompt := append([]int{s.tok.BOS}, ids...) // llama-bpe prompts start with <|begin_of_text|>
 	s.respond(w, r, &completionStream{id: newID("cmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, req.samplingRequest)
 }
 

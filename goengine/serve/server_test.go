@@ -234,6 +234,21 @@ func TestStreamingMatchesWhole(t *testing.T) {
 	}
 }
 
+// TestPromptAsTokenIDs: a prompt of token ids is the whole prompt, as given;
+// neutral values of unsupported options are accepted.
+func TestPromptAsTokenIDs(t *testing.T) {
+	s, h := goldenServer(t, Options{})
+	ids, _ := s.tok.Encode("the robot")
+	prompt := append([]int{s.tok.BOS}, ids...)
+	want, _ := greedyText(t, s, prompt, 6)
+	list, _ := json.Marshal(prompt)
+	code, body := post(t, h, "/v1/completions", `{"prompt": `+string(list)+`, "max_tokens": 6, "temperature": 0,
+		"logprobs": null, "tools": [], "response_format": {"type": "text"}, "echo": false, "best_of": 1}`)
+	if code != 200 || field(body, "choices", 0, "text") != want || field(body, "usage", "prompt_tokens") != float64(len(prompt)) {
+		t.Errorf("status %d, %v; want the text %q after %d prompt tokens", code, body, want, len(prompt))
+	}
+}
+
 func TestChatFormat(t *testing.T) {
 	s, h := goldenServer(t, Options{})
 	prompt, err := s.tok.ChatPrompt([]tokenizer.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello"}})
@@ -338,6 +353,12 @@ func TestBadRequests(t *testing.T) {
 		{"top_p", "POST", "/v1/completions", `{"prompt": "x", "top_p": 0}`, 400, "top_p must be in (0, 1]"},
 		{"n", "POST", "/v1/completions", `{"prompt": "x", "n": 3}`, 400, "n must be 1"},
 		{"stop type", "POST", "/v1/completions", `{"prompt": "x", "stop": 5}`, 400, "stop must be a string or an array"},
+		{"prompt ids", "POST", "/v1/completions", `{"prompt": [1, 320]}`, 400, "token id 320 is outside the vocabulary"},
+		{"prompt type", "POST", "/v1/completions", `{"prompt": {"a": 1}}`, 400, "or an array of token ids"},
+		{"tools", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}`, 400, "tools is not supported"},
+		{"json mode", "POST", "/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object"}}`, 400, `response_format "json_object" is not supported`},
+		{"echo", "POST", "/v1/completions", `{"prompt": "x", "echo": true}`, 400, "echo is not supported"},
+		{"logit_bias", "POST", "/v1/completions", `{"prompt": "x", "logit_bias": {"5": 100}}`, 400, "logit_bias is not supported"},
 		{"invalid UTF-8", "POST", "/v1/completions", "{\"prompt\": \"\xff\xfe\"}", 400, "not valid UTF-8"},
 		{"too large", "POST", "/v1/completions", `{"prompt": "` + strings.Repeat("a", 5000) + `"}`, 413, "over the limit of 4096 bytes"},
 		{"no messages", "POST", "/v1/chat/completions", `{"messages": []}`, 400, "messages must be a non-empty array"},
