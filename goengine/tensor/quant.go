@@ -110,14 +110,6 @@ func dotF16Generic(w []uint16, x []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// axpyGeneric adds a*x into y elementwise.
-func axpyGeneric(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += a * x[i]
-	}
-}
-
 // dequantizeQ8Generic writes the nb*32 values of a Q8_0 row into dst.
 func dequantizeQ8Generic(dst []float32, w []byte) {
 	nb := len(w) / Q8BlockBytes

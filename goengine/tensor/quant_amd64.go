@@ -67,24 +67,6 @@ func dotF16AVX512Slices(w []uint16, x []float32) float32 {
 	return dotF16AVX512(&w[0], &x[0], n) + dotF16Generic(w[n:], x[n:])
 }
 
-// Axpy adds a*x into y elementwise (len(x) >= len(y)).
-func Axpy(y []float32, a float32, x []float32) {
-	if useAVX2 && len(y) >= 8 {
-		axpyAVX2Slices(y, a, x)
-		return
-	}
-	axpyGeneric(y, a, x)
-}
-
-func axpyAVX2Slices(y []float32, a float32, x []float32) {
-	x = x[:len(y)]
-	n := len(y) &^ 7
-	if n > 0 {
-		axpyAVX2(&y[0], a, &x[0], n)
-	}
-	axpyGeneric(y[n:], a, x[n:])
-}
-
 // DequantizeQ8Row writes the values of the Q8_0 row w into dst.
 func DequantizeQ8Row(dst []float32, w []byte) {
 	nb := q8Blocks(w)
@@ -139,11 +121,6 @@ func dotF16AVX2(w *uint16, x *float32, n int) float32
 
 //go:noescape
 func dotF16AVX512(w *uint16, x *float32, n int) float32
-
-// axpyAVX2 adds a*x[i] into y[i] for i < n; n must be a positive multiple of 8.
-//
-//go:noescape
-func axpyAVX2(y *float32, a float32, x *float32, n int)
 
 // dequantizeQ8AVX2 widens nb >= 1 blocks into dst (nb*32 values).
 //

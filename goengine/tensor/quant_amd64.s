@@ -278,53 +278,6 @@ f16avx512done:
 	MOVSS         X0, ret+24(FP)
 	RET
 
-// func axpyAVX2(y *float32, a float32, x *float32, n int)
-// n must be a positive multiple of 8: 32 per iteration, then 8 at a time, so a
-// 64-long head needs two iterations and no tail.
-TEXT ·axpyAVX2(SB), NOSPLIT, $0-32
-	MOVQ         y+0(FP), DI
-	VBROADCASTSS a+8(FP), Y0
-	MOVQ         x+16(FP), SI
-	MOVQ         n+24(FP), CX
-	CMPQ         CX, $32
-	JLT          axpytail
-
-axpyloop32:
-	VMOVUPS     0(DI), Y1
-	VMOVUPS     32(DI), Y2
-	VMOVUPS     64(DI), Y3
-	VMOVUPS     96(DI), Y4
-	VFMADD231PS 0(SI), Y0, Y1
-	VFMADD231PS 32(SI), Y0, Y2
-	VFMADD231PS 64(SI), Y0, Y3
-	VFMADD231PS 96(SI), Y0, Y4
-	VMOVUPS     Y1, 0(DI)
-	VMOVUPS     Y2, 32(DI)
-	VMOVUPS     Y3, 64(DI)
-	VMOVUPS     Y4, 96(DI)
-	ADDQ        $128, SI
-	ADDQ        $128, DI
-	SUBQ        $32, CX
-	CMPQ        CX, $32
-	JGE         axpyloop32
-
-axpytail:
-	TESTQ CX, CX
-	JZ    axpydone
-
-axpyloop8:
-	VMOVUPS     0(DI), Y1
-	VFMADD231PS 0(SI), Y0, Y1
-	VMOVUPS     Y1, 0(DI)
-	ADDQ        $32, SI
-	ADDQ        $32, DI
-	SUBQ        $8, CX
-	JNZ         axpyloop8
-
-axpydone:
-	VZEROUPPER
-	RET
-
 // func dequantizeQ8AVX2(dst *float32, w *byte, nb int)
 // Per block: broadcast d, then four times sign-extend 8 int8 to int32, convert
 // and scale.

@@ -51,37 +51,12 @@ func TestDotF16AVX512(t *testing.T) {
 	checkDotF16(t, "avx512", dotF16AVX512Slices)
 }
 
-func TestAxpyAVX2(t *testing.T) {
-	if !useAVX2 {
-		t.Skip("this CPU has no AVX2+FMA: only the generic Axpy runs here")
-	}
-	checkAxpy(t, "avx2", axpyAVX2Slices)
-}
-
 func TestDequantizeAVX2(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("this CPU has no AVX2+F16C: only the generic dequantization runs here")
 	}
 	checkDequantizeQ8(t, "avx2", dequantizeQ8AVX2Slices)
 	checkDequantizeF16(t, "avx2", dequantizeF16AVX2Slices)
-}
-
-// BenchmarkAxpy measures the attention's weighted sum of values over one head.
-func BenchmarkAxpy(b *testing.B) {
-	r := rand.New(rand.NewPCG(27, 28))
-	y, x := randomSlice(r, 64), randomSlice(r, 64)
-	b.Run("generic/64", func(b *testing.B) {
-		for b.Loop() {
-			axpyGeneric(y, 0.5, x)
-		}
-	})
-	if useAVX2 {
-		b.Run("avx2/64", func(b *testing.B) {
-			for b.Loop() {
-				axpyAVX2Slices(y, 0.5, x)
-			}
-		})
-	}
 }
 
 // BenchmarkDequantize measures widening a 768-value row; MB/s of weight bytes.

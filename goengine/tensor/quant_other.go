@@ -13,9 +13,6 @@ func DotQ8(w []byte, xq []int8, xs []float32) float32 {
 // DotF16 returns the dot product of the float16 row w with x (len(x) >= len(w)).
 func DotF16(w []uint16, x []float32) float32 { return dotF16Generic(w, x) }
 
-// Axpy adds a*x into y elementwise (len(x) >= len(y)).
-func Axpy(y []float32, a float32, x []float32) { axpyGeneric(y, a, x) }
-
 // DequantizeQ8Row writes the values of the Q8_0 row w into dst.
 func DequantizeQ8Row(dst []float32, w []byte) {
 	q8Blocks(w)

@@ -266,38 +266,6 @@ func TestDotF16(t *testing.T) {
 	checkDotF16(t, "DotF16", DotF16)
 }
 
-// checkAxpy checks y += a*x element by element against float64, where the sum is
-// exact to far below float32 precision; one or two float32 roundings (with or
-// without FMA) stay within 2^-23·(|y| + |a·x|). The element after y must stay
-// untouched.
-func checkAxpy(t *testing.T, name string, f func(y []float32, a float32, x []float32)) {
-	r := rand.New(rand.NewPCG(17, 18))
-	for _, n := range f16TestLengths {
-		for _, offset := range []int{0, 1, 3} {
-			buf := randomSlice(r, n+offset+1)
-			y, guard := buf[offset:offset+n], buf[offset+n]
-			y0 := append([]float32(nil), y...)
-			x, a := randomSlice(r, n+offset+2)[offset:], float32(r.NormFloat64())
-			f(y, a, x)
-			for i := range y {
-				want := float64(y0[i]) + float64(a)*float64(x[i])
-				tol := 0x1p-23 * (math.Abs(float64(y0[i])) + math.Abs(float64(a)*float64(x[i])))
-				if math.Abs(float64(y[i])-want) > tol {
-					t.Fatalf("%s n=%d offset=%d: y[%d] = %v, want %v", name, n, offset, i, y[i], want)
-				}
-			}
-			if buf[offset+n] != guard {
-				t.Fatalf("%s n=%d offset=%d wrote past the end of y", name, n, offset)
-			}
-		}
-	}
-}
-
-func TestAxpy(t *testing.T) {
-	checkAxpy(t, "generic", axpyGeneric)
-	checkAxpy(t, "Axpy", Axpy)
-}
-
 // checkDequantizeQ8 wants exact values: a float16 scale (11 significant bits)
 // times an int8 fits float32's 24 bits, so d*q is exact in every implementation.
 func checkDequantizeQ8(t *testing.T, name string, f func(dst []float32, w []byte)) {
