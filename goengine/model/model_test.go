@@ -412,3 +412,28 @@ func TestLoadViewsTheFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRoPEAnglesInFloat64: spec/model.md §7.2 asks for angles m·θ_i computed in
+// float64. The goldens reach position 23 only, where float32 angles would pass
+// too; at the seed's last positions the two differ by far more than the
+// tolerance, so this checks the table there against the definition.
+func TestRoPEAnglesInFloat64(t *testing.T) {
+	c := seedConfig
+	cos, sin := ropeTable(c)
+	half := c.HeadDim() / 2
+	worstFloat32 := 0.0
+	for _, m := range []int{0, 1, 23, 1000, 2047} {
+		for i := 0; i < half; i++ {
+			angle := float64(m) * math.Pow(c.RopeTheta, -2*float64(i)/float64(c.HeadDim()))
+			got, want := float64(cos[m*half+i]), math.Cos(angle)
+			if math.Abs(got-want) > 1e-7 || math.Abs(float64(sin[m*half+i])-math.Sin(angle)) > 1e-7 {
+				t.Fatalf("position %d pair %d: cos %v sin %v, want %v %v", m, i, got, sin[m*half+i], want, math.Sin(angle))
+			}
+			angle32 := float32(m) * float32(math.Pow(c.RopeTheta, -2*float64(i)/float64(c.HeadDim())))
+			worstFloat32 = math.Max(worstFloat32, math.Abs(math.Cos(float64(angle32))-want))
+		}
+	}
+	if worstFloat32 < 1e-5 { // the check above would not tell float32 angles apart
+		t.Errorf("float32 angles stay within %g of float64 ones: this test proves nothing", worstFloat32)
+	}
+}
