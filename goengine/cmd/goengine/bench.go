@@ -29,7 +29,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	dtype := fs.String("dtype", "f32", "with --config: the weights' type, f32, f16 or q8_0")
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
-	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (GOMAXPROCS)")
+	threads := threadsFlag(fs)
 	sessions := fs.Int("sessions", 1, "decode this many sessions as one batch (as serve does with concurrent requests)")
 	cpuProfile := fs.String("cpuprofile", "", "write CPU profiles of prefill and decode to FILE.prefill and FILE.decode (go tool pprof reads them)")
 	if err := parse(fs, args); err != nil {
@@ -41,7 +41,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if *promptTokens <= 0 || *genTokens <= 0 || *threads <= 0 || *sessions <= 0 {
 		return usagef("--prompt-tokens, --gen-tokens, --threads and --sessions must be positive")
 	}
-	runtime.GOMAXPROCS(*threads)
+	if err := setThreads(*threads); err != nil {
+		return err
+	}
 
 	path, source := *modelPath, *modelPath
 	if *configPath != "" {

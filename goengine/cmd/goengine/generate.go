@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"gollm/goengine/sampler"
@@ -18,7 +17,7 @@ func generate(args []string, stdout, stderr io.Writer) error {
 	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 = greedy")
 	topK := fs.Int("top-k", 0, "sample from the k most likely tokens; 0 = all")
 	topP := fs.Float64("top-p", 0.95, "sample from the smallest set of tokens whose probability reaches p; 1 = all")
-	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
+	threads := threadsFlag(fs)
 	seed := fs.Uint64("seed", 0, "random seed (the same seed gives the same text)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -34,10 +33,9 @@ func generate(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 
-	if *threads < 1 {
-		return usagef("--threads must be at least 1")
+	if err := setThreads(*threads); err != nil {
+		return err
 	}
-	runtime.GOMAXPROCS(*threads)
 	loaded, err := loadModel(*modelPath)
 	if err != nil {
 		return err

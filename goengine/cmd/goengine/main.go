@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 )
 
 const usage = `usage: goengine <command> [flags]
@@ -103,5 +104,19 @@ func parse(fs *flag.FlagSet, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q (flags come as --name value)", fs.Arg(0))
 	}
+	return nil
+}
+
+// threadsFlag adds --threads, the goroutines for the matrix products; call
+// setThreads with it before loading the model, whose pool takes that size.
+func threadsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
+}
+
+func setThreads(n int) error {
+	if n < 1 {
+		return usagef("--threads must be at least 1, found %d", n)
+	}
+	runtime.GOMAXPROCS(n)
 	return nil
 }

@@ -172,6 +172,8 @@ func TestBench(t *testing.T) {
 		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
 		{[]string{"bench", "--config", config, "--dtype", "q4_0"}, `--dtype "q4_0": expected f32, f16 or q8_0`},
 		{[]string{"bench", "--config", config, "--sessions", "0"}, "--sessions must be positive"},
+		{[]string{"generate", "--model", goldenModel, "--threads", "0"}, "--threads must be at least 1, found 0"},
+		{[]string{"serve", "--model", goldenModel, "--threads", "-2"}, "--threads must be at least 1, found -2"},
 		{[]string{"bench", "--config", odd, "--dtype", "q8_0"}, "Q8_0 needs dim and ffn_dim divisible by 32"},
 	} {
 		if code, _, errOut := runCLI(c.args...); code == 0 || !strings.Contains(errOut, c.want) {

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -25,7 +24,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	parallel := fs.Int("parallel", 4, "requests generating at once, each with its own KV cache; their decode steps run as one batch")
 	queue := fs.Int("queue", 8, "requests waiting for a free slot before the server answers 429")
 	name := fs.String("name", "", "model id clients use (default: the file name without .gguf)")
-	threads := fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
+	threads := threadsFlag(fs)
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -36,10 +35,9 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *parallel < 1 || *queue < 0 {
 		return usagef("--parallel must be at least 1 and --queue at least 0")
 	}
-	if *threads < 1 {
-		return usagef("--threads must be at least 1")
+	if err := setThreads(*threads); err != nil {
+		return err
 	}
-	runtime.GOMAXPROCS(*threads)
 	loaded, err := loadModel(*modelPath)
 	if err != nil {
 		return err
