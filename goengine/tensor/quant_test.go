@@ -188,20 +188,28 @@ func checkDotQ8(t *testing.T, name string, f dotQ8Func) {
 	}
 }
 
-// checkDotQ8Saturation puts w = -128 against x = ±127, the largest VPMADDUBSW
-// pair sums (±2·128·127 = ±32512); with d = xs = 1 every partial sum is an
-// integer below 2^24, so the result must be exact.
-func checkDotQ8Saturation(t *testing.T, name string, f dotQ8Func) {
-	const nb = 9
-	w := make([]byte, nb*Q8BlockBytes+1)[1:]
-	xq, xs := make([]int8, nb*Q8BlockSize), make([]float32, nb)
+// saturatedQ8 returns nb blocks of d = 1 and q = -128 starting at an odd
+// address, and activation scales of 1: against x = ±127 these are the largest
+// VPMADDUBSW pair sums (±2·128·127 = ±32512), and with unit scales every
+// partial sum is an integer below 2^24, so results must be exact.
+func saturatedQ8(nb, activationBlocks int) (w []byte, xs []float32) {
+	w = make([]byte, nb*Q8BlockBytes+1)[1:]
 	for b := 0; b < nb; b++ {
 		w[b*Q8BlockBytes+1] = 0x3c // float16 1.0 = 0x3c00
 		for i := 2; i < Q8BlockBytes; i++ {
 			w[b*Q8BlockBytes+i] = 0x80 // -128
 		}
+	}
+	xs = make([]float32, activationBlocks)
+	for b := range xs {
 		xs[b] = 1
 	}
+	return w, xs
+}
+
+// forSaturationPatterns fills xq with ±127 in three patterns and calls check
+// with each one's exact dot product against a row of q = -128.
+func forSaturationPatterns(xq []int8, check func(pattern string, want float64)) {
 	for _, pattern := range []string{"all -127", "all +127", "alternating"} {
 		want := 0.0
 		for i := range xq {
@@ -213,10 +221,20 @@ func checkDotQ8Saturation(t *testing.T, name string, f dotQ8Func) {
 			}
 			want += -128 * float64(xq[i])
 		}
+		check(pattern, want)
+	}
+}
+
+// checkDotQ8Saturation puts w = -128 against x = ±127 (see saturatedQ8).
+func checkDotQ8Saturation(t *testing.T, name string, f dotQ8Func) {
+	const nb = 9
+	w, xs := saturatedQ8(nb, nb)
+	xq := make([]int8, nb*Q8BlockSize)
+	forSaturationPatterns(xq, func(pattern string, want float64) {
 		if got := f(w, xq, xs); float64(got) != want {
 			t.Errorf("%s, w = -128, x %s: got %v, want %v", name, pattern, got, want)
 		}
-	}
+	})
 }
 
 func TestDotQ8(t *testing.T) {

@@ -115,28 +115,9 @@ func checkRowsQ8Saturation(t *testing.T, im rowsQ8Impl) {
 	for _, nb := range []int{1, 5, 9, 48} {
 		const rows = 13
 		rowBytes := nb * Q8BlockBytes
-		w := make([]byte, rows*rowBytes+1)[1:]
-		for b := 0; b < rows*nb; b++ {
-			w[b*Q8BlockBytes+1] = 0x3c // float16 1.0
-			for i := 2; i < Q8BlockBytes; i++ {
-				w[b*Q8BlockBytes+i] = 0x80 // -128
-			}
-		}
-		xq, xs := make([]int8, nb*Q8BlockSize), make([]float32, nb)
-		for b := range xs {
-			xs[b] = 1
-		}
-		for _, pattern := range []string{"all -127", "all +127", "alternating"} {
-			want := 0.0
-			for i := range xq {
-				switch {
-				case pattern == "all -127" || pattern == "alternating" && i%2 == 1:
-					xq[i] = -127
-				default:
-					xq[i] = 127
-				}
-				want += -128 * float64(xq[i])
-			}
+		w, xs := saturatedQ8(rows*nb, nb)
+		xq := make([]int8, nb*Q8BlockSize)
+		forSaturationPatterns(xq, func(pattern string, want float64) {
 			out := sentinels(rows)
 			im.rows(out, w, rowBytes, xq, xs, 1, rows)
 			for i := 1; i < rows; i++ {
@@ -145,7 +126,7 @@ func checkRowsQ8Saturation(t *testing.T, im rowsQ8Impl) {
 				}
 			}
 			checkOutside(t, im.name, out, 1, rows)
-		}
+		})
 	}
 }
 
