@@ -10,6 +10,7 @@
 package serve
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,7 +58,7 @@ type Server struct {
 
 // New makes a server for m and its tokenizer, allocating its sessions.
 func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
-	o.Name = cmpOr(o.Name, "gollm")
+	o.Name = cmp.Or(o.Name, "gollm")
 	o.Parallel = max(o.Parallel, 1)
 	o.Queue = max(o.Queue, 0)
 	if o.MaxBodyBytes <= 0 {
@@ -81,13 +82,6 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.mux.HandleFunc("GET /health", s.health)
 	s.mux.HandleFunc("/", s.notFound)
-	return s
-}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
 	return s
 }
 
