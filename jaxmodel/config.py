@@ -152,7 +152,7 @@ class TrainConfig:
     fsdp: int = 1  # devices that split the parameters; the rest of the mesh is data-parallel
     checkpoint_every: int = 100  # steps between checkpoints (and one at the end)
     keep_checkpoints: int = 3  # the newest K are kept
-    eval_every: int = 100  # steps between validation losses
+    eval_every: int = 100  # steps between validation losses; 0 trains without validation
     eval_batches: int = 4  # batches of the validation split per evaluation
 
     @classmethod
@@ -163,9 +163,11 @@ class TrainConfig:
         return config
 
     def validate(self, source: str = "<config>") -> None:
-        for name in ("steps", "batch_size", "grad_accum", "fsdp", "checkpoint_every", "keep_checkpoints", "eval_every", "eval_batches"):
+        for name in ("steps", "batch_size", "grad_accum", "fsdp", "checkpoint_every", "keep_checkpoints", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, found {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise ConfigError(f"{source}: train.eval_every must be >= 0 (0: no validation), found {self.eval_every}")
         if self.warmup_steps < 0:
             raise ConfigError(f"{source}: train.warmup_steps must be >= 0, found {self.warmup_steps}")
         if self.batch_size % self.grad_accum:
@@ -198,37 +200,56 @@ def _read_document(path: Path) -> dict:
     unknown = sorted(set(document) - {"model", "train"})
     if unknown:
         raise ConfigError(f"{path}: unknown top-level key {unknown[0]!r} (expected: model, train)")
-    if "model" not in document:
-        raise ConfigError(f"{path}: missing the 'model:' section")
     return document
 
 
-def apply_overrides(document: dict, overrides: Sequence[str], source: str) -> dict:
-    """Applies `section.key=value` overrides (value in YAML syntax) to a config document."""
+def apply_override(document: dict, override: str) -> dict:
+    """A copy of a config document with one `section.key=value` override (value in YAML
+    syntax) applied. Errors name the override, not the file: it is what the user typed."""
     document = {section: dict(values) if isinstance(values, dict) else values for section, values in document.items()}
-    for override in overrides:
-        key, sep, text = override.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in ("model", "train") or not name:
-            raise ConfigError(f"{source}: override {override!r}: expected model.KEY=VALUE or train.KEY=VALUE")
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{source}: override {override!r}: value is not valid YAML: {err}") from None
-        if document.get(section) is None:
-            document[section] = {}
-        if isinstance(document[section], dict):  # otherwise from_dict reports the section
-            document[section][name] = value
+    source = f"--set {override}"
+    key, sep, text = override.partition("=")
+    section, dot, name = key.partition(".")
+    if not sep or not dot or section not in ("model", "train") or not name:
+        raise ConfigError(f"{source}: expected model.KEY=VALUE or train.KEY=VALUE")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{source}: the value is not valid YAML: {' '.join(str(err).split())}") from None
+    if document.get(section) is None:
+        document[section] = {}
+    if isinstance(document[section], dict):  # otherwise from_dict reports the section
+        document[section][name] = value
     return document
+
+
+def _build(document: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
+    if "model" not in document:
+        raise ConfigError(f"{source}: missing the 'model:' section")
+    model = ModelConfig.from_dict(document["model"], source=source)
+    return model, TrainConfig.from_dict(document.get("train") or {}, source=source)
 
 
 def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelConfig, TrainConfig]:
     """Loads both sections of a config file, then `overrides` ("train.steps=50"), all
-    checked alike; `train:` may be absent (all defaults)."""
+    checked alike; `train:` may be absent (all defaults).
+
+    An error names what caused it: the file, or the first `--set` after which the
+    config no longer holds (an override may also repair the file, so the whole is
+    checked first and blame is only looked for when it fails).
+    """
     path = Path(path)
-    document = apply_overrides(_read_document(path), overrides, str(path))
-    model = ModelConfig.from_dict(document["model"], source=str(path))
-    return model, TrainConfig.from_dict(document.get("train") or {}, source=str(path))
+    stages = [(_read_document(path), str(path))]
+    for override in overrides:
+        stages.append((apply_override(stages[-1][0], override), f"--set {override}"))
+    try:
+        return _build(*stages[-1])
+    except ConfigError:
+        if len(stages) == 1:
+            raise
+    for document, source in stages:
+        _build(document, source)  # raises at the first stage that is wrong
+    raise AssertionError("unreachable: the last stage failed above")
 
 
 def load_config(path: str | Path) -> ModelConfig:

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -281,6 +282,7 @@ def plot_loss(rows: list[dict], path: Path) -> None:
         ax.plot(*zip(*val), "o-", label="validation")
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_yscale("log")  # the early drop is large; a log axis keeps the late steps visible
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -318,43 +320,274 @@ def _initialize_hosts() -> None:
     jax.distributed.initialize(address, num_processes=count, process_id=index)
 
 
+# --- checks before anything is allocated or written ----------------------------------------
+
+
+def check_validation(shards, mc: ModelConfig, tc: TrainConfig) -> None:
+    """Validation must be able to run before step 1, not fail at the first eval (and lose
+    the checkpoint of that step): the val split needs one batch of distinct windows."""
+    if tc.eval_every == 0:
+        return
+    seq = mc.context_length
+    windows = sum(max(0, (s.tokens - 1) // seq) for s in shards.shards if s.split == "val")
+    if windows >= tc.batch_size:
+        return
+    have = "has no validation split" if not any(s.split == "val" for s in shards.shards) else (
+        f"has a validation split of {windows} window{'s' if windows != 1 else ''} of {seq + 1} tokens, "
+        f"and one eval batch needs {tc.batch_size} (train.batch_size)")
+    raise ConfigError(
+        f"{shards.directory} {have}: prepare the data with a larger validation split "
+        "(`data prepare` holds out 1% by default; --val-tokens N sets it), "
+        "or pass --set train.eval_every=0 to train without validation"
+    )
+
+
+def memory_estimate(mc: ModelConfig, tc: TrainConfig, n_devices: int) -> dict[str, float]:
+    """Bytes one host needs for training, estimated from the config before anything is
+    allocated: float32 weights, AdamW's two moments, the gradients and their accumulator
+    (5 copies, split over fsdp), and the activations a micro-batch keeps for the
+    backward pass (per token and layer: ~12 vectors of dim, 4 of ffn_dim, the attention
+    scores and probabilities; then the logits, their softmax and its gradient)."""
+    state = 5 * 4 * param_count(mc) * n_devices / tc.fsdp  # every local device holds its shard
+    tokens = (tc.batch_size // tc.grad_accum) * mc.context_length  # across all devices
+    per_token_layer = 12 * mc.dim + 4 * mc.ffn_dim + 2 * mc.n_heads * mc.context_length
+    activations = 4 * tokens * (mc.n_layers * per_token_layer + 3 * mc.vocab_size)
+    return {"state": state, "activations": activations, "total": state + activations}
+
+
+def available_memory() -> float | None:
+    """Bytes this process can still use: the accelerator's limit, or the host's available RAM."""
+    device = jax.local_devices()[0]
+    if device.platform != "cpu":
+        stats = device.memory_stats() or {}
+        limit = stats.get("bytes_limit")
+        return None if limit is None else float(limit) * jax.local_device_count()
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _size(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
+
+
+def check_memory(mc: ModelConfig, tc: TrainConfig, say) -> None:
+    """Prints the estimate; refuses, before allocating, a config that cannot fit."""
+    need, have = memory_estimate(mc, tc, jax.local_device_count()), available_memory()
+    line = (f"memory: ~{_size(need['total'])} estimated (weights, AdamW and gradients {_size(need['state'])}, "
+            f"activations {_size(need['activations'])})")
+    say(line + (f", {_size(have)} available" if have is not None else ""))
+    if have is not None and need["total"] > have:
+        raise ConfigError(
+            f"the config needs about {_size(need['total'])} to train and {_size(have)} is available: "
+            "raise train.grad_accum or lower train.batch_size (activations), "
+            "raise train.fsdp over more devices (weights), or train a smaller model"
+        )
+
+
+# Config fields a resumed run may change: they decide when things happen, not what is computed
+# (train.steps changes the learning-rate schedule from here on, and says so).
+RESUMABLE_FIELDS = {"train.steps", "train.checkpoint_every", "train.keep_checkpoints", "train.eval_every",
+                    "train.eval_batches", "train.fsdp", "train.grad_accum"}
+
+
+def run_record(mc: ModelConfig, tc: TrainConfig, data: Path, shards) -> dict:
+    """What config.json records: enough to refuse a resume that would damage the run."""
+    return {"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "data": str(data.absolute()),
+            "tokenizer_sha256": shards.tokenizer_sha256,
+            "shards": [dataclasses.asdict(s) for s in shards.shards], "versions": _versions()}
+
+
+def check_resume(run_dir: Path, recorded: dict, current: dict, say) -> None:
+    """Raises one ConfigError naming every difference between the run and this command
+    that a resume cannot absorb; says what it does absorb."""
+    where = run_dir / "config.json"
+    diffs = []
+    for section in ("model", "train"):
+        old, new = recorded.get(section) or {}, current[section]
+        for key in sorted(set(old) | set(new)):
+            name = f"{section}.{key}"
+            if old.get(key) != new.get(key) and name not in RESUMABLE_FIELDS:
+                diffs.append(f"{name}: run has {old.get(key, '(none)')}, command has {new.get(key, '(none)')}")
+    if recorded.get("tokenizer_sha256") != current["tokenizer_sha256"]:
+        diffs.append("tokenizer: the data was made with another tokenizer (sha256 differs)")
+    old_shards = {s["file"]: s for s in recorded.get("shards") or []}
+    new_shards = {s["file"]: s for s in current["shards"]}
+    for name in sorted(set(old_shards) | set(new_shards)):
+        if old_shards.get(name) != new_shards.get(name):
+            change = "missing" if name not in new_shards else "new" if name not in old_shards else "changed"
+            diffs.append(f"shard {name}: {change} since the run started")
+    if diffs:
+        raise ConfigError(f"{where}: this run was started differently, so it cannot resume: " + "; ".join(diffs)
+                          + f" (restore them, or pass another --run-dir to start a new run)")
+    old_train = recorded.get("train") or {}
+    for key in ("steps", "grad_accum", "fsdp"):
+        if old_train.get(key) != current["train"][key]:
+            note = " (the learning-rate schedule changes from here on)" if key == "steps" else ""
+            say(f"note: train.{key} changed from {old_train.get(key)} to {current['train'][key]}{note}")
+    old_versions = recorded.get("versions") or {}
+    changed = [f"{k} {old_versions[k]} -> {v}" for k, v in current["versions"].items() if k in old_versions and old_versions[k] != v]
+    if changed:
+        say("warning: package versions changed since the run started (" + ", ".join(changed)
+            + "); the data order and losses may differ from an uninterrupted run")
+
+
+def _write_json_atomically(path: Path, value: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _open_run(run_dir: Path):
+    """(recorded config or None, newest checkpoint step or None) of a run directory, read-only."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: is a file; --run-dir takes a directory (it is created if missing)")
+    record_path = run_dir / "config.json"
+    checkpoints = run_dir / "checkpoints"
+    steps = sorted(int(p.name) for p in checkpoints.iterdir() if p.name.isdigit()) if checkpoints.is_dir() else []
+    if not steps:
+        return None, None
+    try:
+        recorded = json.loads(record_path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{run_dir}: has checkpoints but no config.json, so a resume cannot be checked; "
+                          "pass another --run-dir to start a new run") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConfigError(f"{record_path}: not valid JSON; pass another --run-dir to start a new run") from None
+    return recorded, steps[-1]
+
+
+# --- stopping cleanly ----------------------------------------------------------------------
+
+
+class StopRequest:
+    """SIGINT and SIGTERM during the loop ask it to stop after the current step, save a
+    checkpoint and exit (130 or 143): a step is never cut in half, and nothing is lost.
+    A second signal stops at once; the last completed checkpoint stays intact (orbax
+    writes each save to a temporary directory and renames it when complete)."""
+
+    def __init__(self):
+        self.signum: int | None = None
+        self._previous = {}
+
+    def __enter__(self) -> StopRequest:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is not None:
+            print(f"\nsecond {signal.Signals(signum).name}: stopping now, without a checkpoint of this step",
+                  file=sys.stderr, flush=True)
+            os._exit(128 + signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.signum or 0)
+
+
+class Stopped(Exception):
+    """Training stopped on a signal after saving a checkpoint of `step`."""
+
+    def __init__(self, step: int, exit_code: int):
+        super().__init__(f"stopped at step {step}; run the same command to resume")
+        self.step, self.exit_code = step, exit_code
+
+
+class Terminated(BaseException):
+    """SIGTERM outside the training loop: ends the program like Ctrl-C, without a traceback."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+# --- the training run -----------------------------------------------------------------------
+
+
+def open_data(data: Path, vocab_size: int):
+    """The token shards a --data path names, with errors that say what was passed instead."""
+    from jaxmodel.shards import INDEX_FILE, TokenShards
+
+    if data.is_file() and data.name == INDEX_FILE:
+        raise ConfigError(f"{data}: is the shard index file; pass the directory that holds it: --data {data.parent}")
+    if not data.exists():
+        raise ConfigError(f"{data}: no such file or directory")
+    return TokenShards.open(data, vocab_size=vocab_size)
+
+
 def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True) -> list[dict]:
-    """Trains (or resumes) a run; returns the metrics of every step."""
+    """Trains (or resumes) a run; returns the metrics of every step.
+
+    Everything that can be wrong is checked before the run directory is touched: the
+    config, the data, the validation split, the memory, and that a resumed run is the
+    same run. config.json is written only then.
+    """
     from tqdm import tqdm
 
-    from jaxmodel.shards import TokenShards
+    def say(message: str) -> None:  # a line above the progress bar
+        tqdm.write(message, file=sys.stderr)
 
     mc, tc = load_train_config(config_path, overrides)
+    if tc.warmup_steps >= tc.steps:
+        say(f"warning: train.warmup_steps ({tc.warmup_steps}) >= train.steps ({tc.steps}): "
+            "the learning rate never reaches train.learning_rate")
     _initialize_hosts()
-    shards = TokenShards.open(data, vocab_size=mc.vocab_size)
+    shards = open_data(data, mc.vocab_size)
+    check_validation(shards, mc, tc)
     n_devices = jax.device_count()
     if n_devices % tc.fsdp:
-        raise ConfigError(f"{config_path}: train.fsdp ({tc.fsdp}) must divide the number of devices ({n_devices})")
+        raise ConfigError(f"train.fsdp ({tc.fsdp}) must divide the number of devices ({n_devices})")
     if (tc.batch_size // tc.grad_accum) % n_devices:
         raise ConfigError(
-            f"{config_path}: a micro-batch (train.batch_size / train.grad_accum = {tc.batch_size // tc.grad_accum}) "
+            f"a micro-batch (train.batch_size / train.grad_accum = {tc.batch_size // tc.grad_accum}) "
             f"must split evenly over the {n_devices} devices"
         )
-    mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    saved = {"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "data": str(data.absolute()),
-             "tokenizer_sha256": shards.tokenizer_sha256, "versions": _versions()}
-    (run_dir / "config.json").write_text(json.dumps(saved, indent=2) + "\n")
+    record = run_record(mc, tc, data, shards)
+    recorded, latest = _open_run(run_dir)
+    if recorded is not None:
+        check_resume(run_dir, recorded, record, say)
+        shards = verify_shards(shards)
+    check_memory(mc, tc, say)
 
+    mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
     state = init_state(mc, tc, mesh)
+    run_dir.mkdir(parents=True, exist_ok=True)
     manager = checkpoint_manager(run_dir, tc)
-    if manager.latest_step() is not None:
-        state = restore_checkpoint(manager, state)
+    if latest is not None:
+        try:
+            state = restore_checkpoint(manager, state, latest)
+        except Exception as err:  # orbax raises many types; the run's files are left as they are
+            raise ConfigError(f"{run_dir / 'checkpoints' / str(latest)}: cannot be restored "
+                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                              "move it away to resume from the one before, or pass another --run-dir") from None
+        say(f"resumed from step {latest} (checkpoint {run_dir / 'checkpoints' / str(latest)})")
+    _write_json_atomically(run_dir / "config.json", record)
     start = int(state.step)
     metrics_path = run_dir / "metrics.jsonl"
     rows = _read_metrics(metrics_path, start)
     metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if start >= tc.steps:
+        say(f"the run is complete: step {start} of train.steps {tc.steps} (--set train.steps=N trains further)")
 
-    step_fn, eval_step = make_train_step(mc, tc, mesh), make_eval_step(mc, tc)
+    step_fn = make_train_step(mc, tc, mesh)
+    eval_step = make_eval_step(mc, tc) if tc.eval_every else None
     batch_sharding = NamedSharding(mesh, BATCH_SPEC)
     tokens_per_step = tc.batch_size * mc.context_length
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
-    with open(metrics_path, "a") as log:
+    with open(metrics_path, "a") as log, StopRequest() as stop:
         for step in range(start, tc.steps):
             began = time.perf_counter()
             local = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
@@ -364,19 +597,35 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
             state, metrics = step_fn(state, {"tokens": tokens, "mask": mask})
             row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
             row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - began)
-            if (step + 1) % tc.eval_every == 0 or step + 1 == tc.steps:
+            if eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
                 row["val_loss"] = evaluate(eval_step, state, shards, mc, tc)
+                say(f"step {step + 1}: validation loss {row['val_loss']:.4f} (train {row['loss']:.4f})")
             log.write(json.dumps(row) + "\n")
             log.flush()
             rows.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
             bar.update(1)
-            if (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps:
+            last = step + 1 == tc.steps
+            if (step + 1) % tc.checkpoint_every == 0 or last or stop.signum is not None:
                 save_checkpoint(manager, state)
+                say(f"step {step + 1}: saved checkpoint {run_dir / 'checkpoints' / str(step + 1)}")
+            if stop.signum is not None and not last:
+                bar.close()
+                manager.close()
+                plot_loss(rows, run_dir / "loss.png")
+                raise Stopped(step + 1, stop.exit_code)
     bar.close()
     manager.close()
     plot_loss(rows, run_dir / "loss.png")
     return rows
+
+
+def verify_shards(shards):
+    """The same shards, with every file's sha256 checked against the index: a resumed run
+    must read exactly the tokens it started with."""
+    from jaxmodel.shards import TokenShards
+
+    return TokenShards.open(shards.directory, vocab_size=shards.vocab_size, verify=True)
 
 
 def main(argv: list[str]) -> int:
@@ -391,11 +640,21 @@ def main(argv: list[str]) -> int:
     from jaxmodel.shards import ShardError
 
     run_dir = args.run_dir or Path("runs") / args.config.stem
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress)
     except (ConfigError, ShardError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except Stopped as stopped:
+        print(stopped, file=sys.stderr)
+        return stopped.exit_code
+    except (KeyboardInterrupt, Terminated) as err:
+        # Outside the loop no step is under way: the run holds what its checkpoints hold.
+        print("\ninterrupted outside a training step; no checkpoint was lost (run the same command to go on)", file=sys.stderr)
+        return 143 if isinstance(err, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     last = rows[-1] if rows else {}
     print(f"{run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}, "
           f"{param_count(load_train_config(args.config, args.overrides)[0]):,} parameters")

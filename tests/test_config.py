@@ -154,5 +154,30 @@ def test_overrides_are_checked_like_the_file(tmp_path):
         ("model.dim=770", r"model\.dim \(770\) must be divisible"),
         ("train.steps=[", r"not valid YAML"),
     ]:
-        with pytest.raises(ConfigError, match=message):
+        # The error names the override the user typed, not the file it was applied to.
+        with pytest.raises(ConfigError, match=re.escape(f"--set {override}: ") + ".*" + message) as err:
             load_train_config(path, [override])
+        assert str(path) not in str(err.value)
+
+
+def test_errors_blame_the_file_or_the_first_override_that_breaks_it(tmp_path):
+    from jaxmodel.config import load_train_config
+
+    broken = write(tmp_path, {"model": SEED | {"dim": 770}}, name="broken.yaml")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: model\.dim \(770\)"):
+        load_train_config(broken, ["train.steps=7"])
+    # an override may repair the file: the whole is what counts
+    model, _ = load_train_config(broken, ["model.dim=768"])
+    assert model.dim == 768
+    path = write(tmp_path, {"model": SEED})
+    with pytest.raises(ConfigError, match=r"^--set model\.n_heads=5: model\.dim \(768\) must be divisible by model\.n_heads \(5\)"):
+        load_train_config(path, ["train.steps=7", "model.n_heads=5", "model.n_kv_heads=5"])
+
+
+def test_eval_every_zero_turns_validation_off(tmp_path):
+    from jaxmodel.config import load_train_config
+
+    _, train = load_train_config(write(tmp_path, {"model": SEED}), ["train.eval_every=0"])
+    assert train.eval_every == 0
+    with pytest.raises(ConfigError, match=r"train\.eval_every must be >= 0"):
+        load_train_config(write(tmp_path, {"model": SEED}), ["train.eval_every=-1"])

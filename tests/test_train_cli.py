@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -61,27 +62,116 @@ def test_run_writes_metrics_curve_checkpoints_and_config(uninterrupted):
     assert saved["train"]["steps"] == 60 and "jax" in saved["versions"]
 
 
-def test_sigkill_and_resume_repeat_every_loss(setup, uninterrupted):
-    root, config = setup
-    run_dir = root / "b"
-    process = subprocess.Popen(train_cmd(config, root / "data", run_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def interrupt(command, run_dir, signum, after_rows=12):
+    """Starts `command`, sends `signum` once metrics.jsonl has `after_rows` rows; returns (exit code, stderr)."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and process.poll() is None:
         path = run_dir / "metrics.jsonl"
-        if path.exists() and len(path.read_text().splitlines()) >= 12:
-            process.send_signal(signal.SIGKILL)
+        if path.exists() and len(path.read_text().splitlines()) >= after_rows:
+            process.send_signal(signum)
             break
         time.sleep(0.005)
-    assert process.wait(timeout=60) == -signal.SIGKILL, "the run should have been killed mid-way"
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda s: signal.Signals(s).name)
+def test_interrupt_and_resume_repeat_every_loss(setup, uninterrupted, signum):
+    root, config = setup
+    run_dir = root / f"stop-{signal.Signals(signum).name}"
+    code, stderr = interrupt(train_cmd(config, root / "data", run_dir), run_dir, signum)
     killed_at = len(metrics(run_dir))
-    assert 12 <= killed_at < 60
+    assert 12 <= killed_at < 60, "the run should have been stopped mid-way"
+    if signum == signal.SIGKILL:
+        assert code == -signal.SIGKILL
+    else:
+        # A clean stop: a checkpoint of the step it stopped at, one line, the shell's exit code.
+        assert code == 128 + signum and "Traceback" not in stderr, stderr[-3000:]
+        assert f"stopped at step {killed_at}; run the same command to resume" in stderr
+        assert (run_dir / "checkpoints" / str(killed_at)).is_dir()
 
     resumed = subprocess.run(train_cmd(config, root / "data", run_dir), capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(r"resumed from step \d+ \(checkpoint .*checkpoints/\d+\)", resumed.stderr)
+    if signum != signal.SIGKILL:
+        assert f"resumed from step {killed_at} " in resumed.stderr
     got, want = metrics(run_dir), metrics(uninterrupted)
     assert [r["step"] for r in got] == list(range(1, 61))
     for a, b in zip(got, want):  # the same machine and program: bit-identical losses
         assert a["loss"] == b["loss"] and a.get("val_loss") == b.get("val_loss"), (a["step"], a["loss"], b["loss"])
+
+
+def snapshot(directory):
+    """Every file under `directory` with its bytes and mtime: what "left untouched" means."""
+    return {p.relative_to(directory): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_refused_resume_leaves_the_run_byte_identical(setup, uninterrupted):
+    root, config = setup
+    before = snapshot(uninterrupted)
+    run = subprocess.run(train_cmd(config, root / "data", uninterrupted, "--set", "model.dim=32", "--set", "train.seed=3"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), run.stderr
+    assert "model.dim: run has 64, command has 32" in run.stderr and "train.seed: run has 0, command has 3" in run.stderr
+    assert snapshot(uninterrupted) == before
+
+
+def test_shards_that_changed_under_a_run_are_refused_by_name(setup, uninterrupted, tmp_path):
+    import shutil
+
+    root, config = setup
+    before = snapshot(uninterrupted)
+    # The same index, a shard's bytes changed: found by its sha256 before anything is written.
+    changed = tmp_path / "changed"
+    shutil.copytree(root / "data", changed)
+    shard = changed / "train-00000.bin"
+    data = bytearray(shard.read_bytes())
+    data[100:102] = bytes([7, 0]) if data[100:102] != bytes([7, 0]) else bytes([8, 0])
+    shard.write_bytes(bytes(data))
+    run = subprocess.run(train_cmd(config, changed, uninterrupted), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert "train-00000.bin" in run.stderr and "sha256" in run.stderr, run.stderr
+    # Data written again (another split): the index itself differs from what the run recorded.
+    rng = np.random.default_rng(1)
+    documents = [(np.arange(n) + rng.integers(0, 200)) % 300 for n in rng.integers(20, 120, 400)]
+    write_shards(tmp_path / "other", documents, vocab_size=320, eos_id=313, shard_tokens=8192, val_tokens=2000)
+    run = subprocess.run(train_cmd(config, tmp_path / "other", uninterrupted), capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 1 and re.search(r"shard train-00000\.bin: changed since the run started", run.stderr), run.stderr
+    assert snapshot(uninterrupted) == before
+
+
+def test_validation_is_checked_before_step_one(setup, tmp_path):
+    root, config = setup
+    rng = np.random.default_rng(2)
+    documents = [(np.arange(n) + rng.integers(0, 200)) % 300 for n in rng.integers(20, 120, 200)]
+    write_shards(tmp_path / "small-val", documents, vocab_size=320, eos_id=313, val_tokens=100)
+    write_shards(tmp_path / "no-val", documents, vocab_size=320, eos_id=313, val_tokens=0)
+    for data, message in [("small-val", r"has a validation split of \d+ windows? of 33 tokens, and one eval batch needs 8"),
+                          ("no-val", "has no validation split")]:
+        run = subprocess.run(train_cmd(config, tmp_path / data, tmp_path / f"run-{data}"), capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
+        assert re.search(message, run.stderr) and "train.eval_every=0" in run.stderr, run.stderr
+        assert not (tmp_path / f"run-{data}").exists(), "nothing is written for a run that cannot start"
+    # With validation off, the same data trains.
+    run = subprocess.run(train_cmd(config, tmp_path / "no-val", tmp_path / "run-off", "--set", "train.eval_every=0", "--set", "train.steps=3"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert [r["step"] for r in metrics(tmp_path / "run-off")] == [1, 2, 3] and not any("val_loss" in r for r in metrics(tmp_path / "run-off"))
+
+
+def test_progress_lines_and_warnings(setup, tmp_path):
+    root, config = setup
+    run = subprocess.run(train_cmd(config, root / "data", tmp_path / "run", "--set", "train.steps=4", "--set", "train.warmup_steps=4",
+                                   "--set", "train.eval_every=2", "--set", "train.checkpoint_every=2"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "warning: train.warmup_steps (4) >= train.steps (4)" in run.stderr
+    assert re.search(r"memory: ~[\d.]+ [MG]iB estimated", run.stderr)
+    for step in (2, 4):
+        assert re.search(rf"step {step}: validation loss \d+\.\d+", run.stderr) and f"step {step}: saved checkpoint" in run.stderr
 
 
 @pytest.mark.parametrize(
@@ -90,6 +180,10 @@ def test_sigkill_and_resume_repeat_every_loss(setup, uninterrupted):
         ((), "missing", "missing"),
         (("--set", "train.stepz=3"), "data", r"unknown key train\.stepz"),
         (("--set", "model.vocab_size=256", "--set", "model.tie_embeddings=true"), "data", "vocabulary of 320"),
+        (("--set", "model.dim=abc"), "data", r"^error: --set model\.dim=abc: model\.dim: expected an integer"),
+        ((), "data/index.json", r"index\.json: is the shard index file; pass the directory that holds it: --data .*data$"),
+        (("--set", "model.dim=65536", "--set", "model.n_heads=64", "--set", "model.n_kv_heads=64", "--set", "model.ffn_dim=262144",
+          "--set", "model.n_layers=64"), "data", r"the config needs about [\d,.]+ GiB to train and [\d,.]+ GiB is available"),
     ],
 )
 def test_errors_are_one_line(setup, extra, data, message):
@@ -98,4 +192,5 @@ def test_errors_are_one_line(setup, extra, data, message):
     root, config = setup
     run = subprocess.run(train_cmd(config, root / data, root / "err", *extra), capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
-    assert re.search(message, run.stderr), run.stderr
+    assert re.search(message, run.stderr, re.MULTILINE), run.stderr
+    assert not (root / "err").exists(), "a run that cannot start writes nothing"
