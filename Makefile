@@ -18,11 +18,11 @@ test: test-python test-go
 test-python: setup
 	$(PY) -m pytest -q
 
-# The model's goldens are checked at every kernel level this CPU has (GOENGINE_KERNELS caps
-# it) and in the portable build (-tags purego), not only with the fastest kernels.
+# The tensor and model tests run the kernels and the model's goldens at every kernel level
+# this CPU has, as subtests (kernels=avx512, kernels=avx2, kernels=generic; see go test -v),
+# and again in the portable build (-tags purego), not only with the fastest kernels.
 test-go:
 	cd goengine && go vet ./... && go test ./...
-	cd goengine && GOENGINE_KERNELS=avx2 go test ./tensor ./model && GOENGINE_KERNELS=generic go test ./tensor ./model
 	cd goengine && go test -tags purego ./tensor ./model
 
 # The inference engine as one binary: bin/goengine.

@@ -9,10 +9,30 @@ import (
 
 	"gollm/goengine/gguf"
 	"gollm/goengine/sampler"
+	"gollm/goengine/tensor"
 )
 
 // The tolerance of spec/goldens.md §5: |got - golden| <= atol + rtol*|golden|.
 const atol, rtol = 1e-4, 1e-4
+
+// atEachKernelLevel runs test once per kernel level of the tensor package, as
+// the subtest "kernels=LEVEL", so that the goldens bind every implementation
+// and not only the fastest this CPU runs. A level the CPU (or a purego build)
+// lacks is skipped with the reason. The subtests run one after another: the
+// level is process-wide (tensor.SetKernels).
+func atEachKernelLevel(t *testing.T, test func(t *testing.T)) {
+	t.Helper()
+	for _, level := range tensor.KernelLevels() {
+		t.Run("kernels="+level, func(t *testing.T) {
+			restore, err := tensor.SetKernels(level)
+			if err != nil {
+				t.Skip(err)
+			}
+			defer restore()
+			test(t)
+		})
+	}
+}
 
 func openGolden(t *testing.T, name string) *gguf.File {
 	t.Helper()
@@ -78,6 +98,10 @@ func goldenInts(t *testing.T, f *gguf.File, name string) []int {
 // every traced activation and all logits, in forward order, with the goldens:
 // as one prompt, as a prompt cut into batches of 5, and one token at a time.
 func TestGoldenActivations(t *testing.T) {
+	atEachKernelLevel(t, checkGoldenActivations)
+}
+
+func checkGoldenActivations(t *testing.T) {
 	for _, name := range []string{"gqa", "mha"} {
 		for _, mode := range []string{"prompt", "batches of 5", "token by token"} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
@@ -166,6 +190,10 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 // bounds are several times what we measure, so a broken kernel (errors of order
 // 100%) fails them.
 func TestStoredTypesAgree(t *testing.T) {
+	atEachKernelLevel(t, checkStoredTypesAgree)
+}
+
+func checkStoredTypesAgree(t *testing.T) {
 	c := Config{VocabSize: 256, Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, FFNDim: 128,
 		ContextLength: 32, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
 	tokens := []int{5, 17, 200, 3, 99, 42, 7, 128, 64, 1}
@@ -204,6 +232,10 @@ func relativeRMS(got, want []float32) float64 {
 // TestGoldenDecode prefills the golden prompt and decodes greedily with the KV
 // cache: the same tokens exactly, the same logits within tolerance.
 func TestGoldenDecode(t *testing.T) {
+	atEachKernelLevel(t, checkGoldenDecode)
+}
+
+func checkGoldenDecode(t *testing.T) {
 	for _, name := range []string{"gqa", "mha"} {
 		t.Run(name, func(t *testing.T) {
 			m := loadGolden(t, name)
@@ -304,6 +336,10 @@ func TestValidate(t *testing.T) {
 // decodes each exactly (bit for bit) as the session's own DecodeStep would, for
 // every stored type, and allocates nothing once warm.
 func TestBatchDecodeIsEachSessionsOwn(t *testing.T) {
+	atEachKernelLevel(t, checkBatchDecodeIsEachSessionsOwn)
+}
+
+func checkBatchDecodeIsEachSessionsOwn(t *testing.T) {
 	c := Config{VocabSize: 256, Dim: 64, NLayers: 2, NHeads: 4, NKVHeads: 2, FFNDim: 128,
 		ContextLength: 32, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
 	prompts := [][]int{{5, 17, 200}, {9}, {1, 2, 3, 4, 5, 6, 7}, {42, 43}}

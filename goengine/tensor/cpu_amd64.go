@@ -2,38 +2,39 @@
 
 package tensor
 
-import "os"
-
 // CPU features, read once at start-up with CPUID and XGETBV. A kernel runs only
 // when the CPU has its instructions and the OS saves the registers they use
 // across context switches; without the second, vector state would be corrupted.
+var cpuAVX2, cpuAVX512, cpuVNNI = cpuFeatures()
+
+// The kernels in use, which the dispatching functions read: at most what the
+// CPU has, lowered by GOENGINE_KERNELS or SetKernels (kernels.go).
 var (
-	useAVX2   bool // AVX2 + FMA + F16C, YMM state saved
-	useAVX512 bool // AVX-512 F, BW, VL, ZMM and opmask state saved
-	useVNNI   bool // AVX-512 VNNI (VPDPBUSD) on top of useAVX512
+	useAVX2   = cpuAVX2   // AVX2 + FMA + F16C, YMM state saved
+	useAVX512 = cpuAVX512 // AVX-512 F, BW, VL, ZMM and opmask state saved
+	useVNNI   = cpuVNNI   // AVX-512 VNNI (VPDPBUSD) on top of useAVX512
 )
 
-func init() {
-	useAVX2, useAVX512, useVNNI = cpuFeatures()
-	// GOENGINE_KERNELS caps the kernels at a lower level, so that the model's
-	// tests (and anyone comparing) can run every implementation on one machine.
-	switch os.Getenv("GOENGINE_KERNELS") {
-	case "avx2":
-		useAVX512, useVNNI = false, false
-	case "generic":
-		useAVX2, useAVX512, useVNNI = false, false, false
-	}
-}
+// kernelsLimit is what limits the kernel levels, for SetKernels's error.
+const kernelsLimit = "this CPU"
 
-// Kernels names the fastest kernels in use: "avx512", "avx2" or "generic".
-func Kernels() string {
+// cpuKernels names the fastest level the CPU runs.
+func cpuKernels() string {
 	switch {
-	case useAVX512:
+	case cpuAVX512:
 		return "avx512"
-	case useAVX2:
+	case cpuAVX2:
 		return "avx2"
 	}
 	return "generic"
+}
+
+// useKernels switches the kernels to level, or to the fastest the CPU runs
+// below it.
+func useKernels(level string) {
+	useAVX512 = cpuAVX512 && level == "avx512"
+	useVNNI = cpuVNNI && level == "avx512"
+	useAVX2 = cpuAVX2 && level != "generic"
 }
 
 func cpuid(eaxArg, ecxArg uint32) (eax, ebx, ecx, edx uint32)

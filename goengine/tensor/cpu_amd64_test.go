@@ -2,21 +2,20 @@
 
 package tensor
 
-import (
-	"os"
-	"testing"
-)
+import "testing"
 
-// TestKernelsFollowsTheEnvironment: GOENGINE_KERNELS caps the kernel level (the
-// Makefile runs the model's golden tests at each level this way).
-func TestKernelsFollowsTheEnvironment(t *testing.T) {
-	got := Kernels()
-	switch want := os.Getenv("GOENGINE_KERNELS"); {
-	case want == "generic" && (got != "generic" || useAVX2):
-		t.Errorf("GOENGINE_KERNELS=generic, Kernels() = %q", got)
-	case want == "avx2" && (got == "avx512" || useVNNI):
-		t.Errorf("GOENGINE_KERNELS=avx2, Kernels() = %q", got)
-	case want == "" && useAVX512 != (got == "avx512"):
-		t.Errorf("Kernels() = %q with useAVX512 = %v", got, useAVX512)
+// TestKernelFlagsFollowTheLevel: each level turns on exactly its instructions
+// and those of the levels below it, never more than the CPU has.
+func TestKernelFlagsFollowTheLevel(t *testing.T) {
+	want := map[string][3]bool{ // AVX2, AVX-512, VNNI
+		"avx512":  {cpuAVX2, cpuAVX512, cpuVNNI},
+		"avx2":    {cpuAVX2, false, false},
+		"generic": {false, false, false},
 	}
+	atEachKernelLevel(t, func(t *testing.T) {
+		level := Kernels()
+		if got := [3]bool{useAVX2, useAVX512, useVNNI}; got != want[level] {
+			t.Errorf("level %s: useAVX2, useAVX512, useVNNI = %v, want %v", level, got, want[level])
+		}
+	})
 }

@@ -11,10 +11,10 @@ import (
 // dotImplementations are the assembly dot products this CPU can run, by name.
 func dotImplementations() map[string]func(a, b []float32) float32 {
 	impls := map[string]func(a, b []float32) float32{}
-	if useAVX2 {
+	if cpuAVX2 {
 		impls["avx2"] = dotAVX2Slices
 	}
-	if useAVX512 {
+	if cpuAVX512 {
 		impls["avx512"] = dotAVX512Slices
 	}
 	return impls
@@ -44,8 +44,13 @@ func TestDotAssemblyMatchesDefinition(t *testing.T) {
 }
 
 // TestMatVecRowsF32MatchesDefinition covers the four-row AVX-512 kernel: row
-// counts around multiples of four, and column counts it takes or leaves to Dot.
+// counts around multiples of four, and column counts it takes or leaves to Dot,
+// at each kernel level (the dispatch picks it only at avx512).
 func TestMatVecRowsF32MatchesDefinition(t *testing.T) {
+	atEachKernelLevel(t, checkMatVecRowsF32MatchesDefinition)
+}
+
+func checkMatVecRowsF32MatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	for _, cols := range []int{16, 32, 64, 96, 768, 100} {
 		for _, rows := range []int{1, 3, 4, 5, 8, 13} {

@@ -4,12 +4,12 @@ package tensor
 
 // The assembly kernels join the tests and benchmarks when this CPU runs them.
 func init() {
-	if useAVX2 {
+	if cpuAVX2 {
 		expImpls = append(expImpls, namedExp{"avx2", expAVX2Slices})
 		softmaxImpls = append(softmaxImpls, namedSoftmax{"avx2", softmaxAVX2Slice})
 		swiGLUImpls = append(swiGLUImpls, namedSwiGLU{"avx2", swiGLUGateAVX2Slices})
 	}
-	if useAVX512 {
+	if cpuAVX512 {
 		expImpls = append(expImpls, namedExp{"avx512", expAVX512Slices})
 		softmaxImpls = append(softmaxImpls, namedSoftmax{"avx512", softmaxAVX512Slice})
 		swiGLUImpls = append(swiGLUImpls, namedSwiGLU{"avx512", swiGLUGateAVX512Slices})

@@ -41,6 +41,10 @@ func guardedFloats(t *testing.T, values []float32) []float32 {
 }
 
 func TestKernelsStayInsideTheirSlices(t *testing.T) {
+	atEachKernelLevel(t, checkKernelsStayInsideTheirSlices)
+}
+
+func checkKernelsStayInsideTheirSlices(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, n := range []int{1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 128, 129, 768} {
 		a, b := guardedFloats(t, randomSlice(r, n)), guardedFloats(t, randomSlice(r, n))

@@ -10,24 +10,24 @@ func init() {
 			name string
 			fn   matMulFunc
 			ok   func() bool
-		}{"avx2", matMulAVX2, func() bool { return useAVX2 }},
+		}{"avx2", matMulAVX2, func() bool { return cpuAVX2 }},
 		struct {
 			name string
 			fn   matMulFunc
 			ok   func() bool
-		}{"avx512", matMulAVX512, func() bool { return useAVX512 }},
+		}{"avx512", matMulAVX512, func() bool { return cpuAVX512 }},
 	)
 }
 
 func TestMatMulAVX2(t *testing.T) {
-	if !useAVX2 {
+	if !cpuAVX2 {
 		t.Skip("this CPU has no AVX2+FMA: the AVX2 kernel cannot run here")
 	}
 	checkMatMulImpl(t, matMulAVX2)
 }
 
 func TestMatMulAVX512(t *testing.T) {
-	if !useAVX512 {
+	if !cpuAVX512 {
 		t.Skip("this CPU has no AVX-512 F/BW/VL: the AVX-512 kernel cannot run here")
 	}
 	checkMatMulImpl(t, matMulAVX512)

@@ -8,11 +8,11 @@ func init() {
 			name string
 			fn   matMulNNFunc
 			ok   func() bool
-		}{"avx2", matMulNNAVX2, func() bool { return useAVX2 }},
+		}{"avx2", matMulNNAVX2, func() bool { return cpuAVX2 }},
 		struct {
 			name string
 			fn   matMulNNFunc
 			ok   func() bool
-		}{"avx512", matMulNNAVX512, func() bool { return useAVX512 }},
+		}{"avx512", matMulNNAVX512, func() bool { return cpuAVX512 }},
 	)
 }

@@ -93,6 +93,10 @@ func TestPartRangeCoversAllInAlignedPieces(t *testing.T) {
 // TestMatVecAndMatMulMatchDefinition checks every storage type through the pool,
 // on one and several threads, against float64 products of the stored values.
 func TestMatVecAndMatMulMatchDefinition(t *testing.T) {
+	atEachKernelLevel(t, checkMatVecAndMatMulMatchDefinition)
+}
+
+func checkMatVecAndMatMulMatchDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, threads := range []int{1, 2, 3} {
 		p := NewPool(threads)

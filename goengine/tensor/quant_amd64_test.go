@@ -9,20 +9,20 @@ import (
 
 // The assembly kernels join the benchmarks when this CPU runs them.
 func init() {
-	if useAVX2 {
+	if cpuAVX2 {
 		dotQ8Impls = append(dotQ8Impls, namedQ8{"avx2", dotQ8AVX2Slices})
 		dotF16Impls = append(dotF16Impls, namedF16{"avx2", dotF16AVX2Slices})
 	}
-	if useVNNI {
+	if cpuVNNI {
 		dotQ8Impls = append(dotQ8Impls, namedQ8{"avx512vnni", dotQ8VNNISlices})
 	}
-	if useAVX512 {
+	if cpuAVX512 {
 		dotF16Impls = append(dotF16Impls, namedF16{"avx512", dotF16AVX512Slices})
 	}
 }
 
 func TestDotQ8AVX2(t *testing.T) {
-	if !useAVX2 {
+	if !cpuAVX2 {
 		t.Skip("this CPU has no AVX2+FMA+F16C: only the generic DotQ8 runs here")
 	}
 	checkDotQ8(t, "avx2", dotQ8AVX2Slices)
@@ -30,7 +30,7 @@ func TestDotQ8AVX2(t *testing.T) {
 }
 
 func TestDotQ8VNNI(t *testing.T) {
-	if !useVNNI {
+	if !cpuVNNI {
 		t.Skip("this CPU has no AVX-512 VNNI: DotQ8 uses AVX2 or the generic loop")
 	}
 	checkDotQ8(t, "avx512vnni", dotQ8VNNISlices)
@@ -38,21 +38,21 @@ func TestDotQ8VNNI(t *testing.T) {
 }
 
 func TestDotF16AVX2(t *testing.T) {
-	if !useAVX2 {
+	if !cpuAVX2 {
 		t.Skip("this CPU has no AVX2+FMA+F16C: only the generic DotF16 runs here")
 	}
 	checkDotF16(t, "avx2", dotF16AVX2Slices)
 }
 
 func TestDotF16AVX512(t *testing.T) {
-	if !useAVX512 {
+	if !cpuAVX512 {
 		t.Skip("this CPU has no AVX-512 F/BW/VL: DotF16 uses AVX2 or the generic loop")
 	}
 	checkDotF16(t, "avx512", dotF16AVX512Slices)
 }
 
 func TestDequantizeAVX2(t *testing.T) {
-	if !useAVX2 {
+	if !cpuAVX2 {
 		t.Skip("this CPU has no AVX2+F16C: only the generic dequantization runs here")
 	}
 	checkDequantizeQ8(t, "avx2", dequantizeQ8AVX2Slices)
@@ -77,7 +77,7 @@ func BenchmarkDequantize(b *testing.B) {
 		{"Q8/generic", len(wq), func() { dequantizeQ8Generic(dst, wq) }},
 		{"F16/generic", 2 * n, func() { dequantizeF16Generic(dst, wh) }},
 	}
-	if useAVX2 {
+	if cpuAVX2 {
 		impls = append(impls,
 			impl{"Q8/avx2", len(wq), func() { dequantizeQ8AVX2Slices(dst, wq) }},
 			impl{"F16/avx2", 2 * n, func() { dequantizeF16AVX2Slices(dst, wh) }})

@@ -240,8 +240,10 @@ func checkDotQ8Saturation(t *testing.T, name string, f dotQ8Func) {
 func TestDotQ8(t *testing.T) {
 	checkDotQ8(t, "generic", dotQ8Generic)
 	checkDotQ8Saturation(t, "generic", dotQ8Generic)
-	checkDotQ8(t, "DotQ8", DotQ8)
-	checkDotQ8Saturation(t, "DotQ8", DotQ8)
+	atEachKernelLevel(t, func(t *testing.T) {
+		checkDotQ8(t, "DotQ8", DotQ8)
+		checkDotQ8Saturation(t, "DotQ8", DotQ8)
+	})
 }
 
 // f16TestLengths covers every tail of the 8-, 16-, 32- and 64-wide loops.
@@ -281,7 +283,7 @@ func checkDotF16(t *testing.T, name string, f dotF16Func) {
 
 func TestDotF16(t *testing.T) {
 	checkDotF16(t, "generic", dotF16Generic)
-	checkDotF16(t, "DotF16", DotF16)
+	atEachKernelLevel(t, func(t *testing.T) { checkDotF16(t, "DotF16", DotF16) })
 }
 
 // checkDequantizeQ8 wants exact values: a float16 scale (11 significant bits)
@@ -337,9 +339,11 @@ func checkDequantizeF16(t *testing.T, name string, f func(dst []float32, w []uin
 
 func TestDequantize(t *testing.T) {
 	checkDequantizeQ8(t, "generic", dequantizeQ8Generic)
-	checkDequantizeQ8(t, "DequantizeQ8Row", DequantizeQ8Row)
 	checkDequantizeF16(t, "generic", dequantizeF16Generic)
-	checkDequantizeF16(t, "DequantizeF16Row", DequantizeF16Row)
+	atEachKernelLevel(t, func(t *testing.T) {
+		checkDequantizeQ8(t, "DequantizeQ8Row", DequantizeQ8Row)
+		checkDequantizeF16(t, "DequantizeF16Row", DequantizeF16Row)
+	})
 }
 
 func TestQ8LengthPanics(t *testing.T) {

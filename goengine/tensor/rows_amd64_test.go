@@ -5,14 +5,14 @@ package tensor
 // The row kernels of each level this CPU runs, each with the one-row function
 // DotQ8 or DotF16 uses at that level.
 func init() {
-	if useAVX2 {
+	if cpuAVX2 {
 		rowsQ8Impls = append(rowsQ8Impls, rowsQ8Impl{"avx2", matVecRowsQ8AVX2, dotQ8AVX2Slices})
 		rowsF16Impls = append(rowsF16Impls, rowsF16Impl{"avx2", matVecRowsF16AVX2, dotF16AtAVX2})
 	}
-	if useVNNI {
+	if cpuVNNI {
 		rowsQ8Impls = append(rowsQ8Impls, rowsQ8Impl{"avx512vnni", matVecRowsQ8VNNI, dotQ8VNNISlices})
 	}
-	if useAVX512 {
+	if cpuAVX512 {
 		rowsF16Impls = append(rowsF16Impls, rowsF16Impl{"avx512", matVecRowsF16AVX512, dotF16AtAVX512})
 	}
 }

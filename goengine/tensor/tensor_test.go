@@ -24,7 +24,9 @@ func naiveDot(a, b []float32) float64 {
 	return s
 }
 
-func TestDotMatchesDefinition(t *testing.T) {
+func TestDotMatchesDefinition(t *testing.T) { atEachKernelLevel(t, checkDotMatchesDefinition) }
+
+func checkDotMatchesDefinition(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 3, 4, 5, 7, 64, 193, 1000} {
 		a, b := randomSlice(r, n), randomSlice(r, n)
@@ -49,6 +51,10 @@ func TestRMSNormUnitRMSTimesWeight(t *testing.T) {
 }
 
 func TestSoftmaxSumsToOneAndIsStable(t *testing.T) {
+	atEachKernelLevel(t, checkSoftmaxSumsToOneAndIsStable)
+}
+
+func checkSoftmaxSumsToOneAndIsStable(t *testing.T) {
 	x := []float32{1000, 1001, 999}
 	Softmax(x)
 	var sum float32
