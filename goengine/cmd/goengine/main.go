@@ -8,6 +8,9 @@
 //	goengine logits --model M.gguf --tokens "1 50 60"
 //	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q] [--threads N]
 //	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
+//
+// GOENGINE_KERNELS=avx512|avx2|generic caps the kernel level; any other value is
+// an error before any command runs.
 package main
 
 import (
@@ -17,6 +20,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+
+	"gollm/goengine/tensor"
 )
 
 const usage = `usage: goengine <command> [flags]
@@ -41,6 +46,10 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if err := tensor.KernelsError(); err != nil { // a typo must not run other kernels than asked
+		fmt.Fprintf(stderr, "goengine: %v\n", err)
 		return 2
 	}
 	var err error

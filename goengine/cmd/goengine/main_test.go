@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -189,4 +190,35 @@ func mustRead(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestKernelsVariable runs the test binary again as the command, because the
+// tensor package reads GOENGINE_KERNELS when the process starts: a value that
+// names no level is one line and exit 2 before any command runs, and a valid
+// one sets the kernels bench reports.
+func TestKernelsVariable(t *testing.T) {
+	if args, ok := os.LookupEnv("GOENGINE_TEST_COMMAND"); ok { // the child: be the command
+		os.Exit(run(strings.Split(args, "\n"), os.Stdout, os.Stderr))
+	}
+	command := func(kernels string, args ...string) (int, string, string) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestKernelsVariable$")
+		cmd.Env = append(os.Environ(), "GOENGINE_TEST_COMMAND="+strings.Join(args, "\n"), "GOENGINE_KERNELS="+kernels)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			if _, exited := err.(*exec.ExitError); !exited {
+				t.Fatal(err)
+			}
+		}
+		return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	}
+	code, out, errOut := command("avx3", "info", "--model", goldenModel)
+	want := `goengine: GOENGINE_KERNELS="avx3": expected avx512, avx2 or generic` + "\n"
+	if code != 2 || out != "" || errOut != want {
+		t.Errorf("GOENGINE_KERNELS=avx3: exit %d, stdout %q, stderr %q; want exit 2 and stderr %q", code, out, errOut, want)
+	}
+	code, out, errOut = command("generic", "bench", "--model", goldenModel, "--prompt-tokens", "4", "--gen-tokens", "4")
+	if code != 0 || !strings.Contains(out, "(kernels: generic)") {
+		t.Errorf("GOENGINE_KERNELS=generic bench: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
 }
