@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -27,14 +28,16 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	modelPath := fs.String("model", "", "model file (.gguf)")
 	configPath := fs.String("config", "", "or: a config file (configs/*.yaml) for a model with random weights")
 	dtype := fs.String("dtype", "f32", "with --config: the weights' type, f32, f16 or q8_0")
-	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill")
-	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt")
+	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill (by default, fewer if the context is shorter)")
+	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt (by default, fewer if the context is shorter)")
 	threads := threadsFlag(fs)
 	sessions := fs.Int("sessions", 1, "decode this many sessions as one batch (as serve does with concurrent requests)")
 	cpuProfile := fs.String("cpuprofile", "", "write CPU profiles of prefill and decode to FILE.prefill and FILE.decode (go tool pprof reads them)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if (*modelPath == "") == (*configPath == "") {
 		return usagef("give exactly one of --model and --config")
 	}
@@ -63,8 +66,13 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	defer f.Close()
 	load := time.Since(start)
 	c := m.Config
-	if *promptTokens+*genTokens > c.ContextLength {
-		return usagef("--prompt-tokens + --gen-tokens = %d exceed the context length %d", *promptTokens+*genTokens, c.ContextLength)
+	prompts, gens, err := benchLengths(*promptTokens, *genTokens, set["prompt-tokens"], set["gen-tokens"], c.ContextLength)
+	if err != nil {
+		return err
+	}
+	if prompts != *promptTokens || gens != *genTokens {
+		fmt.Fprintf(stderr, "bench: %d prompt and %d generated tokens, to fit the context length %d\n", prompts, gens, c.ContextLength)
+		*promptTokens, *genTokens = prompts, gens
 	}
 
 	prompt := make([]int, *promptTokens)
@@ -132,6 +140,31 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
 	row("peak RSS", fmt.Sprintf("%s MiB", commas(rss>>20)))
 	return w.Flush()
+}
+
+// benchLengths fits the prompt and generation lengths into a context of
+// context tokens. An explicit flag is kept, and is an error if it does not fit;
+// a default shrinks to the room left, or, when both are defaults, both shrink
+// in their ratio (512:128, a fifth of the context for decoding).
+func benchLengths(prompt, gen int, promptSet, genSet bool, context int) (int, int, error) {
+	switch {
+	case prompt+gen <= context:
+		return prompt, gen, nil
+	case promptSet && genSet:
+		return 0, 0, usagef("--prompt-tokens + --gen-tokens = %d exceed the context length %d", prompt+gen, context)
+	case promptSet && prompt >= context:
+		return 0, 0, usagef("--prompt-tokens %d leaves no room in the context length %d for a generated token", prompt, context)
+	case genSet && gen >= context:
+		return 0, 0, usagef("--gen-tokens %d leaves no room in the context length %d for a prompt token", gen, context)
+	case promptSet:
+		return prompt, context - prompt, nil
+	case genSet:
+		return context - gen, gen, nil
+	case context < 2:
+		return 0, 0, fmt.Errorf("the context length %d has no room for a prompt token and a generated one", context)
+	}
+	gen = max(1, context*gen/(prompt+gen))
+	return context - gen, gen, nil
 }
 
 // startProfile starts a CPU profile to path.phase, if path is set.

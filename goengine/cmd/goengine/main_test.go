@@ -8,6 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gollm/goengine/gguf"
+	"gollm/goengine/model"
 )
 
 const goldenModel = "../../../goldens/gqa.gguf"
@@ -169,7 +172,9 @@ func TestBench(t *testing.T) {
 	}{
 		{[]string{"bench"}, "exactly one of --model and --config"},
 		{[]string{"bench", "--model", goldenModel, "--config", config}, "exactly one of"},
-		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "exceed the context length 64"},
+		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "--prompt-tokens + --gen-tokens = 70 exceed the context length 64"},
+		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "64"}, "--prompt-tokens 64 leaves no room in the context length 64"},
+		{[]string{"bench", "--model", goldenModel, "--gen-tokens", "100"}, "--gen-tokens 100 leaves no room in the context length 64"},
 		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
 		{[]string{"bench", "--config", config, "--dtype", "q4_0"}, `--dtype "q4_0": expected f32, f16 or q8_0`},
 		{[]string{"bench", "--config", config, "--sessions", "0"}, "--sessions must be positive"},
@@ -221,4 +226,56 @@ func TestKernelsVariable(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "(kernels: generic)") {
 		t.Errorf("GOENGINE_KERNELS=generic bench: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+}
+
+// TestBenchFitsTheContext: a model whose context (256) is shorter than the
+// default 512 + 128 tokens benchmarks with both shrunk, and an explicit
+// length keeps its value while the other shrinks around it.
+func TestBenchFitsTheContext(t *testing.T) {
+	c := model.Config{VocabSize: 64, Dim: 32, NLayers: 1, NHeads: 2, NKVHeads: 1, FFNDim: 64,
+		ContextLength: 256, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
+	data, err := model.RandomFile(c, gguf.F32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "short.gguf")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		flags                      []string
+		prompt, gen, note, errText string
+	}{
+		{nil, "(205 tokens)", "(51 tokens)", "205 prompt and 51 generated tokens, to fit the context length 256", ""},
+		{[]string{"--prompt-tokens", "200"}, "(200 tokens)", "(56 tokens)", "200 prompt and 56 generated", ""},
+		{[]string{"--gen-tokens", "16"}, "(240 tokens)", "(16 tokens)", "240 prompt and 16 generated", ""},
+		{[]string{"--prompt-tokens", "100", "--gen-tokens", "20"}, "(100 tokens)", "(20 tokens)", "", ""},
+		{[]string{"--prompt-tokens", "300"}, "", "", "", "--prompt-tokens 300 leaves no room in the context length 256"},
+		{[]string{"--prompt-tokens", "200", "--gen-tokens", "100"}, "", "", "", "--prompt-tokens + --gen-tokens = 300 exceed the context length 256"},
+	} {
+		code, out, errOut := runCLI(append([]string{"bench", "--model", path}, want.flags...)...)
+		if want.errText != "" {
+			if code != 2 || !strings.Contains(errOut, want.errText) {
+				t.Errorf("bench %q: exit %d, stderr %q; want exit 2 and %q", want.flags, code, errOut, want.errText)
+			}
+			continue
+		}
+		prefill, decode := lineOf(out, "prefill"), lineOf(out, "decode ")
+		if code != 0 || !strings.Contains(prefill, want.prompt) || !strings.Contains(decode, want.gen) {
+			t.Errorf("bench %q: exit %d, prefill %q, decode %q, stderr %q; want %s and %s", want.flags, code, prefill, decode, errOut, want.prompt, want.gen)
+		}
+		if want.note == "" && errOut != "" || !strings.Contains(errOut, want.note) {
+			t.Errorf("bench %q: stderr %q, want %q", want.flags, errOut, want.note)
+		}
+	}
+}
+
+// lineOf is the first line of text that starts with prefix.
+func lineOf(text, prefix string) string {
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
 }
