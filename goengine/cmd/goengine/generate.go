@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"gollm/goengine/sampler"
@@ -18,7 +20,7 @@ func generate(args []string, stdout, stderr io.Writer) error {
 	topK := fs.Int("top-k", 0, "sample from the k most likely tokens; 0 = all")
 	topP := fs.Float64("top-p", 0.95, "sample from the smallest set of tokens whose probability reaches p; 1 = all")
 	threads := threadsFlag(fs)
-	seed := fs.Uint64("seed", 0, "random seed (the same seed gives the same text)")
+	seed := fs.Uint64("seed", 0, "random seed (the same seed gives the same text); without it, a fresh one, printed on stderr")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -27,6 +29,14 @@ func generate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *maxTokens <= 0 {
 		return usagef("--max-tokens must be positive, found %d", *maxTokens)
+	}
+	seeded := false
+	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
+	if !seeded {
+		*seed = rand.Uint64()
+		if *temperature > 0 { // greedy text is the same for every seed
+			fmt.Fprintf(stderr, "seed: %d (pass --seed %d to repeat)\n", *seed, *seed)
+		}
 	}
 	pick, err := sampler.New(*temperature, *topK, *topP, *seed)
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +49,39 @@ func TestGenerateStreamsTextAndReportsSpeed(t *testing.T) {
 	_, again, _ := runCLI(args...)
 	if again != out {
 		t.Errorf("same seed, different text: %q vs %q", out, again)
+	}
+}
+
+// TestGenerateWithoutSeedPrintsOne: each run without --seed draws its own
+// seed and prints it, and passing that seed repeats the run's text.
+func TestGenerateWithoutSeedPrintsOne(t *testing.T) {
+	args := []string{"generate", "--model", goldenModel, "--prompt", "the robot", "--max-tokens", "12", "--temperature", "1"}
+	seedOf := func(stderr string) string {
+		for _, line := range strings.Split(stderr, "\n") {
+			var seed, again string
+			if n, _ := fmt.Sscanf(line, "seed: %s (pass --seed %s to repeat)", &seed, &again); n == 2 && again == seed {
+				return seed
+			}
+		}
+		return ""
+	}
+	code, first, errOut := runCLI(args...)
+	seed := seedOf(errOut)
+	if code != 0 || seed == "" {
+		t.Fatalf("exit %d, stderr %q: want a line \"seed: N (pass --seed N to repeat)\"", code, errOut)
+	}
+	if _, _, errOut := runCLI(args...); seedOf(errOut) == seed {
+		t.Errorf("two runs without --seed both drew seed %s", seed)
+	}
+	code, again, errOut := runCLI(append(args, "--seed", seed)...)
+	if code != 0 || again != first {
+		t.Errorf("--seed %s: exit %d, text %q; the unseeded run wrote %q", seed, code, again, first)
+	}
+	if strings.Contains(errOut, "seed:") {
+		t.Errorf("with --seed, stderr %q should not print a seed", errOut)
+	}
+	if _, _, errOut := runCLI("generate", "--model", goldenModel, "--max-tokens", "2", "--temperature", "0"); strings.Contains(errOut, "seed:") {
+		t.Errorf("greedy, stderr %q should not print a seed: it changes nothing", errOut)
 	}
 }
 
