@@ -5,7 +5,7 @@ rank is the token id) and `special_tokens` (text -> id, after the ranks). This
 module trains one, saves and loads it, makes the `tiktoken.Encoding` that
 encodes with it, and converts it to and from GGUF's `gpt2` tokenizer keys.
 
-    python -m jaxmodel.tokenizer train --input data.txt --vocab-size 32768 --out tok/
+    python -m jaxmodel.tokenizer train --input data.txt more/ --vocab-size 32768 --out tok/
     enc = load_encoding("tok/")          # a tiktoken.Encoding, offline
 
 The golden models use a placeholder vocabulary made by `placeholder_vocabulary`.
@@ -21,8 +21,9 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
+
+from jaxmodel.documents import DOCUMENT_SEPARATOR, DocumentError, expand_inputs, iter_documents  # noqa: F401 (the separator: for jaxmodel.corpus)
 
 # LLaMA 3's named special tokens, in id order; reserved ones follow (spec/tokenizer.md).
 NAMED_SPECIAL_TOKENS = (
@@ -221,7 +222,6 @@ def placeholder_vocabulary(vocab_size: int, n_special: int = 8) -> Vocabulary:
 
 RANKS_FILE = "tokenizer.model"  # tiktoken's format: "<base64 token> <rank>" per line
 CONFIG_FILE = "tokenizer.json"  # the split pattern and the special tokens
-DOCUMENT_SEPARATOR = "<|endoftext|>"  # TinyStories-style document boundary in plain text
 
 
 def n_special_for(vocab_size: int) -> int:
@@ -229,59 +229,25 @@ def n_special_for(vocab_size: int) -> int:
     return max(8, min(256, vocab_size // 128))
 
 
-def iter_lines(path: Path, on_bytes=None) -> Iterator[str]:
-    """The lines of a UTF-8 file with their endings (`\r\n` stays `\r\n`), one at a time.
-    Invalid UTF-8 is an error naming the file and line. `on_bytes(n)`, if given, is told
-    how many bytes each line took (for a progress bar)."""
-    with open(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if on_bytes is not None:
-                on_bytes(len(raw))
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise TokenizerError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
-
-
-def iter_texts(paths: list[Path], on_bytes=None) -> Iterator[str]:
-    """Streams the text of each input, a line or a document at a time, never a whole file.
-
-    `.jsonl` files hold one JSON object per line with a "text" field; other files are
-    plain UTF-8 text, where `<|endoftext|>` separates documents and is dropped.
-    """
-    for path in paths:
-        for number, line in enumerate(iter_lines(path, on_bytes), start=1):
-            if path.suffix != ".jsonl":
-                yield from (part for part in line.split(DOCUMENT_SEPARATOR) if part)
-                continue
-            if not line.strip():
-                continue
-            try:
-                text = json.loads(line)["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise TokenizerError(f'{path}:{number}: expected a JSON object with a "text" string') from None
-            if not isinstance(text, str):
-                raise TokenizerError(f'{path}:{number}: "text" must be a string, found {type(text).__name__}')
-            yield text
-
-
 def train(paths: list[Path], vocab_size: int, n_special: int | None = None, progress: bool = True) -> Vocabulary:
-    """Trains a byte-level BPE vocabulary of exactly `vocab_size` ids with rustbpe."""
+    """Trains a byte-level BPE vocabulary of exactly `vocab_size` ids with rustbpe.
+
+    `paths` are files or directories, read by `jaxmodel.documents` (.txt, .jsonl,
+    .parquet); each document is one text for the trainer, as `data prepare` encodes it.
+    """
     import rustbpe  # imported here: loading a saved tokenizer must not need the trainer
 
     n_special = n_special_for(vocab_size) if n_special is None else n_special
     n_ranks = vocab_size - n_special
     if n_ranks < 256:
         raise TokenizerError(f"vocab_size {vocab_size} leaves {n_ranks} ids after {n_special} special tokens; need at least 256 for the bytes")
-    for path in paths:
-        if not path.is_file():
-            raise TokenizerError(f"{path}: no such file")
+    paths = expand_inputs(paths)
     total = sum(path.stat().st_size for path in paths)
     if total == 0:
         raise TokenizerError("the training data is empty: " + ", ".join(map(str, paths)))
     trainer = rustbpe.Tokenizer()
     with _progress_bar(total, progress) as bar:
-        trainer.train_from_iterator(iter_texts(paths, bar.update), n_ranks, pattern=SPLIT_PATTERN)
+        trainer.train_from_iterator(iter_documents(paths, bar.update), n_ranks, pattern=SPLIT_PATTERN)
     ranks = {bytes(token): rank for token, rank in trainer.get_mergeable_ranks()}
     if len(ranks) < n_ranks:  # rustbpe stops quietly when it runs out of pairs
         raise TokenizerError(
@@ -301,6 +267,7 @@ def _progress_bar(total_bytes: int, enabled: bool):
 def save(vocab: Vocabulary, directory: str | Path) -> None:
     """Writes `tokenizer.model` (tiktoken's rank file) and `tokenizer.json` into `directory`."""
     directory = Path(directory)
+    _check_out(directory)
     directory.mkdir(parents=True, exist_ok=True)
     lines = [f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in sorted(vocab.mergeable_ranks.items(), key=lambda item: item[1])]
     (directory / RANKS_FILE).write_text("".join(lines), encoding="ascii")
@@ -308,9 +275,18 @@ def save(vocab: Vocabulary, directory: str | Path) -> None:
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def _check_out(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise TokenizerError(f"{directory}: a file, not a directory: the tokenizer is saved as a directory of {RANKS_FILE} and {CONFIG_FILE}; pass a new or existing directory")
+
+
 def load(directory: str | Path) -> Vocabulary:
     """Reads a vocabulary written by `save`, checking that the ids cover 0..vocab_size-1."""
     directory = Path(directory)
+    if directory.is_file():
+        raise TokenizerError(f"{directory}: a file, not a tokenizer directory: pass the directory that holds {RANKS_FILE} and {CONFIG_FILE}")
+    if not directory.is_dir():
+        raise TokenizerError(f"{directory}: no such directory (make a tokenizer with python -m jaxmodel.tokenizer train)")
     ranks_path, config_path = directory / RANKS_FILE, directory / CONFIG_FILE
     for path in (ranks_path, config_path):
         if not path.is_file():
@@ -355,7 +331,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.tokenizer", description="Train or try a gollm tokenizer.")
     commands = parser.add_subparsers(dest="command", required=True)
     train_cmd = commands.add_parser("train", help="train a byte-level BPE vocabulary with rustbpe")
-    train_cmd.add_argument("--input", type=Path, nargs="+", required=True, help="text files (.txt, or .jsonl with a text field)")
+    train_cmd.add_argument("--input", type=Path, nargs="+", required=True, help="files or directories: .txt (<|endoftext|> between documents), .jsonl or .parquet with a text field")
     size = train_cmd.add_mutually_exclusive_group(required=True)
     size.add_argument("--vocab-size", type=int, help="ids in all, special tokens included")
     size.add_argument("--config", type=Path, help="take vocab_size from this model config")
@@ -367,6 +343,9 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "train":
             vocab_size = args.vocab_size
+            _check_out(args.out)  # before hours of training, not after
+            if args.config is not None and args.config.is_dir():
+                raise TokenizerError(f"{args.config}: a directory, not a file: --config takes a model config file such as configs/gollm-85m.yaml")
             if args.config is not None:
                 from jaxmodel.config import ConfigError, load_config
 
@@ -379,7 +358,7 @@ def main(argv: list[str]) -> int:
             print(f"wrote {args.out}: {vocab.size} tokens ({len(vocab.mergeable_ranks) - 256} merges, {len(vocab.special_tokens)} special)")
         else:
             print(" ".join(map(str, load_encoding(args.tokenizer).encode(args.text))))
-    except (TokenizerError, OSError) as err:
+    except (TokenizerError, DocumentError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -92,6 +92,7 @@ import json  # noqa: E402
 import random  # noqa: E402
 
 from jaxmodel import tokenizer as tk  # noqa: E402
+from jaxmodel.documents import DocumentError, iter_documents  # noqa: E402
 
 WORDS = "the a little robot turtle river tree rain sun moon garden friend happy sad big ran saw said".split()
 
@@ -154,34 +155,29 @@ def test_split_pattern_keeps_words_with_their_space(trained):
     assert b" robot" in pieces and b"12345" not in pieces  # digits come in groups of at most 3
 
 
-def test_jsonl_and_line_endings(tmp_path):
-    path = tmp_path / "d.jsonl"
-    path.write_text('{"text": "first\\r\\nline"}\n\n{"text": "second"}\n', encoding="utf-8")
-    assert list(tk.iter_texts([path])) == ["first\r\nline", "second"]
-    (tmp_path / "bad.jsonl").write_text('{"title": "x"}\n')
-    with pytest.raises(TokenizerError, match=r'bad\.jsonl:1: expected a JSON object with a "text" string'):
-        list(tk.iter_texts([tmp_path / "bad.jsonl"]))
-
-
 def test_training_errors(tmp_path):
     (tmp_path / "empty.txt").write_text("")
     with pytest.raises(TokenizerError, match="training data is empty"):
         tk.train([tmp_path / "empty.txt"], 300, progress=False)
-    with pytest.raises(TokenizerError, match="missing.txt: no such file"):
+    with pytest.raises(DocumentError, match="missing.txt: no such file or directory"):
         tk.train([tmp_path / "missing.txt"], 300, progress=False)
     (tmp_path / "tiny.txt").write_text("ab ab ab")
     with pytest.raises(TokenizerError, match="too few distinct pairs: learned 2 merges, needed 36"):
         tk.train([tmp_path / "tiny.txt"], 300, progress=False)
     (tmp_path / "latin1.txt").write_bytes(b"caf\xe9\n")
-    with pytest.raises(TokenizerError, match=r"latin1\.txt:1: not valid UTF-8"):
+    with pytest.raises(DocumentError, match=r"latin1\.txt:1: not valid UTF-8"):
         tk.train([tmp_path / "latin1.txt"], 300, progress=False)
     with pytest.raises(TokenizerError, match="need at least 256"):
         tk.train([tmp_path / "tiny.txt"], 200, progress=False)
 
 
 def test_load_errors(tmp_path, trained):
-    with pytest.raises(TokenizerError, match="no such file"):
+    with pytest.raises(TokenizerError, match=r"tokenizer\.model: no such file \(a tokenizer directory holds"):
         tk.load(tmp_path)
+    with pytest.raises(TokenizerError, match="nowhere: no such directory"):
+        tk.load(tmp_path / "nowhere")
+    with pytest.raises(TokenizerError, match=r"tokenizer\.model: a file, not a tokenizer directory: pass the directory that holds"):
+        tk.load(trained[1] / tk.RANKS_FILE)
     _, directory = trained
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -223,3 +219,54 @@ def test_tokenizer_goldens_from_the_model_file():
         got = enc.encode(text, allowed_special="all") if golden[f"tokenizer.{k}.special"] else enc.encode_ordinary(text)
         assert got == ids, f"tokenizer case {k}: {text!r}"
         assert enc.decode(ids) == text
+
+
+def test_every_format_trains_the_same_vocabulary(tmp_path, trained):
+    # tokenizer train reads its inputs with data prepare's reader: the same documents, in
+    # whatever format or directory, give the same vocabulary.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    vocab, _ = trained
+    docs = list(iter_documents([corpus(tmp_path / "data.txt")]))
+    pq.write_table(pa.table({"text": docs}), tmp_path / "data.parquet", row_group_size=50)
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    (tmp_path / "split").mkdir()
+    (tmp_path / "split" / "a.txt").write_text("<|endoftext|>".join(docs[:100]), newline="")
+    pq.write_table(pa.table({"text": docs[100:]}), tmp_path / "split" / "b.parquet")
+    for inputs in ([tmp_path / "data.parquet"], [tmp_path / "data.jsonl"], [tmp_path / "split"]):
+        assert tk.train(inputs, vocab_size=360, progress=False) == vocab, inputs
+
+
+def test_cli_train_on_parquet_and_its_errors(tmp_path, trained):
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import ROOT
+
+    vocab, tok = trained
+    (tmp_path / "data").mkdir()
+    pq.write_table(pa.table({"text": list(iter_documents([corpus(tmp_path / "d.txt")]))}), tmp_path / "data" / "d.parquet")
+    cli = [sys.executable, "-m", "jaxmodel.tokenizer"]
+
+    def run(*args):
+        return subprocess.run([*cli, *map(str, args)], capture_output=True, text=True, cwd=ROOT)
+
+    good = run("train", "--input", tmp_path / "data", "--vocab-size", 360, "--out", tmp_path / "t")
+    assert good.returncode == 0, good.stderr
+    assert tk.load(tmp_path / "t") == vocab
+    for args, message in [
+        (("train", "--input", tmp_path / "d.txt", "--vocab-size", 360, "--out", tmp_path / "d.txt"),
+         "d.txt: a file, not a directory: the tokenizer is saved as a directory"),
+        (("train", "--input", tmp_path / "d.txt", "--config", tmp_path / "data", "--out", tmp_path / "u"),
+         "data: a directory, not a file: --config takes a model config file"),
+        (("train", "--input", tmp_path / "nothing", "--vocab-size", 360, "--out", tmp_path / "u"),
+         "nothing: no such file or directory"),
+        (("encode", "--tokenizer", tok / tk.RANKS_FILE, "hello"), "a file, not a tokenizer directory"),
+    ]:
+        bad = run(*args)
+        assert bad.returncode == 1 and bad.stderr.startswith("error: ") and message in bad.stderr, bad.stderr
+        assert "Traceback" not in bad.stderr and bad.stderr.count("\n") == 1
