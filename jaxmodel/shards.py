@@ -9,7 +9,7 @@ the shards; `TokenShards.pipeline` is the grain pipeline of batches of windows.
 A batch is a pure function of (seed, step): resuming at step s gives exactly the
 batches an uninterrupted run would have seen, with no loader state to save.
 
-    write_shards("shards/", documents, vocab_size=2048, eos_id=2033, val_tokens=65536)
+    write_shards("shards/", documents, vocab_size=2048, eos_id=2033, val_fraction=0.01)
     data = TokenShards.open("shards/", vocab_size=2048)
     tokens = data.batch(step, batch_size=32, seq_len=512, seed=0)   # (32, 513) int32
 
@@ -30,6 +30,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -121,17 +122,24 @@ def write_shards(
     shard_tokens: int = 2**24,
     val_tokens: int = 0,
     tokenizer_sha256: str | None = None,
+    val_fraction: float = 0.0,
+    val_max_tokens: int | None = None,
 ) -> Path:
     """Writes `documents` (token-id sequences) as a shard directory; returns its index path.
 
-    Streams: at most one shard buffer is held in memory. Each document is followed by
-    `eos_id`. The first documents go to the val split until it holds at least
-    `val_tokens` tokens (whole documents, so a val document is never cut), the rest
-    to train. index.json is written last, through a temporary file and a rename, so a
-    directory whose writing was interrupted has no index and cannot be opened.
+    Streams: at most one shard buffer per split is held in memory. Each document is
+    followed by `eos_id`. Which documents are held out for the val split (whole
+    documents, so a val document is never cut; spec/data.md §3):
+    - `val_tokens=N`: the first documents, until val holds at least N tokens;
+    - `val_fraction=f`: documents 0, 1/f, 2/f, ... (document k when ceil((k+1)·f) >
+      ceil(k·f)), spread through the stream, until the next would take val past
+      `val_max_tokens`. A lone document is never held out;
+    - neither: no val split.
+    index.json is written last, through a temporary file and a rename, so a directory
+    whose writing was interrupted has no index and cannot be opened.
     """
     directory = Path(directory)
-    _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256)
+    _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256, val_fraction, val_max_tokens)
     dtype = DTYPES[dtype_for(vocab_size)]
     directory.mkdir(parents=True, exist_ok=True)
     index_path = directory / INDEX_FILE
@@ -140,23 +148,34 @@ def write_shards(
 
     writers = {split: _SplitWriter(directory, split, dtype, shard_tokens) for split in SPLITS}
     eos = np.array([eos_id], dtype)
-    val_count = 0
+    counts = {split: 0 for split in SPLITS}  # documents per split
+
+    def add(split: str, ids: np.ndarray) -> None:
+        writers[split].add(ids)
+        writers[split].add(eos)
+        counts[split] += 1
+
+    chooser = _ValChooser(val_tokens, val_fraction, val_max_tokens)
+    held = None  # document 0 when chosen by fraction: it waits for a second one, since a lone document must train
     for number, document in enumerate(documents):
-        ids = _document_ids(document, number, vocab_size)
-        if val_count < val_tokens:
-            writers["val"].add(ids.astype(dtype))
-            writers["val"].add(eos)
-            val_count += ids.size + 1
-        else:
-            writers["val"].close()  # val is complete: free its buffer before train needs one
-            writers["train"].add(ids.astype(dtype))
-            writers["train"].add(eos)
+        ids = _document_ids(document, number, vocab_size).astype(dtype)
+        to_val = chooser.take(number, ids.size + 1)
+        if held is not None:
+            add("val", held)
+            held = None
+        if to_val and number == 0 and chooser.by_fraction:
+            held = ids
+            continue
+        add("val" if to_val else "train", ids)
+        if chooser.complete:
+            writers["val"].close()  # val is complete: free its buffer
+    if held is not None:
+        add("train", held)
     entries = writers["train"].close() + writers["val"].close()
-    train_count = sum(e.tokens for e in entries if e.split == "train")
-    if train_count == 0:
+    if counts["train"] == 0:
         raise ShardError(
-            f"{directory}: no train tokens: the documents held {val_count} tokens (with separators), "
-            f"and val_tokens={val_tokens} sent them all to the val split"
+            f"{directory}: no train tokens: "
+            + (f"all {counts['val']} documents went to the val split ({chooser})" if counts["val"] else "no documents were given")
         )
 
     index = {
@@ -166,6 +185,7 @@ def write_shards(
         "vocab_size": vocab_size,
         "eos_id": eos_id,
         "tokenizer_sha256": tokenizer_sha256,
+        "documents": counts,
         "shards": [dataclasses.asdict(e) for e in entries],
     }
     tmp = directory / (INDEX_FILE + ".tmp")
@@ -174,10 +194,51 @@ def write_shards(
     return index_path
 
 
-def _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256) -> None:
+class _ValChooser:
+    """Decides, a document at a time, whether it is held out for val (spec/data.md §3)."""
+
+    def __init__(self, val_tokens: int, val_fraction: float, val_max_tokens: int | None):
+        self.val_tokens, self.val_fraction, self.val_max_tokens = val_tokens, val_fraction, val_max_tokens
+        # The fraction as the decimal it was written as (0.01 is exactly 1/100, not the
+        # binary float just above it), so the chosen documents are exactly 0, 100, 200, ...
+        fraction = Fraction(repr(float(val_fraction)))
+        self.p, self.q = fraction.numerator, fraction.denominator
+        self.by_fraction = not val_tokens and self.p > 0
+        self.tokens = 0  # val tokens so far, separators included
+        self.complete = not val_tokens and not self.by_fraction
+
+    def take(self, number: int, size: int) -> bool:
+        """Whether document `number`, `size` tokens with its separator, goes to val."""
+        if self.complete:
+            return False
+        if self.by_fraction:
+            ceil = lambda a: -(-a // self.q)  # noqa: E731  ceil(a / q) in integers
+            if ceil((number + 1) * self.p) == ceil(number * self.p):
+                return False
+            if self.val_max_tokens is not None and self.tokens + size > self.val_max_tokens:
+                self.complete = True
+                return False
+        self.tokens += size
+        if not self.by_fraction and self.tokens >= self.val_tokens:
+            self.complete = True
+        return True
+
+    def __str__(self) -> str:
+        if self.by_fraction:
+            return f"val_fraction={self.val_fraction}"
+        return f"val_tokens={self.val_tokens}"
+
+
+def _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256, val_fraction, val_max_tokens) -> None:
     for name, value, least in (("vocab_size", vocab_size, 1), ("shard_tokens", shard_tokens, 1), ("val_tokens", val_tokens, 0)):
         if not _is_int(value) or value < least:
             raise ShardError(f"{name} must be an integer >= {least}, found {value!r}")
+    if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float, np.floating)) or not 0 <= val_fraction < 1:
+        raise ShardError(f"val_fraction must be a number in [0, 1), found {val_fraction!r}")
+    if val_max_tokens is not None and (not _is_int(val_max_tokens) or val_max_tokens < 0):
+        raise ShardError(f"val_max_tokens must be an integer >= 0 or None, found {val_max_tokens!r}")
+    if val_tokens and val_fraction:
+        raise ShardError(f"give val_tokens or val_fraction, not both (found {val_tokens} and {val_fraction})")
     dtype_for(vocab_size)
     if not _is_int(eos_id) or not 0 <= eos_id < vocab_size:
         raise ShardError(f"eos_id must be a token id in 0..{vocab_size - 1}, found {eos_id!r}")
@@ -215,6 +276,8 @@ class TokenShards:
         self.vocab_size: int = index["vocab_size"]
         self.eos_id: int = index["eos_id"]
         self.tokenizer_sha256: str | None = index["tokenizer_sha256"]
+        # documents per split, if the writer recorded them (optional in the index)
+        self.documents: dict[str, int] | None = index.get("documents")
         self.shards = tuple(shards)
         # split -> the split's shards in index order, and their memory maps
         self._pipelines: dict[tuple, object] = {}
@@ -365,6 +428,10 @@ def _read_index(path: Path) -> dict:
     sha = index["tokenizer_sha256"]
     if sha is not None and not (isinstance(sha, str) and _SHA256.fullmatch(sha)):
         raise ShardError(f"{path}: tokenizer_sha256 must be 64 lowercase hex digits or null, found {sha!r}")
+    documents = index.get("documents")
+    if documents is not None and not (isinstance(documents, dict) and set(documents) == set(SPLITS)
+                                      and all(_is_int(n) and n >= 0 for n in documents.values())):
+        raise ShardError(f"{path}: documents must be an object of train and val counts >= 0, found {documents!r}")
     if not isinstance(index["shards"], list):
         raise ShardError(f"{path}: shards must be a list, found {type(index['shards']).__name__}")
     return index
@@ -419,6 +486,7 @@ def _check_sha256(path: Path, expected: str) -> None:
 
 
 def describe(shards: TokenShards) -> str:
+    """What `info` prints: the header, then tokens, shards and documents per split."""
     lines = [
         f"{shards.directory}: {FORMAT} v{VERSION}, {shards.dtype}, vocab_size {shards.vocab_size}, eos_id {shards.eos_id}",
         f"tokenizer sha256: {shards.tokenizer_sha256 or 'unknown'}",
@@ -426,7 +494,10 @@ def describe(shards: TokenShards) -> str:
     for split in SPLITS:
         listed = [s for s in shards.shards if s.split == split]
         count = sum(s.tokens for s in listed)
-        lines.append(f"{split}: {count:,} tokens in {len(listed)} shard{'s' if len(listed) != 1 else ''}")
+        line = f"{split}: {count:,} tokens in {len(listed)} shard{'s' if len(listed) != 1 else ''}"
+        if shards.documents is not None:
+            line += f", {shards.documents[split]:,} document{'s' if shards.documents[split] != 1 else ''}"
+        lines.append(line)
     return "\n".join(lines)
 
 

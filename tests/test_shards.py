@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT
 from jaxmodel.shards import INDEX_FILE, ShardError, TokenShards, write_shards
@@ -85,6 +86,48 @@ def test_val_split_takes_whole_documents_first(tmp_path):
     assert [s["split"] for s in index["shards"]] == ["train"] * 4 + ["val"] * 4
 
 
+def numbered(n):
+    """n documents; document k is [k % 290] * (k % 3 + 1), so a split's stream tells which documents it holds."""
+    return [[k % 290] * (k % 3 + 1) for k in range(n)]
+
+
+def test_val_fraction_spreads_whole_documents_through_the_stream(tmp_path):
+    docs = numbered(250)
+    write_shards(tmp_path, docs, VOCAB, EOS, shard_tokens=64, val_fraction=0.01)
+    # 1 % = 1/100 exactly: documents 0, 100 and 200 (ceil(250 / 100) = 3), the rest to train in order.
+    np.testing.assert_array_equal(split_tokens(tmp_path, "val"), joined([docs[0], docs[100], docs[200]]))
+    np.testing.assert_array_equal(split_tokens(tmp_path, "train"), joined([d for k, d in enumerate(docs) if k % 100]))
+    assert json.loads((tmp_path / INDEX_FILE).read_text())["documents"] == {"train": 247, "val": 3}
+    assert TokenShards.open(tmp_path).documents == {"train": 247, "val": 3}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(2, 400), st.sampled_from([0.001, 0.01, 0.05, 0.1, 0.25, 1 / 3, 0.5]))
+def test_val_fraction_holds_out_ceil_of_n_times_f(tmp_path_factory, n, fraction):
+    from fractions import Fraction
+    from math import ceil
+
+    directory = tmp_path_factory.mktemp("f")
+    write_shards(directory, numbered(n), VOCAB, EOS, val_fraction=fraction)
+    held = json.loads((directory / INDEX_FILE).read_text())["documents"]["val"]
+    assert held == ceil(n * Fraction(repr(fraction))) >= 1  # at least one, however small the corpus
+
+
+def test_val_fraction_cap_and_tiny_corpora(tmp_path):
+    docs = numbered(1000)  # every tenth document to val: 0, 10, 20, ... of 1, 2 or 3 ids (+ eos)
+    write_shards(tmp_path / "cap", docs, VOCAB, EOS, val_fraction=0.1, val_max_tokens=10)
+    # documents 0 (2 tokens), 10 (3), 20 (4) fill 9 tokens; 30 (2) would make 11: val stops there.
+    np.testing.assert_array_equal(split_tokens(tmp_path / "cap", "val"), joined([docs[0], docs[10], docs[20]]))
+    assert TokenShards.open(tmp_path / "cap").documents == {"train": 997, "val": 3}
+    # Two documents: the first is held out. One: it trains, and there is no val split.
+    write_shards(tmp_path / "two", [[1], [2]], VOCAB, EOS, val_fraction=0.01)
+    np.testing.assert_array_equal(split_tokens(tmp_path / "two", "val"), [1, EOS])
+    write_shards(tmp_path / "one", [[1]], VOCAB, EOS, val_fraction=0.01)
+    assert [s["split"] for s in json.loads((tmp_path / "one" / INDEX_FILE).read_text())["shards"]] == ["train"]
+    write_shards(tmp_path / "none", docs, VOCAB, EOS, val_fraction=0.0)
+    assert TokenShards.open(tmp_path / "none").documents == {"train": 1000, "val": 0}
+
+
 def test_writer_errors(tmp_path):
     with pytest.raises(ShardError, match="document 1: token id 300 is outside 0..299"):
         write_shards(tmp_path, [[1], [300]], VOCAB, EOS)
@@ -96,7 +139,18 @@ def test_writer_errors(tmp_path):
         write_shards(tmp_path, [[1]], VOCAB, 300)
     with pytest.raises(ShardError, match="no train tokens"):
         write_shards(tmp_path, [[1, 2]], VOCAB, EOS, val_tokens=1)
+    with pytest.raises(ShardError, match=r"no train tokens: all 2 documents went to the val split \(val_fraction=0.75\)"):
+        write_shards(tmp_path, [[1], [2]], VOCAB, EOS, val_fraction=0.75)
+    with pytest.raises(ShardError, match="no train tokens: no documents were given"):
+        write_shards(tmp_path, [], VOCAB, EOS)
     assert not (tmp_path / INDEX_FILE).exists()  # a failed write leaves no index to open
+    for fraction in (1.0, -0.1, True, "0.1"):
+        with pytest.raises(ShardError, match=r"val_fraction must be a number in \[0, 1\)"):
+            write_shards(tmp_path, [[1]], VOCAB, EOS, val_fraction=fraction)
+    with pytest.raises(ShardError, match="give val_tokens or val_fraction, not both"):
+        write_shards(tmp_path, [[1]], VOCAB, EOS, val_tokens=5, val_fraction=0.1)
+    with pytest.raises(ShardError, match="val_max_tokens must be an integer >= 0 or None, found -1"):
+        write_shards(tmp_path, [[1]], VOCAB, EOS, val_fraction=0.1, val_max_tokens=-1)
 
 
 # --- batches ---------------------------------------------------------------------------------
@@ -201,6 +255,10 @@ def test_open_errors(tmp_path, written):
     fails(r"index.json: shards\[0\]: missing key 'sha256'")
     edit_index(directory, lambda i: i.update(dtype="uint32"))
     fails("dtype is 'uint32', expected 'uint16' for vocab_size 300")
+    edit_index(directory, lambda i: i.update(documents={"train": -1, "val": 0}))
+    fails("documents must be an object of train and val counts >= 0")
+    edit_index(directory, lambda i: i.pop("documents"))
+    assert TokenShards.open(directory).documents is None  # optional: other writers may not count documents
     edit_index(directory, lambda i: i["shards"][0].update(file="../x.bin"))
     fails("file must be a plain file name")
     edit_index(directory, lambda i: i.update(shards=[s for s in i["shards"] if s["split"] != "train"]))
@@ -245,7 +303,7 @@ def test_cli_info(tmp_path):
     write_shards(out, [[1, 2, 3]] * 20, vocab_size=300, eos_id=299)
     cli = [sys.executable, "-m", "jaxmodel.shards"]
     info = subprocess.run([*cli, "info", str(out), "--verify"], capture_output=True, text=True, cwd=ROOT)
-    assert info.returncode == 0 and "train: 80 tokens in 1 shard" in info.stdout, info.stdout + info.stderr
+    assert info.returncode == 0 and "train: 80 tokens in 1 shard, 20 documents\nval: 0 tokens in 0 shards, 0 documents" in info.stdout, info.stdout + info.stderr
     bad = subprocess.run([*cli, "info", str(tmp_path / "none")], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 1 and bad.stderr.startswith("error: ") and "none: no such directory" in bad.stderr
     assert "Traceback" not in bad.stderr
