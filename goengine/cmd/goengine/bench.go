@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -36,8 +35,6 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if (*modelPath == "") == (*configPath == "") {
 		return usagef("give exactly one of --model and --config")
 	}
@@ -66,7 +63,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	defer f.Close()
 	load := time.Since(start)
 	c := m.Config
-	prompts, gens, err := benchLengths(*promptTokens, *genTokens, set["prompt-tokens"], set["gen-tokens"], c.ContextLength)
+	prompts, gens, err := benchLengths(*promptTokens, *genTokens, given(fs, "prompt-tokens"), given(fs, "gen-tokens"), c.ContextLength)
 	if err != nil {
 		return err
 	}

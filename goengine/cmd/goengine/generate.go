@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -11,10 +10,11 @@ import (
 	"gollm/goengine/sampler"
 )
 
-func generate(args []string, stdout, stderr io.Writer) error {
+func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("generate", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
 	prompt := fs.String("prompt", "", "text to continue")
+	promptFile := promptFileFlag(fs)
 	maxTokens := fs.Int("max-tokens", 256, "most tokens to generate (stops earlier at end-of-text or the context end)")
 	temperature := fs.Float64("temperature", 0.8, "sampling temperature; 0 = greedy")
 	topK := fs.Int("top-k", 0, "sample from the k most likely tokens; 0 = all")
@@ -30,9 +30,17 @@ func generate(args []string, stdout, stderr io.Writer) error {
 	if *maxTokens <= 0 {
 		return usagef("--max-tokens must be positive, found %d", *maxTokens)
 	}
-	seeded := false
-	fs.Visit(func(f *flag.Flag) { seeded = seeded || f.Name == "seed" })
-	if !seeded {
+	if given(fs, "prompt-file") {
+		if given(fs, "prompt") {
+			return usagef("give --prompt or --prompt-file, not both")
+		}
+		text, err := readPromptFile(*promptFile, stdin)
+		if err != nil {
+			return err
+		}
+		*prompt = text
+	}
+	if !given(fs, "seed") {
 		*seed = rand.Uint64()
 		if *temperature > 0 { // greedy text is the same for every seed
 			fmt.Fprintf(stderr, "seed: %d (pass --seed %d to repeat)\n", *seed, *seed)

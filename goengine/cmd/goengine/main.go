@@ -1,10 +1,10 @@
 // Command goengine runs gollm models (GGUF files in the profile of spec/format.md)
 // on the CPU.
 //
-//	goengine generate --model M.gguf --prompt "Once upon a time" [--max-tokens N]
+//	goengine generate --model M.gguf (--prompt "Once upon a time" | --prompt-file FILE) [--max-tokens N]
 //	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
 //	goengine info --model M.gguf
-//	goengine tokenize --model M.gguf [--bos] "text"
+//	goengine tokenize --model M.gguf [--bos] ("text" | --prompt-file FILE)
 //	goengine logits --model M.gguf --tokens "1 50 60"
 //	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q] [--threads N]
 //	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
@@ -20,6 +20,8 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
+	"unicode/utf8"
 
 	"gollm/goengine/tensor"
 )
@@ -38,12 +40,12 @@ run 'goengine <command> -h' for the flags of a command
 `
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
 // run is main without the process: it returns the exit code (0 ok, 1 failure,
 // 2 bad usage) so that tests can call it.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -55,11 +57,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "generate":
-		err = generate(args[1:], stdout, stderr)
+		err = generate(args[1:], stdin, stdout, stderr)
 	case "info":
 		err = info(args[1:], stdout, stderr)
 	case "tokenize":
-		err = tokenize(args[1:], stdout, stderr)
+		err = tokenize(args[1:], stdin, stdout, stderr)
 	case "logits":
 		err = logits(args[1:], stdout, stderr)
 	case "serve":
@@ -114,6 +116,54 @@ func parse(fs *flag.FlagSet, args []string) error {
 		return usagef("unexpected argument %q (flags come as --name value)", fs.Arg(0))
 	}
 	return nil
+}
+
+// promptFileFlag adds --prompt-file, the prompt text read from a file.
+func promptFileFlag(fs *flag.FlagSet) *string {
+	return fs.String("prompt-file", "", "read the text from FILE (- for stdin); one final newline is dropped")
+}
+
+// readPromptFile reads --prompt-file FILE, "-" for stdin: UTF-8 text, less one
+// final newline, which editors and echo leave and which would otherwise be
+// the prompt's last token.
+func readPromptFile(file string, stdin io.Reader) (string, error) {
+	var data []byte
+	var err error
+	switch file {
+	case "":
+		return "", usagef("--prompt-file needs a file name, or - for stdin")
+	case "-":
+		file = "(stdin)"
+		data, err = io.ReadAll(stdin)
+	default:
+		data, err = os.ReadFile(file)
+	}
+	if err != nil {
+		return "", fmt.Errorf("--prompt-file: %w", err)
+	}
+	if !utf8.Valid(data) {
+		valid := 0
+		for valid < len(data) {
+			r, size := utf8.DecodeRune(data[valid:])
+			if r == utf8.RuneError && size == 1 {
+				break
+			}
+			valid += size
+		}
+		return "", usagef("--prompt-file %s: the text is not valid UTF-8 (byte %d is %#02x)", file, valid, data[valid])
+	}
+	text := string(data)
+	if t, ok := strings.CutSuffix(text, "\n"); ok {
+		text = strings.TrimSuffix(t, "\r")
+	}
+	return text, nil
+}
+
+// given reports whether the command line set the flag name.
+func given(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // threadsFlag adds --threads, the goroutines for the matrix products; call

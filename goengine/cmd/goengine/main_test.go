@@ -17,8 +17,12 @@ import (
 const goldenModel = "../../../goldens/gqa.gguf"
 
 func runCLI(args ...string) (code int, stdout, stderr string) {
+	return runCLIWithInput("", args...)
+}
+
+func runCLIWithInput(stdin string, args ...string) (code int, stdout, stderr string) {
 	var out, errOut bytes.Buffer
-	code = run(args, &out, &errOut)
+	code = run(args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -82,6 +86,45 @@ func TestGenerateWithoutSeedPrintsOne(t *testing.T) {
 	}
 	if _, _, errOut := runCLI("generate", "--model", goldenModel, "--max-tokens", "2", "--temperature", "0"); strings.Contains(errOut, "seed:") {
 		t.Errorf("greedy, stderr %q should not print a seed: it changes nothing", errOut)
+	}
+}
+
+// TestPromptFile: --prompt-file reads the prompt from a file or stdin, less
+// one final newline, exactly as --prompt gives it; the two together, a file
+// that is not UTF-8 and a missing file are errors.
+func TestPromptFile(t *testing.T) {
+	dir := t.TempDir()
+	file, crlf, bad := filepath.Join(dir, "prompt.txt"), filepath.Join(dir, "crlf.txt"), filepath.Join(dir, "bad.txt")
+	os.WriteFile(file, []byte("the robot\n"), 0o644)
+	os.WriteFile(crlf, []byte("the robot\r\n"), 0o644)
+	os.WriteFile(bad, []byte("the r\xf6bot\n"), 0o644)
+	generate := []string{"generate", "--model", goldenModel, "--max-tokens", "8", "--seed", "3"}
+	_, want, _ := runCLI(append(generate, "--prompt", "the robot")...)
+	for _, c := range []struct{ stdin, file string }{{"", file}, {"", crlf}, {"the robot\n", "-"}, {"the robot", "-"}} {
+		if code, out, errOut := runCLIWithInput(c.stdin, append(generate, "--prompt-file", c.file)...); code != 0 || out != want {
+			t.Errorf("--prompt-file %s (stdin %q): exit %d, stdout %q, stderr %q; --prompt gives %q", c.file, c.stdin, code, out, errOut, want)
+		}
+	}
+	_, ids, _ := runCLI("tokenize", "--model", goldenModel, "the robot")
+	if code, out, errOut := runCLI("tokenize", "--model", goldenModel, "--prompt-file", file); code != 0 || out != ids {
+		t.Errorf("tokenize --prompt-file: exit %d, stdout %q, stderr %q; the argument gives %q", code, out, errOut, ids)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{append(generate, "--prompt", "x", "--prompt-file", file), 2, "give --prompt or --prompt-file, not both"},
+		{append(generate, "--prompt-file", bad), 2, "--prompt-file " + bad + ": the text is not valid UTF-8 (byte 5 is 0xf6)"},
+		{append(generate, "--prompt-file", filepath.Join(dir, "missing.txt")), 1, "missing.txt: no such file"},
+		{append(generate, "--prompt-file", ""), 2, "--prompt-file needs a file name"},
+		{[]string{"tokenize", "--model", goldenModel, "--prompt-file", file, "hi"}, 2, "as an argument or --prompt-file, not both"},
+		{[]string{"tokenize", "--model", goldenModel, "--prompt-file", bad}, 2, "not valid UTF-8 (byte 5 is 0xf6)"},
+	} {
+		code, _, errOut := runCLI(c.args...)
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d and one line with %q", c.args, code, errOut, c.code, c.want)
+		}
 	}
 }
 
@@ -237,7 +280,7 @@ func mustRead(t *testing.T, path string) string {
 // one sets the kernels bench reports.
 func TestKernelsVariable(t *testing.T) {
 	if args, ok := os.LookupEnv("GOENGINE_TEST_COMMAND"); ok { // the child: be the command
-		os.Exit(run(strings.Split(args, "\n"), os.Stdout, os.Stderr))
+		os.Exit(run(strings.Split(args, "\n"), os.Stdin, os.Stdout, os.Stderr))
 	}
 	command := func(kernels string, args ...string) (int, string, string) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKernelsVariable$")

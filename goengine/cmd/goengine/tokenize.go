@@ -11,10 +11,11 @@ import (
 
 // tokenize prints the ids of a text. It reads only the tokenizer keys, so it also
 // works on a vocabulary-only GGUF file with no weights.
-func tokenize(args []string, stdout, stderr io.Writer) error {
+func tokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tokenize", stderr)
 	modelPath := fs.String("model", "", "model or vocabulary file (.gguf)")
 	bos := fs.Bool("bos", false, "start with the <|begin_of_text|> id")
+	textFile := promptFileFlag(fs)
 	// The text is the one positional argument: parse flags around it.
 	var text []string
 	for len(args) > 0 {
@@ -30,8 +31,18 @@ func tokenize(args []string, stdout, stderr io.Writer) error {
 	if *modelPath == "" {
 		return usagef("--model is required")
 	}
+	if given(fs, "prompt-file") {
+		if len(text) > 0 {
+			return usagef("give the text as an argument or --prompt-file, not both")
+		}
+		t, err := readPromptFile(*textFile, stdin)
+		if err != nil {
+			return err
+		}
+		text = []string{t}
+	}
 	if len(text) != 1 {
-		return usagef("expected one text argument, found %d (quote the text)", len(text))
+		return usagef("expected one text argument, found %d (quote the text, or use --prompt-file)", len(text))
 	}
 	f, err := gguf.Open(*modelPath)
 	if err != nil {
