@@ -2,7 +2,7 @@
 
     python -m jaxmodel.data prepare --input a.txt b.jsonl c.parquet more/ --tokenizer tok/ --out shards/
         [--val-fraction F] [--val-max-tokens N] | [--val-tokens N] | [--no-val]
-        [--shard-tokens N] [--workers N]
+        [--shard-tokens N] [--workers N] [--overwrite]
 
 Inputs are files or directories, read a document at a time by `jaxmodel.documents`
 (.txt with `<|endoftext|>` between documents, .jsonl and .parquet with a text field):
@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxmodel import tokenizer as tk
 from jaxmodel.documents import DocumentError, expand_inputs, iter_documents
-from jaxmodel.shards import ShardError, TokenShards, describe, write_shards
+from jaxmodel.shards import ShardError, TokenShards, describe, shard_files, write_shards
 
 BATCH_DOCUMENTS = 256  # documents handed to tiktoken at once: enough to keep every thread busy
 VAL_FRACTION = 0.01  # the default validation split: 1 % of the documents ...
@@ -43,20 +43,32 @@ def _batched(items: Iterable, n: int) -> Iterator[list]:
         yield batch
 
 
+def check_out(out: Path, overwrite: bool = False) -> None:
+    """Refuses an `out` that is a file, or a directory that already holds shards
+    (unless `overwrite`): an earlier prepare's work is not replaced by accident."""
+    if out.exists() and not out.is_dir():
+        raise ShardError(f"{out}: a file, not a directory: --out names the shard directory to write")
+    if not overwrite and (found := shard_files(out)):
+        raise ShardError(f"{out}: already holds shards ({found[0].name}, ...); pass --overwrite to replace them")
+
+
 def prepare(inputs: list[Path], tokenizer_dir: Path, out: Path, val_tokens: int | None = None, shard_tokens: int = 2**24,
             workers: int | None = None, progress: bool = True, val_fraction: float = VAL_FRACTION,
-            val_max_tokens: int = VAL_MAX_TOKENS) -> TokenShards:
+            val_max_tokens: int = VAL_MAX_TOKENS, overwrite: bool = False) -> TokenShards:
     """Encodes `inputs` (files or directories) with a saved tokenizer and writes them as a shard directory.
 
     The val split: `val_tokens=None` holds out `val_fraction` of the documents (spread
     through the corpus, at most `val_max_tokens` tokens, at least one document when
     there are two or more); `val_fraction=0` holds out none; `val_tokens=N` holds out
-    the first documents until N tokens instead.
+    the first documents until N tokens instead. An `out` that already holds shards is
+    refused unless `overwrite`, and then the old files are removed. Everything is
+    checked before the first document is read.
     """
     from tqdm import tqdm
 
     paths = expand_inputs(inputs)
     vocab = tk.load(tokenizer_dir)
+    check_out(out, overwrite)
     encoding = tk.encoding(vocab)
     workers = workers or os.cpu_count() or 1
     if val_tokens is not None:
@@ -103,11 +115,12 @@ def main(argv: list[str]) -> int:
                      help="at most this many tokens for --val-fraction (default: %(default)s)")
     cmd.add_argument("--shard-tokens", type=int, default=2**24, help="tokens per shard file")
     cmd.add_argument("--workers", type=int, help="tokenizer threads (default: every core)")
+    cmd.add_argument("--overwrite", action="store_true", help="replace the shards already in --out")
     cmd.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     try:
         shards = prepare(args.input, args.tokenizer, args.out, args.val_tokens, args.shard_tokens, args.workers,
-                         not args.no_progress, 0.0 if args.no_val else args.val_fraction, args.val_max_tokens)
+                         not args.no_progress, 0.0 if args.no_val else args.val_fraction, args.val_max_tokens, args.overwrite)
     except (ShardError, DocumentError, tk.TokenizerError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

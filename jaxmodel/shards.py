@@ -46,6 +46,7 @@ DTYPES = {"uint16": np.dtype("<u2"), "uint32": np.dtype("<u4")}
 INDEX_KEYS = ("format", "version", "dtype", "vocab_size", "eos_id", "tokenizer_sha256", "shards")
 SHARD_KEYS = ("file", "split", "tokens", "sha256")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_WRITTEN_FILE = re.compile(r"(train|val)-[0-9]{5}\.bin|index\.json(\.tmp)?")  # what write_shards writes
 _HASH_CHUNK = 1 << 24  # bytes hashed at a time, so verifying never reads a shard whole
 
 
@@ -135,16 +136,20 @@ def write_shards(
       ceil(k·f)), spread through the stream, until the next would take val past
       `val_max_tokens`. A lone document is never held out;
     - neither: no val split.
-    index.json is written last, through a temporary file and a rename, so a directory
-    whose writing was interrupted has no index and cannot be opened.
+    Files an earlier write left (index.json, {train,val}-NNNNN.bin) are removed first,
+    the index before the shards. index.json is written last, through a temporary file
+    and a rename, so a directory whose writing was interrupted has no index and cannot
+    be opened.
     """
     directory = Path(directory)
     _check_write_args(vocab_size, eos_id, shard_tokens, val_tokens, tokenizer_sha256, val_fraction, val_max_tokens)
     dtype = DTYPES[dtype_for(vocab_size)]
     directory.mkdir(parents=True, exist_ok=True)
     index_path = directory / INDEX_FILE
-    # An old index would describe the shard files we are about to overwrite.
+    # An old index would describe the shard files we are about to overwrite: it goes first.
     index_path.unlink(missing_ok=True)
+    for stale in shard_files(directory):
+        stale.unlink()
 
     writers = {split: _SplitWriter(directory, split, dtype, shard_tokens) for split in SPLITS}
     eos = np.array([eos_id], dtype)
@@ -192,6 +197,15 @@ def write_shards(
     tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, index_path)
     return index_path
+
+
+def shard_files(directory: str | Path) -> list[Path]:
+    """The files in `directory` that `write_shards` writes (index.json, its temporary,
+    {train,val}-NNNNN.bin), sorted; other files are not ours and are never touched."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if _WRITTEN_FILE.fullmatch(p.name) and p.is_file())
 
 
 class _ValChooser:

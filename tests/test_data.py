@@ -107,6 +107,24 @@ def test_prepare_api_val_choices(tmp_path, tok):
     assert first.documents == {"train": 249, "val": 1}
 
 
+def test_cli_refuses_to_overwrite_unless_told_and_then_leaves_nothing_stale(tmp_path, tok):
+    tokenizer, corpus = tok
+    out = tmp_path / "shards"
+    out.mkdir()  # an empty directory is fine
+    (out / "README").write_text("not ours")
+    first = prepare_cli("--tokenizer", tokenizer, "--input", corpus, "--out", out, "--shard-tokens", "1000")
+    assert first.returncode == 0, first.stderr
+    assert len(list(out.glob("train-*.bin"))) > 3
+    again = prepare_cli("--tokenizer", tokenizer, "--input", corpus, "--out", out)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr == f"error: {out}: already holds shards (index.json, ...); pass --overwrite to replace them\n"
+    (out / INDEX_FILE).unlink()  # shard files alone (an interrupted prepare) count too
+    assert prepare_cli("--tokenizer", tokenizer, "--input", corpus, "--out", out).returncode == 1
+    forced = prepare_cli("--tokenizer", tokenizer, "--input", corpus, "--out", out, "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["README", "index.json", "train-00000.bin", "val-00000.bin"]
+
+
 def test_cli_reads_directories_and_explains_wrong_paths(tmp_path, tok):
     tokenizer, corpus = tok
     data = tmp_path / "data"
@@ -123,6 +141,7 @@ def test_cli_reads_directories_and_explains_wrong_paths(tmp_path, tok):
          "tokenizer.model: a file, not a tokenizer directory: pass the directory that holds tokenizer.model and tokenizer.json"),
         (("--tokenizer", tokenizer, "--input", tmp_path / "empty", "--out", tmp_path / "t"),
          "empty: a directory with no .txt, .jsonl or .parquet files in it"),
+        (("--tokenizer", tokenizer, "--input", corpus, "--out", corpus), "corpus.txt: a file, not a directory: --out names the shard directory"),
         (("--tokenizer", tokenizer, "--input", tmp_path / "broken.jsonl", "--out", tmp_path / "t"), "broken.jsonl:1: expected a JSON object"),
     ]:
         bad = prepare_cli(*args)

@@ -128,6 +128,14 @@ def test_val_fraction_cap_and_tiny_corpora(tmp_path):
     assert TokenShards.open(tmp_path / "none").documents == {"train": 1000, "val": 0}
 
 
+def test_rewriting_removes_stale_files(tmp_path):
+    write_shards(tmp_path, numbered(300), VOCAB, EOS, shard_tokens=50, val_fraction=0.1)
+    (tmp_path / "notes.txt").write_text("mine")
+    assert (tmp_path / "train-00005.bin").exists()
+    write_shards(tmp_path, numbered(10), VOCAB, EOS, shard_tokens=50)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["index.json", "notes.txt", "train-00000.bin"]
+
+
 def test_writer_errors(tmp_path):
     with pytest.raises(ShardError, match="document 1: token id 300 is outside 0..299"):
         write_shards(tmp_path, [[1], [300]], VOCAB, EOS)
