@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 
@@ -18,6 +19,12 @@ import (
 // not know are ignored, as OpenAI's own server ignores them, but a known option
 // we cannot honour (n > 1, penalties, logprobs) is an error rather than a
 // silently different answer.
+
+// A request body is decoded twice: into samplingRequest, the fields both
+// endpoints share, and into the endpoint's own fields. The types are not
+// embedded in one another because encoding/json names a mistyped field of an
+// embedded struct with the Go type's name ("samplingRequest.max_tokens"), and
+// a client knows only the API's field names.
 
 // samplingRequest holds the fields both endpoints share.
 type samplingRequest struct {
@@ -51,13 +58,11 @@ type streamOptions struct {
 }
 
 type completionRequest struct {
-	samplingRequest
 	Prompt json.RawMessage `json:"prompt"`
 }
 
 type chatRequest struct {
-	samplingRequest
-	Messages []chatMessage `json:"messages"`
+	Messages []json.RawMessage `json:"messages"` // each a chatMessage, decoded with its index for errors
 }
 
 type chatMessage struct {
@@ -133,10 +138,10 @@ func withCode(e *apiError, code string) *apiError {
 	return e
 }
 
-// decodeBody reads a JSON request body of at most limit bytes into v, with an
-// error that names the problem: too large, not UTF-8, not JSON, a field of the
-// wrong type.
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *apiError {
+// decodeBody reads a JSON request body of at most limit bytes into each of
+// targets, with an error that names the problem: too large, not UTF-8, not
+// JSON, a field of the wrong type.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, targets ...any) *apiError {
 	body, err := readAll(http.MaxBytesReader(w, r.Body, limit))
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -149,19 +154,49 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, v any) *api
 		// encoding/json would silently turn invalid bytes into U+FFFD.
 		return invalid("", "the request body is not valid UTF-8")
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		var syntaxErr *json.SyntaxError
-		switch {
-		case errors.As(err, &typeErr) && typeErr.Field != "":
-			return invalid(typeErr.Field, "%s: expected %s, found a JSON %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
-		case errors.As(err, &syntaxErr):
-			return invalid("", "the request body is not valid JSON: %v (at byte %d)", syntaxErr, syntaxErr.Offset)
-		default:
-			return invalid("", "the request body is not a valid request: %v", err)
+	for _, v := range targets {
+		if e := decodeJSON(body, v, ""); e != nil {
+			return e
 		}
 	}
 	return nil
+}
+
+// decodeJSON decodes data into v. A value of the wrong type is an error that
+// names the field by its JSON path: path (the place of data in the request,
+// "" for the body, "messages[2]") and the field in data, which encoding/json
+// spells with the JSON names ("stream_options.include_usage").
+func decodeJSON(data []byte, v any, path string) *apiError {
+	err := json.Unmarshal(data, v)
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if path != "" {
+			field = strings.TrimSuffix(path+"."+field, ".")
+		}
+		want := jsonKind(typeErr.Type)
+		if field == "" {
+			return invalid("", "the request body must be %s, found a JSON %s", want, typeErr.Value)
+		}
+		if number, ok := strings.CutPrefix(typeErr.Value, "number "); ok && want == "an integer" && isInteger(number) {
+			return invalid(field, "%s: %s is out of range", field, number)
+		}
+		return invalid(field, "%s: expected %s, found a JSON %s", field, want, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return invalid("", "the request body is not valid JSON: %v (at byte %d)", syntaxErr, syntaxErr.Offset)
+	}
+	return invalid(path, "the request body is not a valid request: %v", err)
+}
+
+// isInteger reports whether a JSON number is written as an integer: digits
+// with an optional minus sign, no fraction or exponent.
+func isInteger(number string) bool {
+	digits := strings.TrimPrefix(number, "-")
+	return digits != "" && strings.Trim(digits, "0123456789") == ""
 }
 
 func readAll(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
@@ -170,16 +205,22 @@ func readAll(r interface{ Read([]byte) (int, error) }) ([]byte, error) {
 	return buf.Bytes(), err
 }
 
-// jsonKind names a Go kind as the JSON type a client should send.
-func jsonKind(kind string) string {
-	switch {
-	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"), strings.HasPrefix(kind, "float"):
+// jsonKind names a Go type as the JSON type a client should send.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
 		return "a number"
-	case kind == "bool":
+	case reflect.Bool:
 		return "true or false"
-	case kind == "string":
+	case reflect.String:
 		return "a string"
-	case kind == "slice":
+	case reflect.Slice, reflect.Array:
 		return "an array"
 	}
 	return "an object"
@@ -323,13 +364,17 @@ func (s *Server) promptTokens(raw json.RawMessage) ([]int, *apiError) {
 }
 
 // chatMessages reads the messages of a chat request.
-func chatMessages(in []chatMessage) ([]tokenizer.Message, *apiError) {
+func chatMessages(in []json.RawMessage) ([]tokenizer.Message, *apiError) {
 	if len(in) == 0 {
 		return nil, invalid("messages", "messages must be a non-empty array")
 	}
 	out := make([]tokenizer.Message, len(in))
-	for i, m := range in {
+	for i, raw := range in {
 		param := fmt.Sprintf("messages[%d]", i)
+		var m chatMessage
+		if e := decodeJSON(raw, &m, param); e != nil {
+			return nil, e
+		}
 		role := m.Role
 		if role == "developer" { // OpenAI's newer name for the system role
 			role = "system"

@@ -16,7 +16,8 @@ import (
 
 func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 	var req completionRequest
-	if e := decodeBody(w, r, s.maxBody, &req); e != nil {
+	var options samplingRequest
+	if e := decodeBody(w, r, s.maxBody, &req, &options); e != nil {
 		s.writeError(w, e)
 		return
 	}
@@ -25,17 +26,18 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	opts, e := req.validate(s, 16)
+	opts, e := options.validate(s, 16)
 	if e != nil {
 		s.writeError(w, e)
 		return
 	}
-	s.respond(w, r, &completionStream{id: newID("cmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, req.samplingRequest)
+	s.respond(w, r, &completionStream{id: newID("cmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, options)
 }
 
 func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 	var req chatRequest
-	if e := decodeBody(w, r, s.maxBody, &req); e != nil {
+	var options samplingRequest
+	if e := decodeBody(w, r, s.maxBody, &req, &options); e != nil {
 		s.writeError(w, e)
 		return
 	}
@@ -49,12 +51,12 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, invalid("messages", "messages: %v", err))
 		return
 	}
-	opts, e := req.validate(s, max(1, s.context-len(prompt))) // by default, the rest of the context
+	opts, e := options.validate(s, max(1, s.context-len(prompt))) // by default, the rest of the context
 	if e != nil {
 		s.writeError(w, e)
 		return
 	}
-	s.respond(w, r, &chatStream{id: newID("chatcmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, req.samplingRequest)
+	s.respond(w, r, &chatStream{id: newID("chatcmpl-"), created: time.Now().Unix(), model: s.name}, prompt, opts, options)
 }
 
 // responder shapes one endpoint's output: pieces of text as they are generated,

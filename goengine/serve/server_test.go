@@ -342,8 +342,8 @@ func TestBadRequests(t *testing.T) {
 		message                  string
 	}{
 		{"malformed JSON", "POST", "/v1/completions", `{"prompt": "x",`, 400, "not valid JSON"},
-		{"not an object", "POST", "/v1/completions", `[1, 2]`, 400, "not a valid request"},
-		{"wrong type", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": "ten"}`, 400, "max_tokens: expected a number"},
+		{"not an object", "POST", "/v1/completions", `[1, 2]`, 400, "the request body must be an object, found a JSON array"},
+		{"wrong type", "POST", "/v1/completions", `{"prompt": "x", "max_tokens": "ten"}`, 400, "max_tokens: expected an integer, found a JSON string"},
 		{"unknown model", "POST", "/v1/completions", `{"model": "gpt-4", "prompt": "x"}`, 404, `"gpt-4" does not exist`},
 		{"no prompt", "POST", "/v1/completions", `{"model": "gqa"}`, 400, "prompt is required"},
 		{"prompt too long", "POST", "/v1/completions", `{"prompt": "` + strings.Repeat("robot ", 80) + `"}`, 400, "the model's context is 64"},
@@ -383,6 +383,39 @@ func TestBadRequests(t *testing.T) {
 	}
 	if code, body := post(t, h, "/v1/completions", `{"prompt": "x", "max_tokens": 2}`); code != 200 {
 		t.Errorf("after the bad requests: status %d, %v", code, body)
+	}
+}
+
+// TestTypeErrorsNameTheAPIField: a value of the wrong type is named by its
+// path in the request, in the API's field names, both in the message and in
+// param; never by the Go types that decode it.
+func TestTypeErrorsNameTheAPIField(t *testing.T) {
+	_, h := goldenServer(t, Options{})
+	chat := func(fields string) string { return `{"messages": [{"role": "user", "content": "x"}], ` + fields + `}` }
+	cases := []struct{ path, body, param, message string }{
+		{"/v1/completions", `{"prompt": "x", "max_tokens": 2.5}`, "max_tokens", "max_tokens: expected an integer, found a JSON number 2.5"},
+		{"/v1/chat/completions", chat(`"max_tokens": "ten"`), "max_tokens", "max_tokens: expected an integer, found a JSON string"},
+		{"/v1/completions", `{"prompt": "x", "seed": 1.5}`, "seed", "seed: expected an integer, found a JSON number 1.5"},
+		{"/v1/completions", `{"prompt": "x", "seed": "x"}`, "seed", "seed: expected an integer, found a JSON string"},
+		{"/v1/completions", `{"prompt": "x", "seed": 1e3}`, "seed", "seed: expected an integer, found a JSON number 1e3"},
+		{"/v1/completions", `{"prompt": "x", "seed": 99999999999999999999}`, "seed", "seed: 99999999999999999999 is out of range"},
+		{"/v1/chat/completions", chat(`"temperature": "hot"`), "temperature", "temperature: expected a number, found a JSON string"},
+		{"/v1/chat/completions", chat(`"stream": 1`), "stream", "stream: expected true or false, found a JSON number"},
+		{"/v1/completions", `{"prompt": "x", "stream_options": {"include_usage": "yes"}}`, "stream_options.include_usage",
+			"stream_options.include_usage: expected true or false, found a JSON string"},
+		{"/v1/completions", `{"prompt": "x", "response_format": "json"}`, "response_format", "response_format: expected an object, found a JSON string"},
+		{"/v1/chat/completions", `{"messages": 5}`, "messages", "messages: expected an array, found a JSON number"},
+		{"/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}, {"role": 5}]}`, "messages[1].role",
+			"messages[1].role: expected a string, found a JSON number"},
+		{"/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}, 7]}`, "messages[1]", "messages[1]: expected an object, found a JSON number"},
+	}
+	for _, c := range cases {
+		code, body := post(t, h, c.path, c.body)
+		message, _ := field(body, "error", "message").(string)
+		param, _ := field(body, "error", "param").(string)
+		if code != 400 || message != c.message || param != c.param {
+			t.Errorf("%s %s: status %d, message %q, param %q; want 400, %q, %q", c.path, c.body, code, message, param, c.message, c.param)
+		}
 	}
 }
 
