@@ -50,7 +50,18 @@ def load_run(run_dir: Path, step: int | None = None) -> tuple[ModelConfig, dict[
     return mc, named_tensors(model), saved
 
 
+def check_out(out: Path) -> None:
+    """`out` must name a file in an existing directory: checked before minutes of loading."""
+    if out.is_dir():
+        raise ExportError(f"{out}: a directory, not a file: --out names the .gguf file to write (e.g. {out / 'model.gguf'})")
+    if not out.parent.is_dir():
+        raise ExportError(f"{out.parent}: no such directory (for --out {out})")
+
+
 def export(run_dir: Path, tokenizer_dir: Path, out: Path, dtype: str = "f32", step: int | None = None) -> Path:
+    """Writes the run's checkpoint (the newest, or `step`) with its tokenizer as one GGUF file."""
+    out = Path(out)
+    check_out(out)
     mc, tensors, saved = load_run(run_dir, step)
     vocab = tk.load(tokenizer_dir)
     recorded = saved.get("tokenizer_sha256")
@@ -72,7 +83,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         path = export(args.run_dir, args.tokenizer, args.out, args.dtype, args.step)
-    except (ExportError, ConfigError, GGUFError, tk.TokenizerError) as err:
+    except (ExportError, ConfigError, GGUFError, tk.TokenizerError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {path} ({path.stat().st_size:,} bytes, {args.dtype})")

@@ -122,3 +122,12 @@ def test_export_errors(run, tmp_path):
     cli = subprocess.run([sys.executable, "-m", "jaxmodel.export", "--run-dir", str(tmp_path), "--tokenizer", str(run / "tok"),
                           "--out", str(tmp_path / "x.gguf")], capture_output=True, text=True, cwd=ROOT)
     assert cli.returncode == 1 and "Traceback" not in cli.stderr and "not a training run" in cli.stderr
+
+
+def test_cli_out_must_be_a_file_in_an_existing_directory(tmp_path):
+    # Checked before anything is loaded: the run directory here is not even a run.
+    cli = [sys.executable, "-m", "jaxmodel.export", "--run-dir", str(tmp_path), "--tokenizer", str(tmp_path)]
+    for out, message in [(tmp_path, f"error: {tmp_path}: a directory, not a file: --out names the .gguf file to write (e.g. {tmp_path / 'model.gguf'})\n"),
+                         (tmp_path / "no" / "m.gguf", f"error: {tmp_path / 'no'}: no such directory (for --out {tmp_path / 'no' / 'm.gguf'})\n")]:
+        run = subprocess.run([*cli, "--out", str(out)], capture_output=True, text=True, cwd=ROOT)
+        assert run.returncode == 1 and run.stderr == message, run.stderr
