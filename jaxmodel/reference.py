@@ -10,17 +10,24 @@ weights, so the goldens hold the exact math rounded once to float32.
     cache = KVCache(model.config)
     logits = forward(model, prompt, cache)          # prefill: positions 0..P-1
     next_logits = decode_step(model, cache, token)  # one token at position P
+
+From the shell, the logits of every position as JSON rows, as `goengine logits` prints them:
+
+    python -m jaxmodel.reference logits --model goldens/gqa.gguf --tokens "312 5 80"
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from jaxmodel.config import ModelConfig
-from jaxmodel.gguf_io import read_model
+from jaxmodel.gguf_io import GGUFError, read_model
 from jaxmodel.sampler import Sampler
 from jaxmodel.tokenizer import Vocabulary
 
@@ -216,3 +223,32 @@ def _recorder(trace: dict | None, prefix: str):
         return value
 
     return record
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jaxmodel.reference", description="The NumPy reference of spec/model.md.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    logits_cmd = commands.add_parser("logits", help="print the logits of every position for given token ids, as JSON")
+    logits_cmd.add_argument("--model", type=Path, required=True, help="model file (.gguf)")
+    logits_cmd.add_argument("--tokens", required=True, help='token ids separated by spaces, e.g. "1 50 60"')
+    args = parser.parse_args(argv)
+    for field in args.tokens.split():
+        if not field.lstrip("-").isdigit():
+            logits_cmd.error(f"--tokens: {field!r} is not a token id")
+    tokens = [int(field) for field in args.tokens.split()]
+    if not tokens:
+        logits_cmd.error("--tokens: at least one token id is needed")
+    if args.model.is_dir():
+        print(f"error: {args.model}: a directory, not a file: --model takes a .gguf model file", file=sys.stderr)
+        return 1
+    try:
+        logits = forward(load_model(args.model), tokens)  # (T, vocab_size), float64
+    except (GGUFError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(json.dumps(logits.tolist()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

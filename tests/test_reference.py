@@ -238,3 +238,22 @@ def test_generate_stops_at_the_context(tmp_path):
     model = ref.load_model(tmp_path / "m.gguf")
     tokens, logits = ref.generate(model, [1, 2, 3, 4], 100, Sampler(temperature=0))
     assert len(tokens) == 12 - 4 + 1 and logits.shape == (9, 320)
+
+
+def test_cli_prints_the_logits_as_goengine_does():
+    import json
+
+    cli = [sys.executable, "-m", "jaxmodel.reference"]
+    bare = subprocess.run(cli, capture_output=True, text=True, cwd=ROOT)
+    assert bare.returncode == 2 and bare.stderr.startswith("usage: python -m jaxmodel.reference") and "Traceback" not in bare.stderr
+    run = subprocess.run([*cli, "logits", "--model", str(GOLDENS / "gqa.gguf"), "--tokens", "312 5 80"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    np.testing.assert_array_equal(np.array(json.loads(run.stdout)), ref.forward(ref.load_model(GOLDENS / "gqa.gguf"), [312, 5, 80]))
+    for args, code, message in [
+        (["--model", str(GOLDENS / "gqa.gguf"), "--tokens", "312 x"], 2, "--tokens: 'x' is not a token id"),
+        (["--model", str(GOLDENS / "gqa.gguf"), "--tokens", "99999"], 1, "error: token id 99999 is outside the vocabulary (0..319)"),
+        (["--model", str(GOLDENS), "--tokens", "1"], 1, "a directory, not a file: --model takes a .gguf model file"),
+        (["--model", str(ROOT / "README.md"), "--tokens", "1"], 1, "README.md: not a readable GGUF file"),
+    ]:
+        bad = subprocess.run([*cli, "logits", *args], capture_output=True, text=True, cwd=ROOT)
+        assert bad.returncode == code and message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
