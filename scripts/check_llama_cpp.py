@@ -25,12 +25,24 @@ def goengine(*args: str) -> str:
     return subprocess.run([str(ROOT / "bin" / "goengine"), *args], capture_output=True, text=True, check=True).stdout
 
 
+def have_llama_cpp() -> bool:
+    """Whether the optional llama-cpp-python is installed; if not, says how to get it (one line)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("error: this script needs llama-cpp-python: pip install llama-cpp-python (builds llama.cpp from source, ~10 min)", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path)
     parser.add_argument("--prompt", default="Once upon a time")
     parser.add_argument("--max-tokens", type=int, default=60)
     args = parser.parse_args(argv)
+    if not have_llama_cpp():
+        return 1
     from llama_cpp import Llama  # optional: not a project dependency
 
     subprocess.run(["make", "--no-print-directory", "build"], cwd=ROOT, check=True, capture_output=True)

@@ -75,6 +75,16 @@ def llama_cpp_bench(path: Path, prompt: int, gen: int, threads: int) -> dict[str
     return {"prefill": prefill, "decode": decode}
 
 
+def have_llama_cpp() -> bool:
+    """Whether the optional llama-cpp-python is installed; if not, says how to get it (one line)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("error: this script needs llama-cpp-python: pip install llama-cpp-python (builds llama.cpp from source, ~10 min)", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=ROOT / "configs" / "gollm-85m.yaml")
@@ -84,6 +94,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--out", type=Path, default=Path("/tmp"))
     args = parser.parse_args(argv)
+    if not have_llama_cpp():
+        return 1
     subprocess.run(["make", "--no-print-directory", "build"], cwd=ROOT, check=True, capture_output=True)
     rows = []
     for dtype in args.dtype:
