@@ -49,8 +49,10 @@ $(DEMO)/corpus.txt: | setup
 $(DEMO)/tokenizer/tokenizer.model: $(DEMO)/corpus.txt
 	$(PY) -m jaxmodel.tokenizer train --input $< --config $(DEMO_CONFIG) --out $(DEMO)/tokenizer
 
+# make reruns this only when index.json is missing (an interrupted prepare) or older than the
+# tokenizer: either way the shards there are stale, so --overwrite.
 $(DEMO)/data/index.json: $(DEMO)/tokenizer/tokenizer.model
-	$(PY) -m jaxmodel.data prepare --input $(DEMO)/corpus.txt --tokenizer $(DEMO)/tokenizer --out $(DEMO)/data --val-tokens $(DEMO_VAL_TOKENS)
+	$(PY) -m jaxmodel.data prepare --input $(DEMO)/corpus.txt --tokenizer $(DEMO)/tokenizer --out $(DEMO)/data --val-tokens $(DEMO_VAL_TOKENS) --overwrite
 
 # Training resumes from the newest checkpoint if an earlier run was interrupted.
 $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
