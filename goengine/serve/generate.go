@@ -72,6 +72,7 @@ type responder interface {
 // respond checks the prompt against the context, takes a session, generates and
 // writes the response, streamed or whole.
 func (s *Server) respond(w http.ResponseWriter, r *http.Request, out responder, prompt []int, opts sampling, req samplingRequest) {
+	logTokens(w, len(prompt), 0)
 	if len(prompt) >= s.context {
 		s.writeError(w, withCode(invalid("", "the prompt is %d tokens, but the model's context is %d: it must be shorter to leave room for the reply",
 			len(prompt), s.context), "context_length_exceeded"))
@@ -111,6 +112,7 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, out responder, 
 		emit = func(piece string) error { return stream.send(out.piece(piece)) }
 	}
 	finish, generated, err := s.generate(r.Context(), sess, prompt, opts, pick, emit)
+	logTokens(w, len(prompt), generated)
 	u := usage{PromptTokens: len(prompt), CompletionTokens: generated, TotalTokens: len(prompt) + generated}
 	switch {
 	case err != nil && r.Context().Err() != nil: // the client went away: nobody to answer

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"log"
 	"net/http"
 	"runtime"
 	"sync/atomic"
@@ -31,6 +32,7 @@ type Options struct {
 	Queue        int           // requests waiting for a session before 429 [0: none wait]
 	MaxBodyBytes int64         // largest request body [1 MiB]
 	WriteTimeout time.Duration // for each write to a client [30 s]
+	Log          *log.Logger   // one line per request when set: "POST /v1/completions 200 prompt=12 completion=40 512ms" [none]
 }
 
 // Server serves one model. Create it with New; it is an http.Handler.
@@ -43,6 +45,7 @@ type Server struct {
 	waiting      chan struct{}       // a token per waiting request, capacity Queue
 	maxBody      int64
 	writeTimeout time.Duration
+	log          *log.Logger
 	created      int64
 	mux          *http.ServeMux
 	stop         chan struct{}    // closed by Stop: every generation ends
@@ -70,7 +73,7 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 	s := &Server{
 		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
 		sessions: make(chan *model.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
-		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, created: time.Now().Unix(),
+		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, log: o.Log, created: time.Now().Unix(),
 		mux: http.NewServeMux(), stop: make(chan struct{}), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler
 	}
 	for range o.Parallel {
@@ -85,8 +88,60 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 	return s
 }
 
-// ServeHTTP answers one request.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP answers one request and, with Options.Log, logs it when done:
+// method, path, status, the prompt's and the completion's tokens, and the
+// time taken. A request whose client went away before any answer is logged
+// with status 499 (nginx's "client closed request").
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.log == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	start := time.Now()
+	lw := &loggedWriter{ResponseWriter: w}
+	s.mux.ServeHTTP(lw, r)
+	status := lw.status
+	if status == 0 {
+		status = http.StatusOK // what net/http sends for a handler that writes nothing
+		if r.Context().Err() != nil {
+			status = 499
+		}
+	}
+	s.log.Printf("%s %s %d prompt=%d completion=%d %dms", r.Method, r.URL.Path, status,
+		lw.promptTokens, lw.completionTokens, time.Since(start).Milliseconds())
+}
+
+// loggedWriter is a response that keeps what its request's log line reports.
+type loggedWriter struct {
+	http.ResponseWriter
+	status                         int // the first status written, 0 before
+	promptTokens, completionTokens int
+}
+
+func (w *loggedWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *loggedWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's flush and
+// deadlines.
+func (w *loggedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logTokens records a request's token counts for its log line.
+func logTokens(w http.ResponseWriter, prompt, completion int) {
+	if lw, ok := w.(*loggedWriter); ok {
+		lw.promptTokens, lw.completionTokens = prompt, completion
+	}
+}
 
 // notFound answers what no endpoint matched, in OpenAI's error shape: a 405 for
 // an endpoint's path with the wrong method, a 404 otherwise.

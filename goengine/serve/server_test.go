@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -416,6 +417,65 @@ func TestTypeErrorsNameTheAPIField(t *testing.T) {
 		if code != 400 || message != c.message || param != c.param {
 			t.Errorf("%s %s: status %d, message %q, param %q; want 400, %q, %q", c.path, c.body, code, message, param, c.message, c.param)
 		}
+	}
+}
+
+// lockedBuffer collects log lines written by the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) lines() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return strings.Split(strings.TrimSuffix(b.buf.String(), "\n"), "\n")
+}
+
+// TestRequestLog: with Options.Log, each request is one line when it is done:
+// method, path, status, the usage's prompt and completion tokens, and ms.
+func TestRequestLog(t *testing.T) {
+	var logged lockedBuffer
+	s, h := goldenServer(t, Options{Log: log.New(&logged, "", 0)})
+	_, whole := post(t, h, "/v1/completions", `{"prompt": "the robot", "max_tokens": 3, "temperature": 0}`)
+	stream := events(t, h, "/v1/chat/completions", `{"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2, "temperature": 0,
+		"stream": true, "stream_options": {"include_usage": true}}`)
+	var chunk map[string]any
+	json.Unmarshal([]byte(stream[len(stream)-2]), &chunk) // the usage chunk, before [DONE]
+	post(t, h, "/v1/completions", `{"prompt": "x", "max_tokens": "ten"}`)
+	long := strings.Repeat("robot ", 80)
+	longIDs, _ := s.tok.Encode(long)
+	post(t, h, "/v1/completions", `{"prompt": "`+long+`"}`)
+	http.Get(h.URL + "/health")
+	usage := func(v any) string {
+		return fmt.Sprintf("prompt=%v completion=%v", field(v, "usage", "prompt_tokens"), field(v, "usage", "completion_tokens"))
+	}
+	want := []string{
+		"POST /v1/completions 200 " + usage(whole),
+		"POST /v1/chat/completions 200 " + usage(chunk),
+		"POST /v1/completions 400 prompt=0 completion=0",
+		fmt.Sprintf("POST /v1/completions 400 prompt=%d completion=0", 1+len(longIDs)), // BOS and the text: over the context
+		"GET /health 200 prompt=0 completion=0",
+	}
+	waitFor(t, func() bool { return len(logged.lines()) >= len(want) })
+	lines := logged.lines()
+	for i := range want {
+		rest, ok := strings.CutPrefix(lines[i], want[i]+" ")
+		if ms, found := strings.CutSuffix(rest, "ms"); !ok || !found || strings.Trim(ms, "0123456789") != "" || ms == "" {
+			t.Errorf("log line %d: %q, want %q and the milliseconds", i, lines[i], want[i]+" Nms")
+		}
+	}
+	if len(lines) != len(want) {
+		t.Errorf("%d log lines for %d requests: %q", len(lines), len(want), lines)
+	}
+	if !strings.Contains(want[0], "completion=3") || !strings.Contains(want[1], "completion=2") {
+		t.Errorf("the responses' usage: %q, %q", want[0], want[1])
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os/signal"
@@ -46,7 +47,8 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		*name = strings.TrimSuffix(filepath.Base(*modelPath), ".gguf")
 	}
-	server := serve.New(loaded.model, loaded.tokenizer, serve.Options{Name: *name, Parallel: *parallel, Queue: *queue})
+	server := serve.New(loaded.model, loaded.tokenizer, serve.Options{Name: *name, Parallel: *parallel, Queue: *queue,
+		Log: log.New(stderr, "", log.LstdFlags)}) // a line per request, stamped with the time
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
