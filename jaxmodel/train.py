@@ -2,10 +2,14 @@
 
     python -m jaxmodel.train --config configs/demo.yaml --data shards/ [--run-dir runs/demo]
                              [--set train.steps=200 ...]
+    python -m jaxmodel.train --config configs/demo.yaml --data stories.txt   # raw text: .txt, .jsonl, .parquet or a directory
 
-The story of `main`: read the config, open the data, build the mesh, initialise
-or resume the state, then loop (batch -> train_step -> metrics -> sometimes
-validation and a checkpoint), and draw the loss curve at the end.
+The story of `train`: read the config, open the data (raw text first becomes a
+tokenizer and shards in the run directory), check everything that can be checked
+before a byte is written (validation split, memory, a resumed run's record),
+build the mesh, initialise or resume the state, then loop (batch -> train_step ->
+metrics -> sometimes validation and a checkpoint), and draw the loss curve at the
+end. SIGINT and SIGTERM stop after the current step with a checkpoint.
 
 `train_step(state, batch) -> (state, metrics)` is one pure function, compiled once
 with explicit shardings: parameters and optimizer state are sharded by the rules
@@ -329,7 +333,7 @@ def check_validation(shards, mc: ModelConfig, tc: TrainConfig) -> None:
     if tc.eval_every == 0:
         return
     seq = mc.context_length
-    windows = sum(max(0, (s.tokens - 1) // seq) for s in shards.shards if s.split == "val")
+    windows = _val_windows(shards, seq)
     if windows >= tc.batch_size:
         return
     have = "has no validation split" if not any(s.split == "val" for s in shards.shards) else (
@@ -342,17 +346,24 @@ def check_validation(shards, mc: ModelConfig, tc: TrainConfig) -> None:
     )
 
 
+RUNTIME_BYTES = 2**29  # Python, JAX and XLA themselves: ~0.5 GiB of resident memory on a CPU
+
+
 def memory_estimate(mc: ModelConfig, tc: TrainConfig, n_devices: int) -> dict[str, float]:
     """Bytes one host needs for training, estimated from the config before anything is
     allocated: float32 weights, AdamW's two moments, the gradients and their accumulator
-    (5 copies, split over fsdp), and the activations a micro-batch keeps for the
-    backward pass (per token and layer: ~12 vectors of dim, 4 of ffn_dim, the attention
-    scores and probabilities; then the logits, their softmax and its gradient)."""
+    (5 copies, split over fsdp); the activations a micro-batch keeps for the backward
+    pass (per token and layer ~14 vectors of dim, 5 of ffn_dim and 3 rows of attention
+    scores, in the compute dtype; then the float32 logits, their softmax and gradients);
+    and the runtime. The
+    coefficients are fitted to the peak RSS of the demo config at batch sizes 16 and
+    64 on a CPU (0.94 and 2.2 GB): the estimate is within ~15 % and errs high."""
     state = 5 * 4 * param_count(mc) * n_devices / tc.fsdp  # every local device holds its shard
     tokens = (tc.batch_size // tc.grad_accum) * mc.context_length  # across all devices
-    per_token_layer = 12 * mc.dim + 4 * mc.ffn_dim + 2 * mc.n_heads * mc.context_length
-    activations = 4 * tokens * (mc.n_layers * per_token_layer + 3 * mc.vocab_size)
-    return {"state": state, "activations": activations, "total": state + activations}
+    per_token_layer = 14 * mc.dim + 5 * mc.ffn_dim + 3 * mc.n_heads * mc.context_length
+    width = jnp.dtype(_compute_dtype(tc)).itemsize  # bfloat16 on accelerators halves the blocks' share
+    activations = tokens * (width * mc.n_layers * per_token_layer + 4 * 4 * mc.vocab_size)
+    return {"state": state, "activations": activations, "total": state + activations + RUNTIME_BYTES}
 
 
 def available_memory() -> float | None:
@@ -382,7 +393,7 @@ def check_memory(mc: ModelConfig, tc: TrainConfig, say) -> None:
     """Prints the estimate; refuses, before allocating, a config that cannot fit."""
     need, have = memory_estimate(mc, tc, jax.local_device_count()), available_memory()
     line = (f"memory: ~{_size(need['total'])} estimated (weights, AdamW and gradients {_size(need['state'])}, "
-            f"activations {_size(need['activations'])})")
+            f"activations {_size(need['activations'])}, runtime {_size(RUNTIME_BYTES)})")
     say(line + (f", {_size(have)} available" if have is not None else ""))
     if have is not None and need["total"] > have:
         raise ConfigError(
@@ -398,9 +409,11 @@ RESUMABLE_FIELDS = {"train.steps", "train.checkpoint_every", "train.keep_checkpo
                     "train.eval_batches", "train.fsdp", "train.grad_accum"}
 
 
-def run_record(mc: ModelConfig, tc: TrainConfig, data: Path, shards) -> dict:
-    """What config.json records: enough to refuse a resume that would damage the run."""
+def run_record(mc: ModelConfig, tc: TrainConfig, data: Path, shards, tokenizer_dir: Path | None = None) -> dict:
+    """What config.json records: enough to refuse a resume that would damage the run, and
+    the tokenizer's directory when it is known (export then needs no --tokenizer)."""
     return {"model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "data": str(data.absolute()),
+            "tokenizer": None if tokenizer_dir is None else str(tokenizer_dir.absolute()),
             "tokenizer_sha256": shards.tokenizer_sha256,
             "shards": [dataclasses.asdict(s) for s in shards.shards], "versions": _versions()}
 
@@ -517,6 +530,9 @@ def _raise_terminated(signum, frame):
 # --- the training run -----------------------------------------------------------------------
 
 
+SOURCE_FILE = "source.json"  # what a run's own tokenizer and shards were made from
+
+
 def open_data(data: Path, vocab_size: int):
     """The token shards a --data path names, with errors that say what was passed instead."""
     from jaxmodel.shards import INDEX_FILE, TokenShards
@@ -528,8 +544,99 @@ def open_data(data: Path, vocab_size: int):
     return TokenShards.open(data, vocab_size=vocab_size)
 
 
-def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True) -> list[dict]:
+def is_shard_directory(data: Path) -> bool:
+    from jaxmodel.shards import INDEX_FILE
+
+    return data.is_dir() and (data / INDEX_FILE).is_file() or data.name == INDEX_FILE
+
+
+def check_tokenizer_dir(path: Path) -> None:
+    from jaxmodel import tokenizer as tk
+
+    if path.is_file():
+        raise ConfigError(f"{path}: is a file; --tokenizer takes the directory that holds {tk.RANKS_FILE} "
+                          f"and {tk.CONFIG_FILE}: --tokenizer {path.parent}")
+    if not path.is_dir():
+        raise ConfigError(f"{path}: no such directory (--tokenizer takes a directory made by `python -m jaxmodel.tokenizer train`)")
+
+
+def prepare_raw_data(inputs: Path, run_dir: Path, mc: ModelConfig, tc: TrainConfig, tokenizer_dir: Path | None,
+                     progress: bool, say) -> tuple[Path, Path]:
+    """Raw text (a .txt, .jsonl or .parquet file, or a directory of them) -> a tokenizer and
+    shards inside the run directory: (shard directory, tokenizer directory).
+
+    Both are reused while the input's content (a sha256 over every file), the vocabulary
+    size and the tokenizer choice stay the same, and made again when they change, unless
+    the run already has checkpoints: a model is tied to its data, so a changed input is
+    refused rather than rebuilt under it.
+    """
+    import shutil
+
+    from jaxmodel import data as prep, documents, tokenizer as tk
+
+    files = documents.expand_inputs([inputs])
+    if tokenizer_dir is not None and (size := tk.load(tokenizer_dir).size) != mc.vocab_size:
+        raise ConfigError(f"{tokenizer_dir}: a tokenizer of {size:,} tokens, but model.vocab_size is {mc.vocab_size:,}")
+    source = {"inputs": [str(f.absolute()) for f in files], "sha256": documents.inputs_sha256([inputs]),
+              "vocab_size": mc.vocab_size,
+              "tokenizer": None if tokenizer_dir is None else {"from": str(tokenizer_dir.absolute()), "sha256": tk.fingerprint(tokenizer_dir)}}
+    shard_dir, own_tokenizer, source_path = run_dir / "data", run_dir / "tokenizer", run_dir / SOURCE_FILE
+    try:
+        recorded = json.loads(source_path.read_text())
+    except (OSError, ValueError):
+        recorded = None
+    same = recorded is not None and all(recorded.get(k) == source[k] for k in ("sha256", "vocab_size", "tokenizer"))
+    if same and (shard_dir / "index.json").is_file() and (own_tokenizer / tk.RANKS_FILE).is_file():
+        say(f"data: reusing {own_tokenizer} and {shard_dir} (the input is unchanged, sha256 {source['sha256'][:12]})")
+        return shard_dir, own_tokenizer
+    if _open_run(run_dir)[1] is not None:
+        if recorded is None:
+            what = f"has no {SOURCE_FILE}, so its data cannot be checked against {inputs}"
+        elif recorded.get("sha256") != source["sha256"]:
+            what = f"was trained on other text: {inputs} has changed (sha256 {recorded.get('sha256', '?')[:12]}, now {source['sha256'][:12]})"
+        else:
+            what = f"made its tokenizer another way ({SOURCE_FILE} differs: vocab_size or --tokenizer)"
+        raise ConfigError(f"{run_dir}: this run {what}; restore it, or pass another --run-dir to train on the new data")
+    if jax.process_count() > 1:
+        raise ConfigError("several processes cannot prepare raw text together: make the shards first "
+                          "(python -m jaxmodel.data prepare) and pass their directory as --data")
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    source_path.unlink(missing_ok=True)  # written last: a preparation cut short is done again
+    total = sum(f.stat().st_size for f in files)
+    if tokenizer_dir is None:
+        say(f"data: training a {mc.vocab_size:,}-token tokenizer on {len(files)} file{'s' if len(files) != 1 else ''} "
+            f"({_size(total)}) -> {own_tokenizer}")
+        vocab = tk.train(files, mc.vocab_size, progress=progress)
+        tk.save(vocab, own_tokenizer)
+    else:
+        say(f"data: using the tokenizer {tokenizer_dir} (copied to {own_tokenizer})")
+        own_tokenizer.mkdir(parents=True, exist_ok=True)
+        for name in (tk.RANKS_FILE, tk.CONFIG_FILE):
+            shutil.copyfile(tokenizer_dir / name, own_tokenizer / name)
+    shards = prep.prepare(files, own_tokenizer, shard_dir, progress=progress, overwrite=True)
+    if tc.eval_every and _val_windows(shards, mc.context_length) < tc.batch_size:
+        # A small corpus: 1% of its documents cannot fill one eval batch, so hold out that much instead.
+        need = tc.batch_size * mc.context_length + 1
+        say(f"data: 1% of the documents is too little for one eval batch; holding out the first {need:,} tokens instead")
+        shards = prep.prepare(files, own_tokenizer, shard_dir, val_tokens=need, progress=progress, overwrite=True)
+    say(f"data: {shards.n_tokens('train'):,} train tokens"
+        + (f" and {shards.n_tokens('val'):,} validation tokens" if any(s.split == "val" for s in shards.shards) else "")
+        + f" -> {shard_dir}")
+    _write_json_atomically(source_path, source)
+    return shard_dir, own_tokenizer
+
+
+def _val_windows(shards, seq_len: int) -> int:
+    return sum(max(0, (s.tokens - 1) // seq_len) for s in shards.shards if s.split == "val")
+
+
+def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True,
+          tokenizer_dir: Path | None = None) -> list[dict]:
     """Trains (or resumes) a run; returns the metrics of every step.
+
+    `data` is a shard directory, or raw text that becomes a tokenizer and shards inside
+    the run directory first (`prepare_raw_data`). `tokenizer_dir` reuses a tokenizer.
 
     Everything that can be wrong is checked before the run directory is touched: the
     config, the data, the validation split, the memory, and that a resumed run is the
@@ -545,7 +652,15 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         say(f"warning: train.warmup_steps ({tc.warmup_steps}) >= train.steps ({tc.steps}): "
             "the learning rate never reaches train.learning_rate")
     _initialize_hosts()
-    shards = open_data(data, mc.vocab_size)
+    if tokenizer_dir is not None:
+        check_tokenizer_dir(tokenizer_dir)
+    if is_shard_directory(data) or not data.exists():
+        shards = open_data(data, mc.vocab_size)
+        if tokenizer_dir is not None:
+            _check_shards_tokenizer(shards, tokenizer_dir)
+    else:
+        data, tokenizer_dir = prepare_raw_data(data, run_dir, mc, tc, tokenizer_dir, progress, say)
+        shards = open_data(data, mc.vocab_size)
     check_validation(shards, mc, tc)
     n_devices = jax.device_count()
     if n_devices % tc.fsdp:
@@ -555,7 +670,7 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
             f"a micro-batch (train.batch_size / train.grad_accum = {tc.batch_size // tc.grad_accum}) "
             f"must split evenly over the {n_devices} devices"
         )
-    record = run_record(mc, tc, data, shards)
+    record = run_record(mc, tc, data, shards, tokenizer_dir)
     recorded, latest = _open_run(run_dir)
     if recorded is not None:
         check_resume(run_dir, recorded, record, say)
@@ -620,6 +735,13 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     return rows
 
 
+def _check_shards_tokenizer(shards, tokenizer_dir: Path) -> None:
+    from jaxmodel import tokenizer as tk
+
+    if shards.tokenizer_sha256 and shards.tokenizer_sha256 != tk.fingerprint(tokenizer_dir):
+        raise ConfigError(f"{tokenizer_dir}: not the tokenizer {shards.directory} was made with (sha256 differs)")
+
+
 def verify_shards(shards):
     """The same shards, with every file's sha256 checked against the index: a resumed run
     must read exactly the tokens it started with."""
@@ -631,19 +753,24 @@ def verify_shards(shards):
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.train", description="Train a gollm model.")
     parser.add_argument("--config", type=Path, required=True, help="model and training config (YAML)")
-    parser.add_argument("--data", type=Path, required=True, help="directory of token shards (spec/data.md)")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="a directory of token shards (spec/data.md), or raw text: a .txt, .jsonl or .parquet file "
+                             "or a directory of them, made into a tokenizer and shards inside the run directory")
+    parser.add_argument("--tokenizer", type=Path, help="reuse this tokenizer directory instead of training one on raw --data")
     parser.add_argument("--run-dir", type=Path, help="checkpoints, metrics.jsonl, loss.png (default: runs/<config name>)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=50 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
+    from jaxmodel.documents import DocumentError
     from jaxmodel.shards import ShardError
+    from jaxmodel.tokenizer import TokenizerError
 
     run_dir = args.run_dir or Path("runs") / args.config.stem
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
-        rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress)
-    except (ConfigError, ShardError) as err:
+        rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer)
+    except (ConfigError, ShardError, DocumentError, TokenizerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Stopped as stopped:

@@ -194,3 +194,101 @@ def test_errors_are_one_line(setup, extra, data, message):
     assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr[-2000:]
     assert re.search(message, run.stderr, re.MULTILINE), run.stderr
     assert not (root / "err").exists(), "a run that cannot start writes nothing"
+
+
+# --- raw text straight into training ----------------------------------------------------------
+
+RAW_TRAIN = ["--set", "train.steps=3", "--set", "train.warmup_steps=1", "--set", "train.eval_every=3", "--set", "train.checkpoint_every=3"]
+
+
+@pytest.fixture(scope="module")
+def raw_text(tmp_path_factory):
+    """A directory of raw text in two formats: generated stories as .txt and .parquet."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from jaxmodel.corpus import generate_corpus
+
+    root = tmp_path_factory.mktemp("raw")
+    stories = list(generate_corpus(240, seed=3))
+    (root / "text").mkdir()
+    (root / "text" / "a.txt").write_text("<|endoftext|>".join(stories[:200]), encoding="utf-8")
+    pq.write_table(pa.table({"text": stories[200:]}), root / "text" / "b.parquet")
+    return root
+
+
+def test_raw_text_trains_in_one_command_and_is_reused(setup, raw_text):
+    _, config = setup
+    run_dir = raw_text / "run"
+    first = subprocess.run(train_cmd(config, raw_text / "text", run_dir, *RAW_TRAIN), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "data: training a 320-token tokenizer on 2 files" in first.stderr
+    assert re.search(r"data: [\d,]+ train tokens and [\d,]+ validation tokens -> .*run/data", first.stderr), first.stderr
+    for made in ("tokenizer/tokenizer.model", "tokenizer/tokenizer.json", "data/index.json", "source.json", "checkpoints/3"):
+        assert (run_dir / made).exists(), made
+    index = json.loads((run_dir / "data" / "index.json").read_text())
+    windows = sum((s["tokens"] - 1) // 32 for s in index["shards"] if s["split"] == "val")
+    assert windows >= 8, "the held-out split fills one eval batch of the config"
+    assert [r["step"] for r in metrics(run_dir)] == [1, 2, 3] and "val_loss" in metrics(run_dir)[-1]
+    recorded = json.loads((run_dir / "config.json").read_text())
+    assert recorded["tokenizer"] == str((run_dir / "tokenizer").absolute())
+
+    # The same input again: nothing is rebuilt, and training goes on from step 3.
+    again = subprocess.run(train_cmd(config, raw_text / "text", run_dir, *RAW_TRAIN, "--set", "train.steps=4"),
+                           capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "data: reusing" in again.stderr and "training a" not in again.stderr and "resumed from step 3" in again.stderr
+
+    # Changed text under a run with checkpoints: refused, and the run is left as it was.
+    before = snapshot(run_dir)
+    changed = raw_text / "changed"
+    import shutil
+
+    shutil.copytree(raw_text / "text", changed)
+    with open(changed / "a.txt", "a", encoding="utf-8") as f:
+        f.write("<|endoftext|>One more story.")
+    refused = subprocess.run(train_cmd(config, changed, run_dir, *RAW_TRAIN), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr[-2000:]
+    assert "has changed" in refused.stderr and "--run-dir" in refused.stderr
+    assert snapshot(run_dir) == before
+
+
+def test_raw_text_is_rebuilt_when_its_content_changes(setup, raw_text, tmp_path):
+    from jaxmodel.config import load_train_config
+    from jaxmodel.train import prepare_raw_data
+
+    _, config = setup
+    mc, tc = load_train_config(config)
+    text = tmp_path / "stories.txt"
+    shutil_copy = (raw_text / "text" / "a.txt").read_text(encoding="utf-8")
+    text.write_text(shutil_copy, encoding="utf-8")
+    said = []
+    run_dir = tmp_path / "run"
+    prepare_raw_data(text, run_dir, mc, tc, None, False, said.append)
+    index = (run_dir / "data" / "index.json").read_bytes()
+    os.utime(text, (0, 0))  # a new timestamp alone is no change
+    prepare_raw_data(text, run_dir, mc, tc, None, False, said.append)
+    assert said[-1].startswith("data: reusing")
+    text.write_text(shutil_copy.replace("Once", "Twice"), encoding="utf-8")
+    prepare_raw_data(text, run_dir, mc, tc, None, False, said.append)
+    assert any("training a 320-token tokenizer" in line for line in said[-3:]), said
+    assert (run_dir / "data" / "index.json").read_bytes() != index
+
+
+def test_raw_text_with_a_given_tokenizer(setup, raw_text, tmp_path):
+    from jaxmodel import tokenizer as tk
+
+    _, config = setup
+    tok = raw_text / "run" / "tokenizer"
+    if not tok.is_dir():  # made by the test above; make one here when run alone
+        tk.save(tk.train([raw_text / "text" / "a.txt"], 320, progress=False), tmp_path / "tok")
+        tok = tmp_path / "tok"
+    run = subprocess.run(train_cmd(config, raw_text / "text" / "b.parquet", tmp_path / "run", "--tokenizer", str(tok), *RAW_TRAIN,
+                                   "--set", "train.eval_every=0"), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"data: using the tokenizer {tok}" in run.stderr and "training a" not in run.stderr
+    assert tk.fingerprint(tmp_path / "run" / "tokenizer") == tk.fingerprint(tok)
+    for extra, message in [(("--tokenizer", str(tok / "tokenizer.model")), r"is a file; --tokenizer takes the directory"),
+                           (("--tokenizer", str(tmp_path / "nope")), "no such directory")]:
+        bad = subprocess.run(train_cmd(config, raw_text / "text", tmp_path / "bad", *extra), capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert bad.returncode == 1 and "Traceback" not in bad.stderr and re.search(message, bad.stderr), bad.stderr
