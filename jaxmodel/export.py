@@ -1,6 +1,6 @@
 """Export a training run to one GGUF file in the profile of spec/format.md.
 
-    python -m jaxmodel.export --run-dir runs/demo --tokenizer tok/ --out model.gguf [--dtype f32|f16|q8_0] [--step N]
+    python -m jaxmodel.export --run-dir runs/demo --out model.gguf [--tokenizer tok/] [--dtype f32|f16|q8_0] [--step N]
 
 The newest checkpoint (or step N) plus the tokenizer become one self-contained
 file: config, vocabulary and weights, written by jaxmodel.gguf_io — the module
@@ -58,11 +58,18 @@ def check_out(out: Path) -> None:
         raise ExportError(f"{out.parent}: no such directory (for --out {out})")
 
 
-def export(run_dir: Path, tokenizer_dir: Path, out: Path, dtype: str = "f32", step: int | None = None) -> Path:
-    """Writes the run's checkpoint (the newest, or `step`) with its tokenizer as one GGUF file."""
+def export(run_dir: Path, tokenizer_dir: Path | None, out: Path, dtype: str = "f32", step: int | None = None) -> Path:
+    """Writes the run's checkpoint (the newest, or `step`) with its tokenizer as one GGUF file.
+
+    `tokenizer_dir` None: the one the run recorded (a run trained on raw text keeps its own)."""
     out = Path(out)
     check_out(out)
     mc, tensors, saved = load_run(run_dir, step)
+    if tokenizer_dir is None:
+        if not saved.get("tokenizer"):
+            raise ExportError(f"{run_dir}: the run does not record its tokenizer (it was trained on a shard directory): "
+                              "pass --tokenizer DIR, the tokenizer the shards were made with")
+        tokenizer_dir = Path(saved["tokenizer"])
     vocab = tk.load(tokenizer_dir)
     recorded = saved.get("tokenizer_sha256")
     if recorded and recorded != tk.fingerprint(tokenizer_dir):
@@ -76,7 +83,8 @@ def export(run_dir: Path, tokenizer_dir: Path, out: Path, dtype: str = "f32", st
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.export", description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--tokenizer", type=Path, required=True, help="the tokenizer directory the data was made with")
+    parser.add_argument("--tokenizer", type=Path, help="the tokenizer directory the data was made with "
+                        "(default: the one the run recorded, as a run trained on raw text does)")
     parser.add_argument("--out", type=Path, required=True, help="the .gguf file to write")
     parser.add_argument("--dtype", choices=sorted(DTYPES), default="f32", help="matrices as f32, f16 or q8_0 (norms stay f32)")
     parser.add_argument("--step", type=int, help="a checkpoint step (default: the newest)")
@@ -91,4 +99,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from jaxmodel import cli
+
+    sys.exit(cli.run(main))

@@ -38,6 +38,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxmodel import cli
 from jaxmodel.config import ConfigError, ModelConfig, TrainConfig, load_train_config, param_count
 from jaxmodel.model import Transformer
 
@@ -519,14 +520,6 @@ class Stopped(Exception):
         self.step, self.exit_code = step, exit_code
 
 
-class Terminated(BaseException):
-    """SIGTERM outside the training loop: ends the program like Ctrl-C, without a traceback."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated
-
-
 # --- the training run -----------------------------------------------------------------------
 
 
@@ -767,7 +760,6 @@ def main(argv: list[str]) -> int:
     from jaxmodel.tokenizer import TokenizerError
 
     run_dir = args.run_dir or Path("runs") / args.config.stem
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer)
     except (ConfigError, ShardError, DocumentError, TokenizerError) as err:
@@ -776,12 +768,10 @@ def main(argv: list[str]) -> int:
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code
-    except (KeyboardInterrupt, Terminated) as err:
+    except (KeyboardInterrupt, cli.Terminated) as err:
         # Outside the loop no step is under way: the run holds what its checkpoints hold.
         print("\ninterrupted outside a training step; no checkpoint was lost (run the same command to go on)", file=sys.stderr)
-        return 143 if isinstance(err, Terminated) else 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return 143 if isinstance(err, cli.Terminated) else 130
     last = rows[-1] if rows else {}
     print(f"{run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}, "
           f"{param_count(load_train_config(args.config, args.overrides)[0]):,} parameters")
@@ -789,4 +779,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli.run(main))

@@ -252,6 +252,20 @@ def test_raw_text_trains_in_one_command_and_is_reused(setup, raw_text):
     assert "has changed" in refused.stderr and "--run-dir" in refused.stderr
     assert snapshot(run_dir) == before
 
+    # The run knows its tokenizer: export needs no --tokenizer.
+    out = raw_text / "model.gguf"
+    export = subprocess.run([sys.executable, "-m", "jaxmodel.export", "--run-dir", str(run_dir), "--out", str(out)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert export.returncode == 0, export.stderr[-3000:]
+    assert out.read_bytes()[:4] == b"GGUF"
+
+
+def test_export_of_a_shard_run_asks_for_its_tokenizer(uninterrupted, tmp_path):
+    run = subprocess.run([sys.executable, "-m", "jaxmodel.export", "--run-dir", str(uninterrupted), "--out", str(tmp_path / "m.gguf")],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "does not record its tokenizer" in run.stderr and "pass --tokenizer DIR" in run.stderr
+
 
 def test_raw_text_is_rebuilt_when_its_content_changes(setup, raw_text, tmp_path):
     from jaxmodel.config import load_train_config
