@@ -21,9 +21,13 @@ test-python: setup
 # The tensor and model tests run the kernels and the model's goldens at every kernel level
 # this CPU has, as subtests (kernels=avx512, kernels=avx2, kernels=generic; see go test -v),
 # and again in the portable build (-tags purego), not only with the fastest kernels.
+# The model's goldens run once per kernel level as subtests (kernels=avx512|avx2|generic; a level
+# the CPU lacks is skipped); the last line lists each level's result, run afresh (-count=1).
 test-go:
 	cd goengine && go vet ./... && go test ./...
 	cd goengine && go test -tags purego ./tensor ./model
+	@cd goengine && out=$$(go test -count=1 -v -run '^TestGolden' ./model 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "$$out" | grep -E -- '^ *--- [A-Z]+: TestGolden[A-Za-z]+/kernels=[a-z0-9]+ '
 
 # The inference engine as one binary: bin/goengine.
 build:

@@ -277,6 +277,7 @@ def plot_loss(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
@@ -288,6 +289,10 @@ def plot_loss(rows: list[dict], path: Path) -> None:
     ax.set_xlabel("step")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.set_yscale("log")  # the early drop is large; a log axis keeps the late steps visible
+    # Ticks read 0.3, not 3 x 10^-1; between powers of ten only 2, 3 and 5 are labelled.
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(
+        lambda value, _: f"{value:g}" if value > 0 and f"{value:e}"[0] in "235" else ""))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -532,6 +537,8 @@ def open_data(data: Path, vocab_size: int):
 
     if data.is_file() and data.name == INDEX_FILE:
         raise ConfigError(f"{data}: is the shard index file; pass the directory that holds it: --data {data.parent}")
+    if data.is_file() and (data.parent / INDEX_FILE).is_file():
+        raise ConfigError(f"{data}: is one file of a shard directory; pass the directory: --data {data.parent}")
     if not data.exists():
         raise ConfigError(f"{data}: no such file or directory")
     return TokenShards.open(data, vocab_size=vocab_size)
@@ -540,7 +547,8 @@ def open_data(data: Path, vocab_size: int):
 def is_shard_directory(data: Path) -> bool:
     from jaxmodel.shards import INDEX_FILE
 
-    return data.is_dir() and (data / INDEX_FILE).is_file() or data.name == INDEX_FILE
+    # A file inside a shard directory is a mistake for open_data to name, not raw text.
+    return data.is_dir() and (data / INDEX_FILE).is_file() or data.is_file() and (data.parent / INDEX_FILE).is_file()
 
 
 def check_tokenizer_dir(path: Path) -> None:

@@ -182,6 +182,7 @@ def test_progress_lines_and_warnings(setup, tmp_path):
         (("--set", "model.vocab_size=256", "--set", "model.tie_embeddings=true"), "data", "vocabulary of 320"),
         (("--set", "model.dim=abc"), "data", r"^error: --set model\.dim=abc: model\.dim: expected an integer"),
         ((), "data/index.json", r"index\.json: is the shard index file; pass the directory that holds it: --data .*data$"),
+        ((), "data/train-00000.bin", r"train-00000\.bin: is one file of a shard directory; pass the directory: --data .*data$"),
         (("--set", "model.dim=65536", "--set", "model.n_heads=64", "--set", "model.n_kv_heads=64", "--set", "model.ffn_dim=262144",
           "--set", "model.n_layers=64"), "data", r"the config needs about [\d,.]+ GiB to train and [\d,.]+ GiB is available"),
     ],
