@@ -38,7 +38,7 @@ import random
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from jaxmodel.tokenizer import DOCUMENT_SEPARATOR
@@ -281,10 +281,24 @@ class Story:
     object: str
     plot: str
     paragraphs: tuple[str, ...]
+    # What the paragraphs were rendered from, so that a shorter telling (`short_text`) and
+    # questions about the story can be made from the same choices: (slot, template) per
+    # sentence in order, and the values the templates were filled with.
+    sentences: tuple[tuple[str, str], ...] = ()
+    fields: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
 
     @property
     def text(self) -> str:
         return "\n\n".join(self.paragraphs)
+
+    def template(self, slot: str) -> str | None:
+        """The template of the story's sentence in `slot` ("opening", "gets", ...), or None."""
+        return next((t for s, t in self.sentences if s == slot), None)
+
+    def sentence(self, slot: str) -> str | None:
+        """The rendered sentence in `slot`, or None if the story has none there."""
+        template = self.template(slot)
+        return None if template is None else template.format_map(self.fields)
 
 
 def _article(phrase: str) -> str:
@@ -329,13 +343,15 @@ def make_story(rng: random.Random) -> Story:
     obj = rng.choice(plot.objects)
     fields = _fields(hero, helper, obj, rng)
     fixes = [text for text, needs in plot.fixes if not needs or helper.kind in needs]
-    setup = [_weighted(rng, OPENINGS), rng.choice(LIKES), rng.choice(GETS_OBJECT)]
-    middle = [rng.choice(plot.problems), rng.choice(MEETS_HELPER), rng.choice(plot.asks), rng.choice(OFFERS_HELP), rng.choice(fixes)]
-    end = [rng.choice(THANKS), *rng.sample(AFTERWARDS, rng.randint(0, 1)), rng.choice(ENDINGS)]
+    # The draws below are in the order that names a corpus byte for byte: do not reorder them.
+    setup = [("opening", _weighted(rng, OPENINGS)), ("likes", rng.choice(LIKES)), ("gets", rng.choice(GETS_OBJECT))]
+    middle = [("problem", rng.choice(plot.problems)), ("meets", rng.choice(MEETS_HELPER)), ("asks", rng.choice(plot.asks)),
+              ("offers", rng.choice(OFFERS_HELP)), ("fix", rng.choice(fixes))]
+    end = [("thanks", rng.choice(THANKS)), *(("afterwards", t) for t in rng.sample(AFTERWARDS, rng.randint(0, 1))), ("ending", rng.choice(ENDINGS))]
     if rng.random() < 0.3:
-        end.append("The end.")
-    paragraphs = tuple(" ".join(t.format_map(fields) for t in part) for part in (setup, middle, end))
-    return Story(hero, helper, obj, plot.name, paragraphs)
+        end.append(("the_end", "The end."))
+    paragraphs = tuple(" ".join(t.format_map(fields) for _, t in part) for part in (setup, middle, end))
+    return Story(hero, helper, obj, plot.name, paragraphs, tuple(setup + middle + end), fields)
 
 
 def generate_story(rng: random.Random) -> str:
