@@ -27,12 +27,36 @@ what such a model can learn in minutes:
 
 The file format is TinyStories' plain text: stories separated by a line
 `<|endoftext|>`, which jaxmodel.tokenizer and jaxmodel.shards split on.
+
+Fine-tuning sets (`qa_examples`, `classify_examples`) are JSON Lines about
+the same stories, retold in seven of their sentences (`short_text`: opening, object,
+problem, helper, their words, fix, ending) so that an example fits the demo's 256-token
+context: at most MAX_WORDS = 170 words are read, which the demo's 1,024-token tokenizer makes
+at most ~185 tokens for a labelled text and ~220 for a whole conversation with its chat headers.
+
+- `qa`: `{"messages": [user, assistant], "answer": A}`. The user asks one question after the
+  story (who it is about, what the hero is, where it lives and with whom, what it got and
+  what that was like, who helped and what it is, what went wrong, how it was fixed, how it
+  ended); the assistant answers in one short sentence that contains A, and A is a phrase of
+  the story. Answers come from the Story's fields, or from the very sentence asked about.
+- `classify`: `{"text": STORY, "label": L}`, L the plot, one of CLASSIFY_LABELS: lost,
+  broken, stuck, afraid, hungry. Plots are drawn uniformly, so the classes are balanced, and
+  the problem sentence decides the label: only a lost story says "was gone" or "was not
+  there", only a broken one "broke", a stuck one "stuck", an afraid one "afraid", a hungry
+  one "hungry".
+
+Seeds: each set draws its stories from a stream of its own (`random.Random("qa-3")` for
+`qa_examples(n, 3)`), apart from the pretraining corpus's and from each other's; the same seed
+writes the same bytes. Train on one seed and hold out another (train `--seed 0`, evaluate
+`--seed 1`): a story repeats across seeds only by chance (none among 20,000 of seed 0 and
+20,000 of seed 1), and `shared_stories(a, b)` lists the stories two sets have in common.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import random
 import re
@@ -395,6 +419,11 @@ def write_corpus(path: str | os.PathLike, n_stories: int, seed: int = 0) -> Corp
     stories = list(generate_corpus(n_stories, seed))
     data = (SEPARATOR.join(stories) + "\n").encode("utf-8")
     vocabulary = set(words(" ".join(stories)))
+    _write_atomically(path, data)
+    return CorpusStats(n_stories, len(data), len(vocabulary))
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -404,13 +433,200 @@ def write_corpus(path: str | os.PathLike, n_stories: int, seed: int = 0) -> Corp
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return CorpusStats(n_stories, len(data), len(vocabulary))
 
 
 def read_corpus(path: str | os.PathLike) -> list[str]:
     """The stories of a file written by `write_corpus` (the exact inverse)."""
     text = Path(path).read_text(encoding="utf-8")
     return text.removesuffix("\n").split(SEPARATOR)
+
+
+# --- fine-tuning sets ---------------------------------------------------------------------
+# Both sets retell each story in SHORT_SLOTS only, so that a story, a question and its answer
+# fit the demo's 256-token context with room to spare. The sentences kept include every one
+# that a question below is answered from.
+
+SHORT_SLOTS = (("opening", "gets"), ("problem", "meets", "asks", "fix"), ("ending",))  # three paragraphs
+MAX_WORDS = 170  # words of a QA user message (story and question) or of a labelled text, at most
+
+
+def short_text(story: Story) -> str:
+    """The story in the sentences of SHORT_SLOTS: opening, object, problem, helper, their words, fix, ending."""
+    return "\n\n".join(" ".join(story.sentence(slot) for slot in part) for part in SHORT_SLOTS)
+
+
+# Questions are (question, reply, answer) templates over the story's fields plus `_qa_fields`.
+# The answer is a phrase of the short text and of the reply, so a reply can be checked by
+# looking for it. Questions about one sentence are keyed by that sentence's template: the
+# question then asks about exactly what the story says.
+QUESTIONS = {
+    "hero": (
+        ("Who is the story about?", "The story is about {N}.", "{N}"),
+        ("Who is this story about?", "This story is about {N}.", "{N}"),
+        ("What is the name of the {kind} in the story?", "The {kind} is named {N}.", "{N}"),
+    ),
+    "kind": (
+        ("What is {N}?", "{N} is {a_kind}.", "{kind}"),
+        ("What kind of character is {N}?", "{N} is {a_kind}.", "{kind}"),
+    ),
+    "trait": (("What was {N} like?", "{N} was {trait}.", "{trait}"),),
+    "home": (
+        ("Where does {N} live?", "{N} lives in {home}.", "{home}"),
+        ("Where did {N} live?", "{N} lived in {home}.", "{home}"),
+    ),
+    "relative": (("Who did {N} live with?", "{N} lived with {his} {rel}.", "{his} {rel}"),),
+    "adj": (
+        ("What color was the {obj}?", "The {obj} was {adj}.", "{adj}"),
+        ("What color was {N}'s {obj}?", "It was {adj}.", "{adj}"),
+    ),
+    "adj_other": (("What was the {obj} like?", "The {obj} was {adj}.", "{adj}"),),  # for the adjectives that are not colors
+    "helper": (
+        ("Who helped {N}?", "{F} helped {N}.", "{F}"),
+        ("Who came to help {N}?", "{F} came to help.", "{F}"),
+        ("What is the name of the {fkind} in the story?", "The {fkind} is named {F}.", "{F}"),
+    ),
+    "helper_kind": (
+        ("What is {F}?", "{F} is {a_fkind}.", "{fkind}"),
+        ("What kind of character helped {N}?", "{a_fkind_cap} helped {N}.", "{fkind}"),
+    ),
+}
+REAL_COLORS = ("red", "blue", "yellow", "green", "pink")
+GETS_QUESTIONS = dict(zip(GETS_OBJECT, (
+    ("What did {N} find in the {place}?", "{N} found {a_obj}.", "{obj}"),
+    ("What did {N}'s {rel} give {him}?", "{His} {rel} gave {him} {a_obj}.", "{obj}"),
+    ("What was {N}'s favorite thing?", "{N}'s favorite thing was the {adj} {obj}.", "{obj}"),
+    ("What did {N} see next to the door?", "{N} saw {a_obj}.", "{obj}"),
+)))
+PROBLEM_QUESTIONS = dict(zip([t for plot in PLOTS for t in plot.problems], (
+    ("What happened to the {obj}?", "The {obj} was gone.", "gone"),  # lost
+    ("What happened to the {obj} when {N} came back?", "The {obj} was not there.", "not there"),
+    ("What happened to the {obj}?", "{N} dropped the {obj}, and it broke.", "broke"),  # broken
+    ("What happened to the {obj}?", "It broke into two pieces.", "two pieces"),
+    ("Where did the {obj} get stuck?", "The {obj} was stuck in a tall tree.", "a tall tree"),  # stuck
+    ("Where did the {obj} get stuck?", "The {obj} got stuck in a tall tree.", "a tall tree"),
+    ("Why was {N} afraid?", "There was a big storm.", "a big storm"),  # afraid
+    ("What was {N} afraid of?", "{N} was afraid of the dark.", "the dark"),
+    ("How did {N} feel?", "{N} was very hungry.", "hungry"),  # hungry
+    ("How did {N} feel that morning?", "{N} was very hungry.", "hungry"),
+), strict=True))
+FIX_QUESTIONS = dict(zip([t for plot in PLOTS for t, _ in plot.fixes], (
+    ("Where was the {obj}?", "The {obj} was next to the {spot3}.", "{spot3}"),  # lost
+    ("Where did {N} find the {obj}?", "{N} found it behind the {spot2}.", "{spot2}"),
+    ("Where did {F} find the {obj}?", "{F} found it at the {spot1}.", "{spot1}"),
+    ("How did they fix the {obj}?", "They fixed it with some glue and some tape.", "glue"),  # broken
+    ("Who fixed the {obj}?", "{F}'s {frel} fixed it.", "{frel}"),
+    ("How did {F} get the {obj} down?", "{F} pushed it off the branch with a long stick.", "a long stick"),  # stuck
+    ("How did {F} get the {obj}?", "{F} flew up to the branch.", "flew"),
+    ("How did {F} reach the {obj}?", "{F} stood on {fhis} back legs.", "back legs"),
+    ("What did {N} stand on?", "{N} stood on a big box.", "a big box"),
+    ("What did {F} tell {N}?", "{F} told {N} a funny story.", "a funny story"),  # afraid
+    ("What did {N} and {F} sing?", "They sang a happy song.", "a happy song"),
+    ("What did they pick?", "They picked many red berries.", "berries"),  # hungry
+    ("What did they pick?", "They picked apples.", "apples"),
+), strict=True))
+ENDING_QUESTIONS = dict(zip(ENDINGS, (
+    ("How does the story end?", "{N} and {F} became best friends.", "best friends"),
+    ("How does the story end?", "From that day on, {N} always kept {his} {obj} close.", "kept {his} {obj} close"),
+    ("What did {N} learn?", "{N} learned that friends help each other.", "friends help each other"),
+    ("What did {N} and {F} do after that day?", "They played together every day.", "played together every day"),
+    ("What did {N} learn?", "{N} learned that it is good to ask for help.", "it is good to ask for help"),
+), strict=True))
+QUESTION_KINDS = ("hero", "kind", "trait", "home", "relative", "adj", "helper", "helper_kind", "gets", "problem", "fix", "ending")
+
+
+def _qa_fields(story: Story) -> dict[str, str]:
+    fields = dict(story.fields)
+    fields["trait"] = fields["a_trait"].split(" ", 1)[1]
+    fields["a_kind"] = _article(story.hero.kind)
+    fields["a_fkind_cap"] = fields["a_fkind"].capitalize()
+    return fields
+
+
+def questions(story: Story, kind: str) -> tuple[tuple[str, str, str], ...]:
+    """The (question, reply, answer) choices of one QUESTION_KINDS kind, filled in for `story`."""
+    if kind == "adj" and story.fields["adj"] not in REAL_COLORS:
+        kind = "adj_other"
+    by_sentence = {"gets": GETS_QUESTIONS, "problem": PROBLEM_QUESTIONS, "fix": FIX_QUESTIONS, "ending": ENDING_QUESTIONS}
+    templates = (by_sentence[kind][story.template(kind)],) if kind in by_sentence else QUESTIONS[kind]
+    fields = _qa_fields(story)
+    return tuple(tuple(t.format_map(fields) for t in triple) for triple in templates)
+
+
+def qa_example(story: Story, rng: random.Random) -> dict:
+    """One conversation about `story`: a question of a kind drawn from `rng`, and its answer."""
+    question, reply, answer = rng.choice(questions(story, rng.choice(QUESTION_KINDS)))
+    return {
+        "messages": [{"role": "user", "content": f"{short_text(story)}\n\n{question}"}, {"role": "assistant", "content": reply}],
+        "answer": answer,
+    }
+
+
+def qa_examples(n: int, seed: int = 0) -> Iterator[dict]:
+    """`n` reading-comprehension conversations, the same for the same seed.
+
+    The stories come from their own stream, `random.Random(f"qa-{seed}")`, so they are not
+    the stories of `generate_corpus(..., seed)` nor of `classify_examples(..., seed)`.
+    """
+    rng = random.Random(f"qa-{seed}")
+    for _ in range(n):
+        yield qa_example(make_story(rng), rng)
+
+
+CLASSIFY_LABELS = tuple(plot.name for plot in PLOTS)  # ("lost", "broken", "stuck", "afraid", "hungry")
+
+
+def classify_examples(n: int, seed: int = 0) -> Iterator[dict]:
+    """`n` stories labelled with their plot (one of CLASSIFY_LABELS), the same for the same seed.
+
+    Stories come from `random.Random(f"classify-{seed}")`, a stream of their own as in `qa_examples`.
+    """
+    rng = random.Random(f"classify-{seed}")
+    for _ in range(n):
+        story = make_story(rng)
+        yield {"text": short_text(story), "label": story.plot}
+
+
+def story_of(example: dict) -> str:
+    """The story an example is about: its "text", or its user message without the question."""
+    if "text" in example:
+        return example["text"]
+    return example["messages"][0]["content"].rsplit("\n\n", 1)[0]
+
+
+def shared_stories(a: Iterable[dict], b: Iterable[dict]) -> set[str]:
+    """The stories that occur in both sets of examples: check a held-out set with it."""
+    return {story_of(e) for e in a} & {story_of(e) for e in b}
+
+
+def example_words(example: dict) -> int:
+    """Words the model reads: a QA user message (story and question) or a labelled text."""
+    return len(words(example["text"] if "text" in example else example["messages"][0]["content"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleStats:
+    """What `write_examples` wrote; words as `example_words` counts them."""
+
+    examples: int
+    bytes: int
+    max_words: int
+    mean_words: float
+
+
+def write_examples(path: str | os.PathLike, examples: Iterable[dict]) -> ExampleStats:
+    """Writes `examples` to `path` as JSON Lines, one example a line, atomically as `write_corpus` does."""
+    examples = list(examples)
+    if not examples:
+        raise ValueError("no examples to write: ask for at least 1")
+    data = "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples).encode("utf-8")
+    _write_atomically(Path(path), data)
+    lengths = [example_words(e) for e in examples]
+    return ExampleStats(len(examples), len(data), max(lengths), sum(lengths) / len(lengths))
+
+
+def read_examples(path: str | os.PathLike) -> list[dict]:
+    """The examples of a file written by `write_examples`."""
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
 # --- command line -------------------------------------------------------------------------

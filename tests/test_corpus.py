@@ -189,3 +189,109 @@ def test_cli_unwritable_path_is_one_line(tmp_path):
     result = _cli("--out", str(tmp_path / "file" / "c.txt"), "--stories", "3")
     assert result.returncode == 1
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+# --- fine-tuning sets ---------------------------------------------------------------------
+
+
+def _story_part(example):
+    return example["messages"][0]["content"].rsplit("\n\n", 1)[0]
+
+
+def test_short_text_keeps_the_sentences_questions_are_asked_about(stories):
+    for story in stories[:500]:
+        short = corpus.short_text(story)
+        for slot in ("opening", "gets", "problem", "meets", "fix", "ending"):
+            assert story.sentence(slot) in short
+        assert short.startswith(story.sentence("opening")) and short.endswith(story.sentence("ending"))
+        assert len(words(short)) < len(words(story.text)) and short.count("\n\n") == 2
+
+
+def test_every_templated_sentence_has_its_question():
+    assert corpus.GETS_QUESTIONS.keys() == set(corpus.GETS_OBJECT)
+    assert corpus.PROBLEM_QUESTIONS.keys() == {t for p in corpus.PLOTS for t in p.problems}
+    assert corpus.FIX_QUESTIONS.keys() == {t for p in corpus.PLOTS for t, _ in p.fixes}
+    assert corpus.ENDING_QUESTIONS.keys() == set(corpus.ENDINGS)
+
+
+def _expected_answer(story, kind):
+    """What each kind of question must be answered with, read from the Story, not from the tables."""
+    hero, helper, fields = story.hero, story.helper, story.fields
+    return {
+        "hero": hero.name, "kind": hero.kind, "helper": helper.name, "helper_kind": helper.kind,
+        "home": hero.home, "relative": f"{hero.pronouns.possessive} {hero.relative}", "adj": fields["adj"],
+        "gets": story.object, "trait": re.search(r"an? (\w+) \w+ named", story.text).group(1),
+    }.get(kind)
+
+
+def test_answers_are_true_of_the_story_and_stand_in_the_text(stories):
+    for story in stories:
+        short = corpus.short_text(story)
+        for kind in corpus.QUESTION_KINDS:
+            for question, reply, answer in corpus.questions(story, kind):
+                expected = _expected_answer(story, kind)
+                if expected is not None:
+                    assert answer == expected, f"{kind}: {question!r} answered {answer!r}, the story says {expected!r}"
+                else:  # a question about one sentence is answered from that sentence
+                    assert answer in story.sentence(kind), f"{kind}: {answer!r} not in {story.sentence(kind)!r}"
+                assert answer in short and answer in reply, (question, reply, answer, short)
+                assert set(re.findall(r"[A-Z]\w+", question)) & corpus.ALL_NAMES <= {story.hero.name, story.helper.name}
+
+
+def test_color_questions_only_ask_about_colors(stories):
+    for story in stories[:500]:
+        asked = [q for q, _, _ in corpus.questions(story, "adj")]
+        assert any("color" in q for q in asked) == (story.fields["adj"] in corpus.REAL_COLORS), asked
+
+
+def test_qa_lines_fit_the_word_budget_and_carry_their_answer():
+    examples = list(corpus.qa_examples(2000, seed=5))
+    for example in examples:
+        user, assistant = example["messages"]
+        assert (user["role"], assistant["role"]) == ("user", "assistant") and set(example) == {"messages", "answer"}
+        assert corpus.example_words(example) <= corpus.MAX_WORDS, user["content"]
+        assert example["answer"] in _story_part(example) and example["answer"] in assistant["content"]
+        assert user["content"].endswith("?") and len(words(assistant["content"])) <= 12
+    assert len({e["messages"][0]["content"].rsplit("\n\n", 1)[1] for e in examples}) >= 40  # the questions vary
+
+
+def test_classify_labels_are_balanced_and_decidable_by_one_keyword():
+    keyword = {"lost": r"was gone|was not there", "broken": r"\bbroke\b", "stuck": r"\bstuck\b", "afraid": r"\bafraid\b", "hungry": r"\bhungry\b"}
+    assert tuple(keyword) == corpus.CLASSIFY_LABELS
+    examples = list(corpus.classify_examples(2000, seed=5))
+    for example in examples:
+        found = [label for label, pattern in keyword.items() if re.search(pattern, example["text"])]
+        assert found == [example["label"]], (found, example)
+        assert len(words(example["text"])) <= corpus.MAX_WORDS
+    counts = {label: sum(e["label"] == label for e in examples) for label in corpus.CLASSIFY_LABELS}
+    assert all(300 <= n <= 500 for n in counts.values()), counts
+
+
+@pytest.mark.parametrize("make", [corpus.qa_examples, corpus.classify_examples])
+def test_finetune_seeds_name_their_sets(make):
+    assert list(make(50, seed=3)) == list(make(50, seed=3))
+    assert corpus.shared_stories(make(500, seed=3), make(500, seed=4)) == set()
+    assert len(corpus.shared_stories(make(50, seed=3), make(80, seed=3))) == 50
+    pretraining = {corpus.short_text(make_story(random.Random(3)))}  # the first story of generate_corpus(..., seed=3)
+    assert corpus.story_of(next(make(1, seed=3))) not in pretraining
+
+
+def test_qa_and_classify_draw_other_stories_for_the_same_seed():
+    qa, labelled = corpus.qa_examples(200, seed=0), corpus.classify_examples(200, seed=0)
+    assert corpus.shared_stories(qa, labelled) == set()
+
+
+def test_a_conversation_fits_the_demo_context(tmp_path):
+    from jaxmodel import tokenizer
+
+    text = tmp_path / "stories.txt"
+    write_corpus(text, 3000, seed=0)
+    encoding = tokenizer.encoding(tokenizer.train([text], 1024, progress=False))
+
+    def chat(messages):  # the LLaMA-3 format of goengine/tokenizer/chat.go
+        turns = "".join(f"<|start_header_id|>{m['role']}<|end_header_id|>\n\n{m['content']}<|eot_id|>" for m in messages)
+        return len(encoding.encode("<|begin_of_text|>" + turns, allowed_special="all"))
+
+    longest = max(chat(e["messages"]) for e in corpus.qa_examples(2000, seed=9))
+    assert longest <= 240, longest
+    assert max(len(encoding.encode(e["text"])) for e in corpus.classify_examples(2000, seed=9)) <= 200
