@@ -1,6 +1,8 @@
 """The demo's training text: short children's stories generated from a small grammar.
 
     python -m jaxmodel.corpus --out data/stories.txt [--stories 20000] [--seed 0]
+    python -m jaxmodel.corpus qa --out qa.jsonl [--stories 2000] [--seed 0]
+    python -m jaxmodel.corpus classify --out labelled.jsonl [--stories 2000] [--seed 0]
 
 `make demo` trains a ~1M-parameter model (vocab 2048, context 256) for a few minutes on
 two CPU cores and asks it to continue "Once upon a time". Real prose is too varied for
@@ -28,7 +30,7 @@ what such a model can learn in minutes:
 The file format is TinyStories' plain text: stories separated by a line
 `<|endoftext|>`, which jaxmodel.tokenizer and jaxmodel.shards split on.
 
-Fine-tuning sets (`qa_examples`, `classify_examples`) are JSON Lines about
+Fine-tuning sets (`qa`, `classify`; `qa_examples`, `classify_examples`) are JSON Lines about
 the same stories, retold in seven of their sentences (`short_text`: opening, object,
 problem, helper, their words, fix, ending) so that an example fits the demo's 256-token
 context: at most MAX_WORDS = 170 words are read, which the demo's 1,024-token tokenizer makes
@@ -46,7 +48,7 @@ at most ~185 tokens for a labelled text and ~220 for a whole conversation with i
   one "hungry".
 
 Seeds: each set draws its stories from a stream of its own (`random.Random("qa-3")` for
-`qa_examples(n, 3)`), apart from the pretraining corpus's and from each other's; the same seed
+`qa --seed 3`), apart from the pretraining corpus's and from each other's; the same seed
 writes the same bytes. Train on one seed and hold out another (train `--seed 0`, evaluate
 `--seed 1`): a story repeats across seeds only by chance (none among 20,000 of seed 0 and
 20,000 of seed 1), and `shared_stories(a, b)` lists the stories two sets have in common.
@@ -55,6 +57,7 @@ writes the same bytes. Train on one seed and hold out another (train `--seed 0`,
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import os
@@ -639,8 +642,19 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+FINETUNE_COMMANDS = {"qa": (qa_examples, "conversations"), "classify": (classify_examples, "labelled stories")}
+
+
 def main(argv: list[str]) -> int:
-    parser = _Parser(prog="python -m jaxmodel.corpus", description="Write the demo's generated story corpus.")
+    if argv and argv[0] in FINETUNE_COMMANDS:
+        return _finetune_main(argv[0], argv[1:])
+    if argv and argv[0] == "stories":  # the default command, also by name
+        argv = argv[1:]
+    parser = _Parser(
+        prog="python -m jaxmodel.corpus",
+        description="Write the demo's generated story corpus (the default command, or 'stories'); "
+        "'qa' and 'classify' write fine-tuning sets as JSON Lines (see their --help).",
+    )
     parser.add_argument("--out", type=Path, required=True, help="text file to write (stories separated by <|endoftext|> lines)")
     parser.add_argument("--stories", type=int, default=20000, help="number of stories (default 20000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same file")
@@ -654,6 +668,35 @@ def main(argv: list[str]) -> int:
         print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
         return 1
     print(f"wrote {args.out}: {stats.stories} stories, {stats.bytes:,} bytes, {stats.distinct_words} distinct words")
+    return 0
+
+
+def _finetune_main(command: str, argv: list[str]) -> int:
+    make, what = FINETUNE_COMMANDS[command]
+    parser = _Parser(
+        prog=f"python -m jaxmodel.corpus {command}",
+        description="Write reading-comprehension conversations about generated stories (messages and answer per line)."
+        if command == "qa" else f"Write generated stories labelled with their plot ({', '.join(CLASSIFY_LABELS)}; text and label per line).",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSON Lines file to write")
+    parser.add_argument("--stories", type=int, default=2000, help="number of examples, one story each (default 2000)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same file, so hold out with a seed never trained on")
+    args = parser.parse_args(argv)
+    if args.stories <= 0:
+        print(f"error: --stories must be at least 1, got {args.stories}", file=sys.stderr)
+        return 2
+    examples = list(make(args.stories, args.seed))
+    try:
+        stats = write_examples(args.out, examples)
+    except OSError as err:
+        print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    read = "story and question" if command == "qa" else "text"
+    line = f"wrote {args.out}: {stats.examples} {what}, {stats.bytes:,} bytes; {read} {stats.max_words} words at most, {stats.mean_words:.1f} on average"
+    if command == "classify":
+        counts = collections.Counter(e["label"] for e in examples)
+        line += "; labels " + ", ".join(f"{label} {counts[label]}" for label in CLASSIFY_LABELS)
+    print(line)
     return 0
 
 

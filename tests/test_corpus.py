@@ -295,3 +295,30 @@ def test_a_conversation_fits_the_demo_context(tmp_path):
     longest = max(chat(e["messages"]) for e in corpus.qa_examples(2000, seed=9))
     assert longest <= 240, longest
     assert max(len(encoding.encode(e["text"])) for e in corpus.classify_examples(2000, seed=9)) <= 200
+
+
+@pytest.mark.parametrize("command", ["qa", "classify"])
+def test_finetune_cli_writes_the_same_bytes_for_a_seed(tmp_path, command):
+    a, b, c = (tmp_path / f"{name}.jsonl" for name in "abc")
+    for out, seed in ((a, "2"), (b, "2"), (c, "3")):
+        result = _cli(command, "--stories", "40", "--seed", seed, "--out", str(out))
+        assert result.returncode == 0, result.stderr
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+    make = corpus.qa_examples if command == "qa" else corpus.classify_examples
+    assert corpus.read_examples(a) == list(make(40, seed=2))
+    assert "40 " in result.stdout and "words at most" in result.stdout and "on average" in result.stdout
+    if command == "classify":
+        assert all(label in result.stdout for label in corpus.CLASSIFY_LABELS)
+
+
+def test_finetune_cli_usage_errors_are_one_line(tmp_path):
+    for args in (["qa", "--stories", "0"], ["classify", "--stories", "ten"], ["qa", "--bogus"]):
+        result = _cli(*args, "--out", str(tmp_path / "x.jsonl"))
+        assert result.returncode == 2 and result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+
+
+def test_stories_is_the_default_command_by_name_too(tmp_path):
+    named, default = tmp_path / "named.txt", tmp_path / "default.txt"
+    assert _cli("stories", "--out", str(named), "--stories", "10", "--seed", "4").returncode == 0
+    assert _cli("--out", str(default), "--stories", "10", "--seed", "4").returncode == 0
+    assert named.read_bytes() == default.read_bytes()
