@@ -49,8 +49,23 @@ func (m *Model) NewSession() *Session {
 // Pos is the position the next token will take: the number of tokens so far.
 func (s *Session) Pos() int { return s.cache.Len }
 
+// Room is the number of positions left in the context.
+func (s *Session) Room() int { return s.m.Config.ContextLength - s.cache.Len }
+
 // Reset empties the cache so the session can start a new sequence.
 func (s *Session) Reset() { s.cache.Len = 0 }
+
+// Truncate keeps the first n positions of the cache and forgets the rest, so
+// that the next token takes position n. A position's keys and values depend
+// only on the tokens up to it, so the kept ones stay exact: a chat whose history
+// is rendered anew each turn runs only what follows the prefix it shares with
+// the cache. n must be in 0..Pos().
+func (s *Session) Truncate(n int) {
+	if n < 0 || n > s.cache.Len {
+		panic(fmt.Sprintf("model: Truncate(%d) outside 0..%d", n, s.cache.Len))
+	}
+	s.cache.Len = n
+}
 
 // maxBatch bounds the tokens run at once, and so the scratch buffers: 256
 // tokens of the seed model take 7 MiB, and a longer prompt runs in chunks.

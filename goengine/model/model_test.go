@@ -473,3 +473,28 @@ func TestRoPEAnglesInFloat64(t *testing.T) {
 		t.Errorf("float32 angles stay within %g of float64 ones: this test proves nothing", worstFloat32)
 	}
 }
+
+// TestTruncateContinuesFromThePrefix: a session cut back to a prefix and given
+// other tokens computes what a fresh session computes for the new sequence.
+func TestTruncateContinuesFromThePrefix(t *testing.T) {
+	m := loadGolden(t, "gqa")
+	s := m.NewSession()
+	if _, err := s.Prefill([]int{312, 5, 80, 81, 82}); err != nil {
+		t.Fatal(err)
+	}
+	s.Truncate(3)
+	if s.Pos() != 3 || s.Room() != m.Config.ContextLength-3 {
+		t.Fatalf("after Truncate(3): Pos %d, Room %d", s.Pos(), s.Room())
+	}
+	got := slices.Clone(run(t, s, []int{90, 91}, "prompt"))
+	want := run(t, m.NewSession(), []int{312, 5, 80, 90, 91}, "prompt")
+	if msg := mismatch("logits after Truncate", got, want, len(want)); msg != "" {
+		t.Error(msg)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("Truncate past Pos did not panic")
+		}
+	}()
+	s.Truncate(s.Pos() + 1)
+}
