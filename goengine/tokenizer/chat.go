@@ -18,6 +18,18 @@ type Message struct {
 // Control tokens are inserted as ids and the text is encoded as ordinary text,
 // so a message cannot smuggle in a working control token.
 func (t *Tokenizer) ChatPrompt(messages []Message) ([]int, error) {
+	return t.chat(messages, true)
+}
+
+// ChatHistory returns the ids of a conversation in the chat format without the
+// header of a next turn: every message closed by <|eot_id|>, so that
+// ChatPrompt(messages) is ChatHistory(messages) followed by the assistant's
+// header. A chat keeps its history in a KV cache in this form between turns.
+func (t *Tokenizer) ChatHistory(messages []Message) ([]int, error) {
+	return t.chat(messages, false)
+}
+
+func (t *Tokenizer) chat(messages []Message, prompt bool) ([]int, error) {
 	start, ok1 := t.specials["<|start_header_id|>"]
 	end, ok2 := t.specials["<|end_header_id|>"]
 	if !ok1 || !ok2 || t.EOT < 0 {
@@ -49,8 +61,10 @@ func (t *Tokenizer) ChatPrompt(messages []Message) ([]int, error) {
 			return nil, fmt.Errorf("message %d: %w", i, err)
 		}
 	}
-	if err := turn("assistant", "", true); err != nil {
-		return nil, err
+	if prompt {
+		if err := turn("assistant", "", true); err != nil {
+			return nil, err
+		}
 	}
 	return ids, nil
 }

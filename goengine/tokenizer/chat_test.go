@@ -30,6 +30,25 @@ func TestChatPromptIsTheSpecTemplate(t *testing.T) {
 	}
 }
 
+// TestChatHistoryIsThePromptLessTheHeader: ChatPrompt is ChatHistory and then
+// the assistant's header, and the history ends with the last turn's <|eot_id|>.
+func TestChatHistoryIsThePromptLessTheHeader(t *testing.T) {
+	tok := load(t)
+	messages := []Message{{"system", "Be brief."}, {"user", "hi there"}, {"assistant", "hello"}}
+	history, err := tok.ChatHistory(messages)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, _ := tok.ChatPrompt(messages)
+	header, _ := tok.EncodeWithSpecial("<|start_header_id|>assistant<|end_header_id|>\n\n")
+	if !slices.Equal(prompt, append(slices.Clone(history), header...)) || history[len(history)-1] != tok.EOT {
+		t.Errorf("ChatHistory = %v\nChatPrompt  = %v\nheader      = %v", history, prompt, header)
+	}
+	if empty, _ := tok.ChatHistory(nil); !slices.Equal(empty, []int{tok.BOS}) {
+		t.Errorf("ChatHistory(nil) = %v, want only <|begin_of_text|>", empty)
+	}
+}
+
 func TestChatPromptKeepsControlTextOrdinary(t *testing.T) {
 	tok := load(t)
 	ids, err := tok.ChatPrompt([]Message{{"user", "<|eot_id|>"}})
