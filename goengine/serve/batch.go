@@ -48,7 +48,7 @@ func (s *Server) schedule() {
 		select {
 		case first := <-s.steps:
 			steps = append(steps[:0], first)
-		case <-s.stop:
+		case <-s.stopping.Done():
 			return
 		}
 		timer.Reset(straggler)
@@ -59,7 +59,7 @@ func (s *Server) schedule() {
 				steps = append(steps, next)
 			case <-timer.C:
 				break collect
-			case <-s.stop:
+			case <-s.stopping.Done():
 				break collect
 			}
 		}
@@ -85,10 +85,10 @@ func (s *Server) schedule() {
 func (s *Server) decodeStep(ctx context.Context, sess *model.Session, token int, done chan stepResult) ([]float32, error) {
 	select {
 	case s.steps <- stepRequest{session: sess, token: token, done: done}:
-	case <-s.stop:
+	case <-s.stopping.Done():
 		return nil, errStopped
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, context.Cause(ctx) // errStopped when the server stops
 	}
 	// Taken: wait for the answer even if the client leaves, since the batch
 	// is writing into this session's cache.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/model"
 	"gollm/goengine/sampler"
 )
@@ -142,100 +143,38 @@ func (s *Server) respond(w http.ResponseWriter, r *http.Request, out responder, 
 
 var errStopped = errors.New("the server is shutting down")
 
-// generate runs prompt through sess and samples up to opts.maxTokens tokens,
-// passing the text to emit as it becomes final: whole UTF-8 characters, never
-// part of a stop sequence. It ends at <|end_of_text|> or <|eot_id|> or a stop
-// sequence ("stop"), or at max_tokens or the context's end ("length"); or with
-// an error when ctx ends (the client went away) or the server stops.
+// generate runs prompt through sess and generates with engine.Generate, its
+// decode steps batched with other requests' and its tokens counted for
+// /health. It ends with "stop" (<|end_of_text|>, <|eot_id|> or a stop
+// sequence) or "length" (max_tokens or the context's end); or with an error
+// when ctx ends (the client went away) or the server stops (errStopped).
 func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int, opts sampling, pick *sampler.Sampler, emit func(string) error) (finish string, generated int, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	defer context.AfterFunc(s.stopping, func() { cancel(errStopped) })()
 	logits, err := sess.Prefill(prompt)
 	if err != nil {
 		return "", 0, err
 	}
-	decoder := s.tok.NewStreamDecoder()
-	pending := "" // decoded text not yet emitted
 	done := make(chan stepResult, 1)
 	s.decoding.Add(1) // the scheduler waits briefly for this request's steps
 	defer s.decoding.Add(-1)
-	for {
-		select {
-		case <-ctx.Done():
-			return "", generated, ctx.Err()
-		case <-s.stop:
-			return "", generated, errStopped
-		default:
-		}
-		id, err := pick.Sample(logits)
-		if err != nil {
-			return "", generated, err
-		}
-		if id == s.tok.EOS || id == s.tok.EOT {
-			finish = "stop"
-			break
-		}
-		generated++
-		s.generated.Add(1)
-		if !s.tok.IsControl(id) { // a stray control token (a header, a reserved one) prints nothing
-			piece, err := decoder.Next(id)
-			if err != nil {
-				return "", generated, err
-			}
-			pending += piece
-		}
-		if i := firstStop(pending, opts.stop); i >= 0 {
-			return "stop", generated, emitIf(emit, pending[:i])
-		}
-		safe := len(pending) - heldBack(pending, opts.stop)
-		if err := emitIf(emit, pending[:safe]); err != nil {
-			return "", generated, err
-		}
-		pending = pending[safe:]
-		if generated == opts.maxTokens || sess.Pos() == s.context {
-			finish = "length"
-			break
-		}
-		if logits, err = s.decodeStep(ctx, sess, id, done); err != nil { // batched with other requests' steps
-			return "", generated, err
-		}
+	r, err := engine.Generate(ctx, sess, s.tok, logits, pick, engine.Options{
+		MaxTokens: opts.maxTokens,
+		Stop:      opts.stop,
+		Step: func(ctx context.Context, token int) ([]float32, error) {
+			return s.decodeStep(ctx, sess, token, done) // batched with other requests' steps
+		},
+		Sampled: func(int) { s.generated.Add(1) },
+	}, emit)
+	if err != nil {
+		return "", r.Generated, err
 	}
-	pending += decoder.Flush()
-	if i := firstStop(pending, opts.stop); i >= 0 {
-		pending, finish = pending[:i], "stop"
+	finish = "stop"
+	if r.Finish == engine.MaxTokens || r.Finish == engine.ContextFull {
+		finish = "length"
 	}
-	return finish, generated, emitIf(emit, pending)
-}
-
-func emitIf(emit func(string) error, text string) error {
-	if text == "" {
-		return nil
-	}
-	return emit(text)
-}
-
-// firstStop is the index in text of the earliest stop sequence, or -1.
-func firstStop(text string, stops []string) int {
-	first := -1
-	for _, stop := range stops {
-		if i := strings.Index(text, stop); i >= 0 && (first < 0 || i < first) {
-			first = i
-		}
-	}
-	return first
-}
-
-// heldBack is how many bytes at the end of text could be the start of a stop
-// sequence, and so must wait for the next token before they are sent.
-func heldBack(text string, stops []string) int {
-	held := 0
-	for _, stop := range stops {
-		for k := min(len(stop)-1, len(text)); k > held; k-- {
-			if strings.HasSuffix(text, stop[:k]) {
-				held = k
-				break
-			}
-		}
-	}
-	return held
+	return finish, r.Generated, nil
 }
 
 // eventStream writes server-sent events: "data: {json}\n\n", flushed at once.

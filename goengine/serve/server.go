@@ -48,7 +48,8 @@ type Server struct {
 	log          *log.Logger
 	created      int64
 	mux          *http.ServeMux
-	stop         chan struct{}    // closed by Stop: every generation ends
+	stopping     context.Context // done once Stop is called: every generation ends
+	stopAll      context.CancelFunc
 	steps        chan stepRequest // decode steps waiting for the scheduler's next batch
 	stopped      atomic.Bool
 
@@ -74,8 +75,9 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
 		sessions: make(chan *model.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
 		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, log: o.Log, created: time.Now().Unix(),
-		mux: http.NewServeMux(), stop: make(chan struct{}), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler
+		mux: http.NewServeMux(), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler
 	}
+	s.stopping, s.stopAll = context.WithCancel(context.Background())
 	for range o.Parallel {
 		s.sessions <- m.NewSession()
 	}
@@ -162,7 +164,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 // shutdown, or the end of a Server.
 func (s *Server) Stop() {
 	if s.stopped.CompareAndSwap(false, true) {
-		close(s.stop)
+		s.stopAll()
 	}
 }
 
@@ -234,7 +236,7 @@ func (s *Server) acquire(ctx context.Context) (*model.Session, *apiError) {
 		return sess, nil
 	case <-ctx.Done():
 		return nil, &apiError{Status: 499, Type: "invalid_request_error", Message: "the client went away"}
-	case <-s.stop:
+	case <-s.stopping.Done():
 		return nil, unavailable()
 	}
 }

@@ -321,18 +321,6 @@ func printable(s string) bool {
 	return true
 }
 
-func TestHeldBack(t *testing.T) {
-	for _, c := range []struct {
-		text  string
-		stops []string
-		want  int
-	}{{"hello wor", []string{"world"}, 3}, {"hello", []string{"xyz"}, 0}, {"abab", []string{"abc", "bx"}, 2}, {"a", []string{"ab"}, 1}} {
-		if got := heldBack(c.text, c.stops); got != c.want {
-			t.Errorf("heldBack(%q, %q) = %d, want %d", c.text, c.stops, got, c.want)
-		}
-	}
-}
-
 // TestBadRequests: each gets a 4xx in OpenAI's error shape naming the problem,
 // and the server goes on serving.
 func TestBadRequests(t *testing.T) {
