@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"time"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/sampler"
 )
 
@@ -65,9 +67,9 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usagef("--prompt: %v", err)
 	}
 	ids := append([]int{tok.BOS}, textIDs...) // llama-bpe prompts start with <|begin_of_text|>
-	context := m.Config.ContextLength
-	if len(ids) >= context {
-		return fmt.Errorf("the prompt is %d tokens but the model's context is %d: it must be shorter to leave room for output", len(ids), context)
+	contextLength := m.Config.ContextLength
+	if len(ids) >= contextLength {
+		return fmt.Errorf("the prompt is %d tokens but the model's context is %d: it must be shorter to leave room for output", len(ids), contextLength)
 	}
 
 	out := bufio.NewWriter(stdout)
@@ -80,47 +82,26 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	}
 	prefillTime := time.Since(start)
 
-	decoder := tok.NewStreamDecoder()
 	fmt.Fprint(out, *prompt)
-	generated, stopped := 0, ""
 	start = time.Now()
-	for {
-		id, err := pick.Sample(logits)
-		if err != nil {
-			return err
-		}
-		if id == tok.EOS || id == tok.EOT {
-			stopped = "end of text"
-			break
-		}
-		generated++
-		if !tok.IsControl(id) { // a stray control token (a header, a reserved one) prints nothing
-			piece, err := decoder.Next(id)
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(out, piece)
-			out.Flush() // stream: a token is visible as soon as it exists
-		}
-		if generated == *maxTokens {
-			break
-		}
-		if session.Pos() == context {
-			stopped = fmt.Sprintf("reached the context length (%d tokens)", context)
-			break
-		}
-		if logits, err = session.DecodeStep(id); err != nil {
-			return err
-		}
+	r, err := engine.Generate(context.Background(), session, tok, logits, pick, engine.Options{MaxTokens: *maxTokens}, func(piece string) error {
+		fmt.Fprint(out, piece)
+		return out.Flush() // stream: a token is visible as soon as it exists
+	})
+	if err != nil {
+		return err
 	}
-	fmt.Fprintln(out, decoder.Flush())
+	fmt.Fprintln(out)
 	out.Flush()
 	decodeTime := time.Since(start)
-	if stopped != "" {
-		fmt.Fprintf(stderr, "stopped: %s\n", stopped)
+	switch r.Finish {
+	case engine.EndOfText:
+		fmt.Fprintln(stderr, "stopped: end of text")
+	case engine.ContextFull:
+		fmt.Fprintf(stderr, "stopped: reached the context length (%d tokens)\n", contextLength)
 	}
 	fmt.Fprintf(stderr, "prompt: %d tokens, %.1f tokens/s; generated: %d tokens, %.1f tokens/s\n",
-		len(ids), rate(len(ids), prefillTime), generated, rate(generated, decodeTime))
+		len(ids), rate(len(ids), prefillTime), r.Generated, rate(r.Generated, decodeTime))
 	return nil
 }
 
