@@ -154,6 +154,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # the newest K are kept
     eval_every: int = 100  # steps between validation losses; 0 trains without validation
     eval_batches: int = 4  # batches of the validation split per evaluation
+    trainable_blocks: int = -1  # -1 trains every parameter; N only the last N blocks and the final norm
 
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "<config>") -> TrainConfig:
@@ -166,6 +167,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "fsdp", "checkpoint_every", "keep_checkpoints", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{source}: train.{name} must be positive, found {getattr(self, name)}")
+        if self.trainable_blocks < -1:
+            raise ConfigError(f"{source}: train.trainable_blocks must be -1 (all) or a number of blocks >= 0, found {self.trainable_blocks}")
         if self.eval_every < 0:
             raise ConfigError(f"{source}: train.eval_every must be >= 0 (0: no validation), found {self.eval_every}")
         if self.warmup_steps < 0:

@@ -29,6 +29,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -40,7 +41,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from jaxmodel import cli
 from jaxmodel.config import ConfigError, ModelConfig, TrainConfig, load_train_config, param_count
-from jaxmodel.model import Transformer
+from jaxmodel.model import Transformer, load_tensors
 
 MESH_AXES = ("data", "fsdp")  # data parallel, and fully sharded data parallel (params split too)
 
@@ -101,6 +102,27 @@ def decay_mask(params: nnx.State) -> Any:
     return jax.tree_util.tree_map_with_path(lambda path, leaf: leaf.ndim == 2 and _param_name(path) != "token_embd", params)
 
 
+def _block_index(path) -> int | None:
+    """N for a parameter of blocks[N], None for the embedding, the final norm and the head."""
+    keys = [p.key for p in path if isinstance(p, jax.tree_util.DictKey)]
+    return keys[keys.index("blocks") + 1] if "blocks" in keys else None
+
+
+def trainable_labels(params: nnx.State, tc: TrainConfig, n_layers: int) -> Any:
+    """"train" or "frozen" for every parameter. train.trainable_blocks = -1 trains all;
+    N trains the last N blocks and the final norm (the book's fine-tuning choice) and
+    freezes the rest: the embedding (and so a tied head), and the earlier blocks."""
+    def label(path, leaf) -> str:
+        if tc.trainable_blocks < 0:
+            return "train"
+        block = _block_index(path)
+        if block is None:
+            return "train" if _param_name(path) == "output_norm" else "frozen"
+        return "train" if block >= n_layers - tc.trainable_blocks else "frozen"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
 def learning_rate_schedule(tc: TrainConfig) -> optax.Schedule:
     """Linear warmup from 0 to learning_rate, then cosine decay to learning_rate * min_lr_ratio."""
     return optax.warmup_cosine_decay_schedule(
@@ -113,10 +135,16 @@ def learning_rate_schedule(tc: TrainConfig) -> optax.Schedule:
 
 
 def make_optimizer(tc: TrainConfig, params: nnx.State) -> optax.GradientTransformation:
-    return optax.chain(
+    """Clipped AdamW; with frozen parameters (train.trainable_blocks), AdamW and its
+    clipping see only the trainable ones, and the frozen get zero updates and no state."""
+    adamw = optax.chain(
         optax.clip_by_global_norm(tc.grad_clip),
-        optax.adamw(learning_rate_schedule(tc), b1=tc.beta1, b2=tc.beta2, weight_decay=tc.weight_decay, mask=decay_mask(params)),
+        optax.adamw(learning_rate_schedule(tc), b1=tc.beta1, b2=tc.beta2, weight_decay=tc.weight_decay, mask=decay_mask),
     )
+    if tc.trainable_blocks < 0:
+        return adamw
+    n_layers = len(params["blocks"])
+    return optax.multi_transform({"train": adamw, "frozen": optax.set_to_zero()}, trainable_labels(params, tc, n_layers))
 
 
 def cross_entropy_sum(logits: jax.Array, targets: jax.Array, mask: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -157,9 +185,13 @@ def state_shardings(mc: ModelConfig, tc: TrainConfig, mesh: Mesh) -> TrainState:
     return TrainState(replicated, params, opt_state)
 
 
-def init_state(mc: ModelConfig, tc: TrainConfig, mesh: Mesh) -> TrainState:
-    """A freshly initialised model and optimizer, sharded over `mesh`."""
-    _, params = nnx.split(Transformer(mc, nnx.Rngs(tc.seed), _compute_dtype(tc)), nnx.Param)
+def init_state(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, tensors: dict[str, np.ndarray] | None = None) -> TrainState:
+    """A freshly initialised model and optimizer, sharded over `mesh`; the weights are
+    `tensors` (the spec's named arrays, e.g. a model file's) when given."""
+    model = Transformer(mc, nnx.Rngs(tc.seed), _compute_dtype(tc))
+    if tensors is not None:
+        load_tensors(model, tensors)
+    _, params = nnx.split(model, nnx.Param)
     shardings = state_shardings(mc, tc, mesh)
     params = jax.device_put(params, shardings.params)
     opt_state = jax.jit(make_optimizer(tc, params).init, out_shardings=shardings.opt_state)(params)
@@ -176,7 +208,11 @@ def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh):
     tx = make_optimizer(tc, abstract_params)
     schedule = learning_rate_schedule(tc)
 
+    labels = trainable_labels(abstract_params, tc, mc.n_layers)
+
     def loss_sum(params, tokens, mask):
+        # Frozen parameters are constants to the gradient, so XLA drops their backward pass.
+        params = jax.tree.map(lambda p, label: p if label == "train" else jax.lax.stop_gradient(p), params, labels)
         logits = nnx.merge(graphdef, params)(tokens[:, :-1])
         return cross_entropy_sum(logits, tokens[:, 1:], mask)
 
@@ -243,23 +279,24 @@ def restore_checkpoint(manager, target: TrainState, step: int | None = None) -> 
 # --- the command line ----------------------------------------------------------------------
 
 
-def evaluate(eval_step, state: TrainState, shards, mc: ModelConfig, tc: TrainConfig) -> float:
+def evaluate(eval_step, params, shards, mc: ModelConfig, tc: TrainConfig) -> float:
     """Mean validation loss over eval_batches fixed batches of the val split."""
     total = count = 0.0
     for i in range(tc.eval_batches):
         tokens = shards.batch(i, tc.batch_size, mc.context_length, tc.seed, split="val")
-        loss_sum, n = eval_step(state.params, tokens)
+        loss_sum, n = eval_step(params, tokens, np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32))
         total, count = total + float(loss_sum), count + float(n)
     return total / max(count, 1.0)
 
 
 def make_eval_step(mc: ModelConfig, tc: TrainConfig):
+    """`eval_step(params, tokens, mask) -> (loss sum, count)`: the loss of `train_step`, no update."""
     graphdef, _ = _abstract_model(mc, tc)
 
     @jax.jit
-    def eval_step(params, tokens):
+    def eval_step(params, tokens, mask):
         logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-        return cross_entropy_sum(logits, tokens[:, 1:], jnp.ones(tokens[:, 1:].shape))
+        return cross_entropy_sum(logits, tokens[:, 1:], mask)
 
     return eval_step
 
@@ -331,6 +368,19 @@ def _initialize_hosts() -> None:
 
 
 # --- checks before anything is allocated or written ----------------------------------------
+
+
+def say(message: str) -> None:
+    """A line for the user on stderr, printed above the progress bar if one is showing."""
+    from tqdm import tqdm
+
+    tqdm.write(message, file=sys.stderr)
+
+
+def warn_schedule(tc: TrainConfig) -> None:
+    if tc.warmup_steps >= tc.steps:
+        say(f"warning: train.warmup_steps ({tc.warmup_steps}) >= train.steps ({tc.steps}): "
+            "the learning rate never reaches train.learning_rate")
 
 
 def check_validation(shards, mc: ModelConfig, tc: TrainConfig) -> None:
@@ -429,8 +479,9 @@ def check_resume(run_dir: Path, recorded: dict, current: dict, say) -> None:
     that a resume cannot absorb; says what it does absorb."""
     where = run_dir / "config.json"
     diffs = []
+    defaults = {"model": {}, "train": dataclasses.asdict(TrainConfig())}  # a field newer than the run had its default
     for section in ("model", "train"):
-        old, new = recorded.get(section) or {}, current[section]
+        old, new = defaults[section] | (recorded.get(section) or {}), current[section]
         for key in sorted(set(old) | set(new)):
             name = f"{section}.{key}"
             if old.get(key) != new.get(key) and name not in RESUMABLE_FIELDS:
@@ -634,7 +685,7 @@ def _val_windows(shards, seq_len: int) -> int:
 
 def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True,
           tokenizer_dir: Path | None = None) -> list[dict]:
-    """Trains (or resumes) a run; returns the metrics of every step.
+    """Trains (or resumes) a pretraining run; returns the metrics of every step.
 
     `data` is a shard directory, or raw text that becomes a tokenizer and shards inside
     the run directory first (`prepare_raw_data`). `tokenizer_dir` reuses a tokenizer.
@@ -643,15 +694,8 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     config, the data, the validation split, the memory, and that a resumed run is the
     same run. config.json is written only then.
     """
-    from tqdm import tqdm
-
-    def say(message: str) -> None:  # a line above the progress bar
-        tqdm.write(message, file=sys.stderr)
-
     mc, tc = load_train_config(config_path, overrides)
-    if tc.warmup_steps >= tc.steps:
-        say(f"warning: train.warmup_steps ({tc.warmup_steps}) >= train.steps ({tc.steps}): "
-            "the learning rate never reaches train.learning_rate")
+    warn_schedule(tc)
     _initialize_hosts()
     if tokenizer_dir is not None:
         check_tokenizer_dir(tokenizer_dir)
@@ -663,6 +707,37 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         data, tokenizer_dir = prepare_raw_data(data, run_dir, mc, tc, tokenizer_dir, progress, say)
         shards = open_data(data, mc.vocab_size)
     check_validation(shards, mc, tc)
+    record = run_record(mc, tc, data, shards, tokenizer_dir)
+    recorded, latest = _open_run(run_dir)
+    if recorded is not None:
+        check_resume(run_dir, recorded, record, say)
+        shards = verify_shards(shards)
+
+    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+        tokens = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
+                              process_index=jax.process_index(), process_count=jax.process_count())
+        return tokens, np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)  # every target counts
+
+    def validate(eval_step, params) -> float:
+        return evaluate(eval_step, params, shards, mc, tc)
+
+    return fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, say, progress)
+
+
+def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: int | None,
+        batch: Callable[[int], tuple[np.ndarray, np.ndarray]], validate: Callable | None, say, progress: bool,
+        tensors: dict[str, np.ndarray] | None = None) -> list[dict]:
+    """The training loop every kind of run shares (pretraining, fine-tuning); returns every step's metrics.
+
+    `batch(step)` is this process's rows of the step's batch, (tokens (b, T+1), mask (b, T)),
+    a pure function of the step so that a resumed run repeats an uninterrupted one.
+    `validate(eval_step, params)` is the validation loss, or None for none. `record` is
+    written to config.json once the start is good; `latest` is the checkpoint to resume
+    from (None: a new run, from `tensors` by spec name if given, else from a fresh init).
+    The caller has checked everything about its data and a resumed run's record.
+    """
+    from tqdm import tqdm
+
     n_devices = jax.device_count()
     if n_devices % tc.fsdp:
         raise ConfigError(f"train.fsdp ({tc.fsdp}) must divide the number of devices ({n_devices})")
@@ -671,15 +746,9 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
             f"a micro-batch (train.batch_size / train.grad_accum = {tc.batch_size // tc.grad_accum}) "
             f"must split evenly over the {n_devices} devices"
         )
-    record = run_record(mc, tc, data, shards, tokenizer_dir)
-    recorded, latest = _open_run(run_dir)
-    if recorded is not None:
-        check_resume(run_dir, recorded, record, say)
-        shards = verify_shards(shards)
     check_memory(mc, tc, say)
-
     mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
-    state = init_state(mc, tc, mesh)
+    state = init_state(mc, tc, mesh, tensors if latest is None else None)
     run_dir.mkdir(parents=True, exist_ok=True)
     manager = checkpoint_manager(run_dir, tc)
     if latest is not None:
@@ -699,22 +768,19 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         say(f"the run is complete: step {start} of train.steps {tc.steps} (--set train.steps=N trains further)")
 
     step_fn = make_train_step(mc, tc, mesh)
-    eval_step = make_eval_step(mc, tc) if tc.eval_every else None
+    eval_step = make_eval_step(mc, tc) if validate is not None else None
     batch_sharding = NamedSharding(mesh, BATCH_SPEC)
     tokens_per_step = tc.batch_size * mc.context_length
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
     with open(metrics_path, "a") as log, StopRequest() as stop:
         for step in range(start, tc.steps):
             began = time.perf_counter()
-            local = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
-                                 process_index=jax.process_index(), process_count=jax.process_count())
-            tokens = jax.make_array_from_process_local_data(batch_sharding, local)
-            mask = jax.make_array_from_process_local_data(batch_sharding, np.ones((local.shape[0], local.shape[1] - 1), np.int32))
+            tokens, mask = (jax.make_array_from_process_local_data(batch_sharding, a) for a in batch(step))
             state, metrics = step_fn(state, {"tokens": tokens, "mask": mask})
             row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
             row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - began)
             if eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
-                row["val_loss"] = evaluate(eval_step, state, shards, mc, tc)
+                row["val_loss"] = validate(eval_step, state.params)
                 say(f"step {step + 1}: validation loss {row['val_loss']:.4f} (train {row['loss']:.4f})")
             log.write(json.dumps(row) + "\n")
             log.flush()

@@ -130,3 +130,24 @@ def test_flops_per_token_counts_matmul_weights_and_attention():
     assert flops_per_token(seed) == 6 * 86_526_720 + 12 * 12 * 768 * 2048
     # untied: the lookup is free, the separate head is a matmul
     assert flops_per_token(MODEL) == 6 * (139_584 - 320 * 64) + 12 * 2 * 64 * 64
+
+
+def test_frozen_parameters_stay_put_and_have_no_optimizer_state():
+    tc = TrainConfig(batch_size=8, warmup_steps=0, learning_rate=1e-2, trainable_blocks=1)
+    mesh = make_mesh(1, 1)
+    state, step = init_state(MODEL, tc, mesh), make_train_step(MODEL, tc, mesh)
+    before = jax.tree.map(np.asarray, state.params)
+    for seed in range(3):
+        state, metrics = step(state, random_batch(seed))
+    assert np.isfinite(float(metrics["loss"]))
+    last = MODEL.n_layers - 1
+    for name, param in before["blocks"][0].items():
+        np.testing.assert_array_equal(state.params["blocks"][0][name].get_value(), param.get_value(), err_msg=name)
+    np.testing.assert_array_equal(state.params["token_embd"].get_value(), before["token_embd"].get_value())
+    for name in ("attn_q", "ffn_down", "attn_norm"):
+        assert not np.array_equal(state.params["blocks"][last][name].get_value(), before["blocks"][last][name].get_value()), name
+    assert not np.array_equal(state.params["output_norm"].get_value(), before["output_norm"].get_value())
+    # AdamW's two moments exist for the trainable parameters only.
+    trainable = sum(x.size for x in jax.tree.leaves(before["blocks"][last])) + MODEL.dim
+    moments = sum(x.size for x in jax.tree.leaves(state.opt_state) if x.ndim > 0)
+    assert moments == 2 * trainable, (moments, trainable)
