@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxmodel import tokenizer as tk
 from jaxmodel.config import ConfigError, ModelConfig, TrainConfig
-from jaxmodel.gguf_io import DTYPES, GGUFError, write_model
+from jaxmodel.gguf_io import DTYPES, LLAMA3_CHAT_TEMPLATE, GGUFError, write_model
 
 
 class ExportError(ValueError):
@@ -76,7 +76,9 @@ def export(run_dir: Path, tokenizer_dir: Path | None, out: Path, dtype: str = "f
         raise ExportError(f"{tokenizer_dir}: not the tokenizer the run's data was made with (sha256 differs)")
     if vocab.size != mc.vocab_size:
         raise ExportError(f"{tokenizer_dir}: {vocab.size} tokens, but the model's vocab_size is {mc.vocab_size}")
-    write_model(out, mc, tensors, vocab, dtype=dtype, name=run_dir.name)
+    # A fine-tuned chat model says so: llama.cpp and chat front ends read the template.
+    template = LLAMA3_CHAT_TEMPLATE if saved.get("kind") == "sft" else None
+    write_model(out, mc, tensors, vocab, dtype=dtype, name=run_dir.name, chat_template=template)
     return out
 
 

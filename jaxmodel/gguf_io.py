@@ -49,6 +49,15 @@ CONFIG_KEYS = {
     "norm_eps": (f"{ARCH}.attention.layer_norm_rms_epsilon", gguf.GGUFValueType.FLOAT32),
 }
 ROPE_DIMENSION_KEY = f"{ARCH}.rope.dimension_count"
+CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
+# The LLaMA-3 chat format of spec/tokenizer.md §5 as the Jinja template LLaMA-3 models ship:
+# llama.cpp recognises it by its header tokens and formats a conversation as goengine does.
+LLAMA3_CHAT_TEMPLATE = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}"
+    "{% set content = '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' %}"
+    "{% if loop.index0 == 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+)
 
 _INTEGER_TYPES = {
     gguf.GGUFValueType.UINT8, gguf.GGUFValueType.INT8, gguf.GGUFValueType.UINT16, gguf.GGUFValueType.INT16,
@@ -93,11 +102,13 @@ def write_model(
     vocab: Vocabulary,
     dtype: str = "f32",
     name: str = "gollm",
+    chat_template: str | None = None,
 ) -> None:
     """Writes one self-contained model file: config, tokenizer and weights.
 
     `tensors` must hold exactly the names and shapes of `tensor_shapes(config)`.
     Norm weights (1-D) are always F32; matrices are stored as `dtype`.
+    `chat_template` (a chat model's) goes to `tokenizer.chat_template` (spec/format.md).
     """
     path = Path(path)
     if dtype not in DTYPES:
@@ -116,6 +127,8 @@ def write_model(
     writer.add_key_value(ROPE_DIMENSION_KEY, config.head_dim, gguf.GGUFValueType.UINT32)
     for key, value in tokenizer_metadata(vocab).items():
         writer.add_key_value(key, value.value, value.type, value.sub_type)
+    if chat_template is not None:
+        writer.add_key_value(CHAT_TEMPLATE_KEY, chat_template, gguf.GGUFValueType.STRING)
     for tensor_name in tensor_shapes(config):
         _add_tensor(writer, path, tensor_name, tensors[tensor_name], dtype)
     _write_atomically(writer, path)
