@@ -53,8 +53,10 @@ func checkCache(t *testing.T, c *Conversation, history []tokenizer.Message) {
 	}
 }
 
-func user(text string) tokenizer.Message      { return tokenizer.Message{Role: "user", Content: text} }
-func assistant(text string) tokenizer.Message { return tokenizer.Message{Role: "assistant", Content: text} }
+func user(text string) tokenizer.Message { return tokenizer.Message{Role: "user", Content: text} }
+func assistant(text string) tokenizer.Message {
+	return tokenizer.Message{Role: "assistant", Content: text}
+}
 
 // TestConversationReusesTheCache: each reply is the greedy reply to the whole
 // history rendered with ChatPrompt, the second turn runs only its own tokens
