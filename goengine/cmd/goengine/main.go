@@ -3,6 +3,7 @@
 //
 //	goengine generate --model M.gguf (--prompt "Once upon a time" | --prompt-file FILE) [--max-tokens N]
 //	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
+//	goengine chat --model M.gguf [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--threads N]
 //	goengine info --model M.gguf
 //	goengine tokenize --model M.gguf [--bos] ("text" | --prompt-file FILE)
 //	goengine logits --model M.gguf --tokens "1 50 60"
@@ -30,6 +31,7 @@ const usage = `usage: goengine <command> [flags]
 
 commands:
   generate   generate text from a prompt, streaming it to stdout
+  chat       chat with the model: on a terminal, or one message per stdin line
   info       print a model's config, parameter count, tensors and tokenizer
   tokenize   print the token ids of a text (needs only the tokenizer keys)
   logits     print the logits of every position for given token ids, as JSON
@@ -64,6 +66,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = tokenize(args[1:], stdin, stdout, stderr)
 	case "logits":
 		err = logits(args[1:], stdout, stderr)
+	case "chat":
+		err = chat(args[1:], stdin, stdout, stderr)
 	case "serve":
 		err = serveCmd(args[1:], stdout, stderr)
 	case "bench":
@@ -141,22 +145,27 @@ func readPromptFile(file string, stdin io.Reader) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("--prompt-file: %w", err)
 	}
-	if !utf8.Valid(data) {
-		valid := 0
-		for valid < len(data) {
-			r, size := utf8.DecodeRune(data[valid:])
-			if r == utf8.RuneError && size == 1 {
-				break
-			}
-			valid += size
-		}
-		return "", usagef("--prompt-file %s: the text is not valid UTF-8 (byte %d is %#02x)", file, valid, data[valid])
+	if i := invalidUTF8(data); i >= 0 {
+		return "", usagef("--prompt-file %s: the text is not valid UTF-8 (byte %d is %#02x)", file, i, data[i])
 	}
 	text := string(data)
 	if t, ok := strings.CutSuffix(text, "\n"); ok {
 		text = strings.TrimSuffix(t, "\r")
 	}
 	return text, nil
+}
+
+// invalidUTF8 is the index of the first byte of data that is not part of valid
+// UTF-8, or -1 if there is none.
+func invalidUTF8(data []byte) int {
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
 }
 
 // given reports whether the command line set the flag name.
