@@ -119,7 +119,7 @@ func (c *Conversation) Send(ctx context.Context, text string, pick *sampler.Samp
 		reply.WriteString(piece)
 		return emit(piece)
 	})
-	c.cached = append(c.cached, ids...)[:c.session.Pos()] // all that was drawn but the tokens not run
+	c.cached = append(c.cached, ids...)[:c.session.Pos()] // the prompt and the drawn tokens, less any not run
 	turn.Reply = reply.String()
 	if err != nil && ctx.Err() == nil {
 		return turn, err
