@@ -20,6 +20,7 @@ import (
 // On a terminal it prompts with "> " on stderr and streams each reply to
 // stdout; otherwise each input line is one user message and each reply is
 // written to stdout followed by one newline, so that stdout holds only replies.
+// A line ending in a backslash continues in the next, with a newline between.
 func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("chat", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
@@ -111,6 +112,17 @@ func (c *chatter) run(in *bufio.Reader) error {
 		}
 		c.line++
 		text = strings.TrimSuffix(strings.TrimSuffix(text, "\n"), "\r")
+		// A line that ends with a backslash goes on in the next one, as in llama.cpp's
+		// chat: the backslash becomes a newline, so a message may hold paragraphs.
+		for strings.HasSuffix(text, "\\") && err == nil {
+			var next string
+			next, err = in.ReadString('\n')
+			if err != nil && err != io.EOF {
+				return err
+			}
+			c.line++
+			text = strings.TrimSuffix(text, "\\") + "\n" + strings.TrimSuffix(strings.TrimSuffix(next, "\n"), "\r")
+		}
 		word := strings.TrimSpace(text)
 		if word == "/exit" {
 			break

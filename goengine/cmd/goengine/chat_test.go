@@ -111,6 +111,23 @@ func TestChatRepliesToTheWholeHistory(t *testing.T) {
 	}
 }
 
+// TestChatBackslashContinuesAMessage: a line ending in a backslash goes on in
+// the next, so one message may hold a story, a blank line and a question.
+func TestChatBackslashContinuesAMessage(t *testing.T) {
+	model := longerGolden(t, 256)
+	args := []string{"chat", "--model", model, "--temperature", "0", "--max-tokens", "8"}
+	code, out, errOut := runCLIWithInput("a story\\\n\\\nwho?\nnext\n", args...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	history := []tokenizer.Message{user("a story\n\nwho?")}
+	first := greedyReply(t, model, history, 8)
+	history = append(history, assistant(first), user("next"))
+	if want := first + "\n" + greedyReply(t, model, history, 8) + "\n"; out != want {
+		t.Errorf("stdout %q, want %q", out, want)
+	}
+}
+
 // TestChatResetAndExit: /reset starts over with the same system message, /exit
 // ends the chat, and blank lines are skipped.
 func TestChatResetAndExit(t *testing.T) {
