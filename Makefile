@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go build goldens demo demo-clean clean
+.PHONY: setup test test-python test-go build goldens demo demo-chat demo-clean clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -62,6 +62,32 @@ $(DEMO)/data/index.json: $(DEMO)/tokenizer/tokenizer.model
 $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
 	$(PY) -m jaxmodel.train --config $(DEMO_CONFIG) --data $(DEMO)/data --run-dir $(DEMO)/run
 	$(PY) -m jaxmodel.export --run-dir $(DEMO)/run --tokenizer $(DEMO)/tokenizer --out $@
+
+# The demo model taught to answer questions: instruction fine-tuning (jaxmodel.finetune sft)
+# on generated reading-comprehension conversations (seed 0; three questions a story, each a
+# turn, the few that overrun the context cut), held-out accuracy on stories of an unseen seed
+# (1), then goengine chat answering two questions about a new story (seed 2).
+SFT_CONFIG   := configs/sft-demo.yaml
+QA_STORIES   ?= 20000
+QA_HELDOUT   ?= 200
+
+demo-chat: demo $(DEMO)/chat.gguf $(DEMO)/qa-heldout.jsonl
+	$(PY) -m jaxmodel.finetune eval-qa --model $(DEMO)/chat.gguf --data $(DEMO)/qa-heldout.jsonl --show 3
+	@echo "--- goengine chat --model $(DEMO)/chat.gguf --temperature 0, two questions about a new story"
+	$(PY) -m jaxmodel.corpus chat-demo --seed 2 | bin/goengine chat --model $(DEMO)/chat.gguf --temperature 0 --max-tokens 40
+
+$(DEMO)/qa.jsonl: | setup
+	$(PY) -m jaxmodel.corpus qa --stories $(QA_STORIES) --seed 0 --questions 3 --out $@
+
+$(DEMO)/qa-heldout.jsonl: | setup
+	$(PY) -m jaxmodel.corpus qa --stories $(QA_HELDOUT) --seed 1 --out $@
+
+# Fine-tuning resumes like training; it starts from the exported demo model (a model file is
+# a source like any other).
+$(DEMO)/chat.gguf: $(DEMO)/model.gguf $(DEMO)/qa.jsonl $(SFT_CONFIG)
+	$(PY) -m jaxmodel.finetune sft --from $(DEMO)/model.gguf --data $(DEMO)/qa.jsonl --config $(SFT_CONFIG) \
+		--run-dir $(DEMO)/sft --truncate --val-fraction 0.01
+	$(PY) -m jaxmodel.export --run-dir $(DEMO)/sft --out $@
 
 demo-clean:
 	rm -rf $(DEMO)

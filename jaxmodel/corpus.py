@@ -555,24 +555,46 @@ def questions(story: Story, kind: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(tuple(t.format_map(fields) for t in triple) for triple in templates)
 
 
-def qa_example(story: Story, rng: random.Random) -> dict:
-    """One conversation about `story`: a question of a kind drawn from `rng`, and its answer."""
-    question, reply, answer = rng.choice(questions(story, rng.choice(QUESTION_KINDS)))
-    return {
-        "messages": [{"role": "user", "content": f"{short_text(story)}\n\n{question}"}, {"role": "assistant", "content": reply}],
-        "answer": answer,
-    }
+def qa_example(story: Story, rng: random.Random, n_questions: int = 1) -> dict:
+    """One conversation about `story`: a question of a kind drawn from `rng` and its answer,
+    then (n_questions > 1) follow-up questions of other kinds, each a turn of its own.
+    "answer" is the last question's: the one a model answers from the turns before it."""
+    if n_questions == 1:
+        kinds = [rng.choice(QUESTION_KINDS)]
+    else:
+        kinds = rng.sample(QUESTION_KINDS, n_questions)
+    messages, answer = [], None
+    for k, kind in enumerate(kinds):
+        question, reply, answer = rng.choice(questions(story, kind))
+        content = f"{short_text(story)}\n\n{question}" if k == 0 else question
+        messages += [{"role": "user", "content": content}, {"role": "assistant", "content": reply}]
+    return {"messages": messages, "answer": answer}
 
 
-def qa_examples(n: int, seed: int = 0) -> Iterator[dict]:
-    """`n` reading-comprehension conversations, the same for the same seed.
+def qa_examples(n: int, seed: int = 0, n_questions: int = 1) -> Iterator[dict]:
+    """`n` reading-comprehension conversations (of `n_questions` questions each), the same for the same seed.
 
     The stories come from their own stream, `random.Random(f"qa-{seed}")`, so they are not
     the stories of `generate_corpus(..., seed)` nor of `classify_examples(..., seed)`.
     """
     rng = random.Random(f"qa-{seed}")
     for _ in range(n):
-        yield qa_example(make_story(rng), rng)
+        yield qa_example(make_story(rng), rng, n_questions)
+
+
+def chat_demo_input(seed: int, kinds: tuple[str, str] = ("kind", "home")) -> tuple[str, list[str]]:
+    """Input for `goengine chat` on stdin asking two questions about one new story, and
+    their answers: the first message is the story, a blank line and a question, its lines
+    joined by chat's trailing-backslash continuation; the second a follow-up question in
+    the same conversation (as in `qa --questions N`)."""
+    story = make_story(random.Random(f"chat-{seed}"))
+    lines, answers = [], []
+    for k, kind in enumerate(kinds):
+        question, _, answer = questions(story, kind)[0]
+        message = f"{short_text(story)}\n\n{question}" if k == 0 else question
+        lines.append(message.replace("\n", "\\\n"))
+        answers.append(answer)
+    return "\n".join(lines) + "\n", answers
 
 
 CLASSIFY_LABELS = tuple(plot.name for plot in PLOTS)  # ("lost", "broken", "stuck", "afraid", "hungry")
@@ -648,6 +670,14 @@ FINETUNE_COMMANDS = {"qa": (qa_examples, "conversations"), "classify": (classify
 def main(argv: list[str]) -> int:
     if argv and argv[0] in FINETUNE_COMMANDS:
         return _finetune_main(argv[0], argv[1:])
+    if argv and argv[0] == "chat-demo":  # make demo-chat: stdin for goengine chat
+        parser = _Parser(prog="python -m jaxmodel.corpus chat-demo", description=chat_demo_input.__doc__.splitlines()[0])
+        parser.add_argument("--seed", type=int, default=2)
+        args = parser.parse_args(argv[1:])
+        text, answers = chat_demo_input(args.seed)
+        sys.stdout.write(text)
+        print("(the answers: " + "; ".join(answers) + ")", file=sys.stderr)
+        return 0
     if argv and argv[0] == "stories":  # the default command, also by name
         argv = argv[1:]
     parser = _Parser(
@@ -681,11 +711,17 @@ def _finetune_main(command: str, argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, help="JSON Lines file to write")
     parser.add_argument("--stories", type=int, default=2000, help="number of examples, one story each (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; the same seed writes the same file, so hold out with a seed never trained on")
+    if command == "qa":
+        parser.add_argument("--questions", type=int, default=1,
+                            help=f"questions per story, each a turn of the conversation (1 to {len(QUESTION_KINDS)}; default 1)")
     args = parser.parse_args(argv)
     if args.stories <= 0:
         print(f"error: --stories must be at least 1, got {args.stories}", file=sys.stderr)
         return 2
-    examples = list(make(args.stories, args.seed))
+    if command == "qa" and not 1 <= args.questions <= len(QUESTION_KINDS):
+        print(f"error: --questions must be in 1..{len(QUESTION_KINDS)}, got {args.questions}", file=sys.stderr)
+        return 2
+    examples = list(make(args.stories, args.seed, args.questions) if command == "qa" else make(args.stories, args.seed))
     try:
         stats = write_examples(args.out, examples)
     except OSError as err:

@@ -2,6 +2,7 @@
 
     python -m jaxmodel.finetune sft --from SOURCE --data FILE --run-dir OUT
         [--config C] [--set train.KEY=VALUE ...] [--val-data FILE | --val-fraction F] [--truncate]
+    python -m jaxmodel.finetune eval-qa --model chat.gguf --data heldout.jsonl   # answer in the greedy reply?
 
 SOURCE is a training run directory (its newest checkpoint) or any model file in the
 profile (F32, F16 or Q8_0, dequantized to float32). The tokenizer comes from the
@@ -372,6 +373,57 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
                   tensors=source.tensors)
 
 
+# --- evaluation -------------------------------------------------------------------------------
+
+
+def chat_prompt(messages, encoding, vocab: tk.Vocabulary) -> list[int]:
+    """The ids a chat model is given to answer `messages`: their rendering and the header
+    of the assistant turn to write, "\n\n" included (goengine's ChatPrompt)."""
+    ids, _ = render(messages, encoding, vocab)
+    s = vocab.special_tokens
+    return ids + [s["<|start_header_id|>"], *encoding.encode_ordinary("assistant"), s["<|end_header_id|>"],
+                  *encoding.encode_ordinary("\n\n")]
+
+
+def greedy_reply(model, prompt: list[int], max_tokens: int = 64) -> list[int]:
+    """The NumPy reference's greedy reply to `prompt`, up to <|eot_id|> or <|end_of_text|>."""
+    from jaxmodel import reference
+
+    stops = {model.vocab.special_tokens["<|eot_id|>"], model.vocab.eos_id}
+    cache = reference.KVCache(model.config, model.weights["token_embd.weight"].dtype)
+    logits = reference.forward(model, prompt, cache)[-1]
+    reply = []
+    while len(reply) < max_tokens and cache.length < model.config.context_length:
+        token = int(np.argmax(logits))
+        if token in stops:
+            break
+        reply.append(token)
+        logits = reference.decode_step(model, cache, token)
+    return reply
+
+
+def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> tuple[int, int]:
+    """(correct, total): a reply is correct when it contains the line's "answer" string.
+    Each conversation is answered from its messages before the last assistant turn."""
+    from jaxmodel import reference
+
+    model = reference.load_model(model_path, np.float32)
+    encoding = tk.encoding(model.vocab)
+    lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()][:limit]
+    correct = 0
+    for number, line in enumerate(lines, start=1):
+        item = json.loads(line)
+        if not isinstance(item.get("answer"), str):
+            raise FinetuneError(f'{data}:{number}: expected an "answer" string to check the reply against')
+        conversation = _conversation(item, f"{data}:{number}")
+        question = list(conversation.messages[:-1])
+        reply = encoding.decode(greedy_reply(model, chat_prompt(question, encoding, model.vocab)))
+        correct += item["answer"] in reply
+        if number <= show:
+            print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if item['answer'] in reply else 'wrong: ' + item['answer']}]")
+    return correct, len(lines)
+
+
 def _vocab_sha256(vocab: tk.Vocabulary) -> str:
     """tk.fingerprint of the vocabulary as `tk.save` writes it, without writing it."""
     import tempfile
@@ -395,10 +447,23 @@ def main(argv: list[str]) -> int:
     val.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help=f"conversations held out (default {VAL_FRACTION})")
     cmd.add_argument("--truncate", action="store_true", help="cut conversations longer than the context instead of refusing them")
     cmd.add_argument("--no-progress", action="store_true")
+    ev = commands.add_parser("eval-qa", help="held-out QA accuracy: is the answer in the model's greedy reply?")
+    ev.add_argument("--model", type=Path, required=True, help="a chat model file (.gguf)")
+    ev.add_argument("--data", type=Path, required=True, help="JSONL with messages and an answer (python -m jaxmodel.corpus qa)")
+    ev.add_argument("--limit", type=int, help="only the first N conversations")
+    ev.add_argument("--show", type=int, default=0, help="print the first N questions and replies")
     args = parser.parse_args(argv)
     from jaxmodel.gguf_io import GGUFError
     from jaxmodel.train import Stopped
 
+    if args.command == "eval-qa":
+        try:
+            correct, total = eval_qa(args.model, args.data, args.limit, args.show)
+        except (FinetuneError, GGUFError, OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply)")
+        return 0
     try:
         rows = sft(args.source, args.data, args.run_dir, args.config, args.overrides, args.val_data, args.val_fraction,
                    args.truncate, not args.no_progress)

@@ -322,3 +322,31 @@ def test_stories_is_the_default_command_by_name_too(tmp_path):
     assert _cli("stories", "--out", str(named), "--stories", "10", "--seed", "4").returncode == 0
     assert _cli("--out", str(default), "--stories", "10", "--seed", "4").returncode == 0
     assert named.read_bytes() == default.read_bytes()
+
+
+def test_qa_with_several_questions_asks_each_in_its_own_turn():
+    from jaxmodel.corpus import QUESTION_KINDS, qa_examples
+
+    for example in qa_examples(50, seed=4, n_questions=3):
+        messages = example["messages"]
+        assert [m["role"] for m in messages] == ["user", "assistant"] * 3
+        story = messages[0]["content"].rsplit("\n\n", 1)[0]
+        for user, reply in zip(messages[2::2], messages[3::2]):
+            assert "\n\n" not in user["content"], "follow-ups ask about the story already given"
+        assert example["answer"] in messages[-1]["content"] and example["answer"] in story
+    assert len(QUESTION_KINDS) >= 3
+    # One question is the form the held-out sets use, unchanged by the option.
+    assert list(qa_examples(5, seed=4)) == list(qa_examples(5, seed=4, n_questions=1))
+
+
+def test_chat_demo_input_is_two_messages_with_backslash_continuation():
+    from jaxmodel.corpus import chat_demo_input
+
+    text, answers = chat_demo_input(2)
+    lines = text.split("\n")[:-1]
+    assert all(line.endswith("\\") for line in lines[:-2]) and not lines[-2].endswith("\\"), "the story's lines continue"
+    first, follow_up = "\n".join(lines[:-1]).replace("\\\n", "\n"), lines[-1]
+    story = first.rsplit("\n\n", 1)[0]
+    assert "\n\n" in story and all(answer in story for answer in answers)
+    assert follow_up.endswith("?") and "\\" not in follow_up
+    assert chat_demo_input(2) == (text, answers) and chat_demo_input(3)[0] != text

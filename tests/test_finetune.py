@@ -1,6 +1,7 @@
 """Instruction fine-tuning: the chat rendering and its loss mask, the data checks, and a run end to end."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -171,6 +172,34 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
 
     template = gguf.GGUFReader(out).fields["tokenizer.chat_template"].contents()
     assert "<|start_header_id|>" in template and "<|eot_id|>" in template and "add_generation_prompt" in template
+
+    # eval-qa's greedy replies (the NumPy reference) are goengine chat's, token for token.
+    from jaxmodel.finetune import chat_prompt, greedy_reply
+    from jaxmodel.corpus import qa_examples, write_examples
+    from jaxmodel import reference
+
+    write_examples(root / "heldout.jsonl", qa_examples(3, seed=1))
+    ev = subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", "--model", str(out), "--data", str(root / "heldout.jsonl")],
+                        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    assert re.fullmatch(r"held-out QA accuracy: [0-3]/3 = [\d.]+% \(answer in the greedy reply\)\n", ev.stdout), ev.stdout
+    # (F32, so that both compute the same numbers: goengine's Q8_0 kernels quantize activations too)
+    f32 = root / "chat-f32.gguf"
+    subprocess.run([sys.executable, "-m", "jaxmodel.export", "--run-dir", str(root / "sft"), "--out", str(f32)], check=True, cwd=ROOT,
+                   capture_output=True)
+    binary = root / "goengine"
+    subprocess.run(["go", "build", "-o", str(binary), "./cmd/goengine"], cwd=ROOT / "goengine", check=True)
+    model = reference.load_model(f32, np.float32)
+    encoding = tk.encoding(model.vocab)
+    lines, want = [], []
+    for example in qa_examples(2, seed=1):
+        message = example["messages"][0]["content"]
+        want.append(encoding.decode(greedy_reply(model, chat_prompt([("user", message)], encoding, model.vocab), 16)))
+        lines.append(message.replace("\n", "\\\n"))
+    chat = subprocess.run([str(binary), "chat", "--model", str(f32), "--temperature", "0", "--max-tokens", "16"],
+                          input="\n/reset\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    assert chat.returncode == 0, chat.stderr
+    assert chat.stdout == "".join(w + "\n" for w in want)
 
     # A changed data file under the run is refused before anything is written.
     changed = root / "qa2.jsonl"
