@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from check_llama_cpp import have_llama_cpp  # the script beside this one (its directory is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -73,16 +75,6 @@ def llama_cpp_bench(path: Path, prompt: int, gen: int, threads: int) -> dict[str
         llm.eval([(i * 104729) % vocab])
     decode = gen / (time.perf_counter() - start)
     return {"prefill": prefill, "decode": decode}
-
-
-def have_llama_cpp() -> bool:
-    """Whether the optional llama-cpp-python is installed; if not, says how to get it (one line)."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        print("error: this script needs llama-cpp-python: pip install llama-cpp-python (builds llama.cpp from source, ~10 min)", file=sys.stderr)
-        return False
-    return True
 
 
 def main(argv: list[str]) -> int:
