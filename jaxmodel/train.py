@@ -488,8 +488,9 @@ def check_resume(run_dir: Path, recorded: dict, current: dict, say) -> None:
                 diffs.append(f"{name}: run has {old.get(key, '(none)')}, command has {new.get(key, '(none)')}")
     if recorded.get("tokenizer_sha256") != current["tokenizer_sha256"]:
         diffs.append("tokenizer: the data was made with another tokenizer (sha256 differs)")
+    # A run recorded before shard hashes were kept has nothing to compare them with.
     old_shards = {s["file"]: s for s in recorded.get("shards") or []}
-    new_shards = {s["file"]: s for s in current["shards"]}
+    new_shards = {s["file"]: s for s in current["shards"]} if "shards" in recorded else {}
     for name in sorted(set(old_shards) | set(new_shards)):
         if old_shards.get(name) != new_shards.get(name):
             change = "missing" if name not in new_shards else "new" if name not in old_shards else "changed"

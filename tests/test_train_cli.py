@@ -307,3 +307,28 @@ def test_raw_text_with_a_given_tokenizer(setup, raw_text, tmp_path):
                            (("--tokenizer", str(tmp_path / "nope")), "no such directory")]:
         bad = subprocess.run(train_cmd(config, raw_text / "text", tmp_path / "bad", *extra), capture_output=True, text=True, cwd=ROOT, timeout=300)
         assert bad.returncode == 1 and "Traceback" not in bad.stderr and re.search(message, bad.stderr), bad.stderr
+
+
+def test_check_resume_names_each_difference_and_accepts_an_older_record(tmp_path):
+    from jaxmodel.config import ConfigError
+    from jaxmodel.train import check_resume
+
+    shard = {"file": "train-00000.bin", "split": "train", "tokens": 10, "sha256": "0" * 64}
+    import dataclasses
+
+    from jaxmodel.config import TrainConfig
+
+    full = dataclasses.asdict(TrainConfig(steps=60))
+    current = {"model": dict(MODEL), "train": full, "tokenizer_sha256": "a" * 64, "shards": [shard], "versions": {}}
+    said = []
+    older = {k: v for k, v in current.items() if k != "shards"}  # recorded before shard hashes were kept
+    check_resume(tmp_path, older, current, said.append)
+    changed = dict(current, model=dict(MODEL, dim=128), shards=[dict(shard, sha256="1" * 64)])
+    with pytest.raises(ConfigError) as err:
+        check_resume(tmp_path, changed, current, said.append)
+    assert "model.dim: run has 128, command has 64" in str(err.value)
+    assert "shard train-00000.bin: changed since the run started" in str(err.value)
+    check_resume(tmp_path, dict(current, train=dict(full, steps=30)), current, said.append)  # steps may change
+    recorded_before_a_field = dict(current, train={k: v for k, v in full.items() if k != "trainable_blocks"})
+    check_resume(tmp_path, recorded_before_a_field, current, said.append)  # a newer field takes its default
+    assert any("train.steps changed from 30 to 60" in line for line in said)
