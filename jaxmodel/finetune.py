@@ -402,15 +402,16 @@ def greedy_reply(model, prompt: list[int], max_tokens: int = 64) -> list[int]:
     return reply
 
 
-def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> tuple[int, int]:
-    """(correct, total): a reply is correct when it contains the line's "answer" string.
-    Each conversation is answered from its messages before the last assistant turn."""
+def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> tuple[int, int, int]:
+    """(contains, exact, total): a reply contains the answer when the line's "answer" string
+    is in it, and is exact when it equals the conversation's last assistant message. Each
+    conversation is answered from its messages before that last assistant turn."""
     from jaxmodel import reference
 
     model = reference.load_model(model_path, np.float32)
     encoding = tk.encoding(model.vocab)
     lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()][:limit]
-    correct = 0
+    correct = exact = 0
     for number, line in enumerate(lines, start=1):
         item = json.loads(line)
         if not isinstance(item.get("answer"), str):
@@ -419,9 +420,10 @@ def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 
         question = list(conversation.messages[:-1])
         reply = encoding.decode(greedy_reply(model, chat_prompt(question, encoding, model.vocab)))
         correct += item["answer"] in reply
+        exact += reply.strip() == conversation.messages[-1][1].strip()
         if number <= show:
             print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if item['answer'] in reply else 'wrong: ' + item['answer']}]")
-    return correct, len(lines)
+    return correct, exact, len(lines)
 
 
 def _vocab_sha256(vocab: tk.Vocabulary) -> str:
@@ -458,11 +460,12 @@ def main(argv: list[str]) -> int:
 
     if args.command == "eval-qa":
         try:
-            correct, total = eval_qa(args.model, args.data, args.limit, args.show)
+            correct, exact, total = eval_qa(args.model, args.data, args.limit, args.show)
         except (FinetuneError, GGUFError, OSError, ValueError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply)")
+        print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply); "
+              f"exact match {exact}/{total} = {exact / max(total, 1):.1%}")
         return 0
     try:
         rows = sft(args.source, args.data, args.run_dir, args.config, args.overrides, args.val_data, args.val_fraction,
