@@ -327,7 +327,9 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     tr.say(f"data: {len(examples):,} training and {len(val):,} validation conversations, "
            f"{sum(int(f[1:].sum()) for f in examples.learned):,} learned tokens")
 
-    inputs = {"data": _sha256(data), **({"val_data": _sha256(val_data)} if val_data else {})}
+    # What decides the examples and the starting weights: a resume must see the same.
+    inputs = {"data": _sha256(data), **({"val_data": _sha256(val_data)} if val_data else {"val_fraction": val_fraction}),
+              "from": json.dumps(source.record, sort_keys=True), "truncate": truncate}
     record = {"kind": "sft", "model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "from": source.record,
               "data": str(data.absolute()), "val_data": None if val_data is None else str(val_data.absolute()),
               "val_fraction": None if val_data else val_fraction, "inputs": inputs,
@@ -340,8 +342,10 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
         recorded_inputs = recorded.get("inputs") or {}
         for key in sorted(set(recorded_inputs) | set(inputs)):
             if recorded_inputs.get(key) != inputs.get(key):
+                what = "the file changed since the run started" if key in ("data", "val_data") else (
+                    f"run has {recorded_inputs.get(key)}, command has {inputs.get(key)}")
                 raise ConfigError(f"{run_dir / 'config.json'}: this run was started differently, so it cannot resume: "
-                                  f"{key}: the file changed since the run started (pass another --run-dir to start a new run)")
+                                  f"{key}: {what} (pass another --run-dir to start a new run)")
         tr.check_resume(run_dir, recorded, record, tr.say)
     else:
         tk.save(source.vocab, run_dir / "tokenizer")

@@ -209,6 +209,12 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     changed.write_text((root / "qa.jsonl").read_text().replace("rabbit", "robot"))
     refused = subprocess.run(sft_cmd(root / "base", changed, root / "sft"), capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr and "data: the file changed" in refused.stderr, refused.stderr
+    # So is another held-out fraction (it changes the training set) or another source.
+    refused = subprocess.run(sft_cmd(root / "base", root / "qa.jsonl", root / "sft", "--val-fraction", "0.2"),
+                             capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 1 and "val_fraction: run has 0.05, command has 0.2" in refused.stderr, refused.stderr
+    refused = subprocess.run(sft_cmd(f32, root / "qa.jsonl", root / "sft"), capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert refused.returncode == 1 and "from: run has" in refused.stderr, refused.stderr
 
     # The exported Q8_0 file is a source too (dequantized), with its own tokenizer.
     again = subprocess.run(sft_cmd(out, root / "qa.jsonl", root / "sft-from-file", "--set", "train.trainable_blocks=1"),
