@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -42,12 +41,7 @@ func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if i := invalidUTF8([]byte(*system)); i >= 0 {
 		return usagef("--system: the text is not valid UTF-8 (byte %d is %#02x)", i, (*system)[i])
 	}
-	if !given(fs, "seed") {
-		*seed = rand.Uint64()
-		if *temperature > 0 { // greedy replies are the same for every seed
-			fmt.Fprintf(stderr, "seed: %d (pass --seed %d to repeat)\n", *seed, *seed)
-		}
-	}
+	freshSeed(fs, seed, *temperature, stderr)
 	pick, err := sampler.New(*temperature, 0, *topP, *seed)
 	if err != nil {
 		return usageError{err}

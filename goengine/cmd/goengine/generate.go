@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
 	"gollm/goengine/engine"
@@ -42,12 +41,7 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		}
 		*prompt = text
 	}
-	if !given(fs, "seed") {
-		*seed = rand.Uint64()
-		if *temperature > 0 { // greedy text is the same for every seed
-			fmt.Fprintf(stderr, "seed: %d (pass --seed %d to repeat)\n", *seed, *seed)
-		}
-	}
+	freshSeed(fs, seed, *temperature, stderr)
 	pick, err := sampler.New(*temperature, *topK, *topP, *seed)
 	if err != nil {
 		return usageError{err}

@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
@@ -173,6 +174,18 @@ func given(fs *flag.FlagSet, name string) bool {
 	set := false
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// freshSeed draws a seed when --seed was not given and, if the output is
+// sampled (temperature > 0), prints it on stderr so that the run can be repeated.
+func freshSeed(fs *flag.FlagSet, seed *uint64, temperature float64, stderr io.Writer) {
+	if given(fs, "seed") {
+		return
+	}
+	*seed = rand.Uint64()
+	if temperature > 0 { // greedy output is the same for every seed
+		fmt.Fprintf(stderr, "seed: %d (pass --seed %d to repeat)\n", *seed, *seed)
+	}
 }
 
 // threadsFlag adds --threads, the goroutines for the matrix products; call
