@@ -46,10 +46,7 @@ func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	if err := setThreads(*threads); err != nil {
-		return err
-	}
-	loaded, err := loadModel(*modelPath)
+	loaded, err := loadModelWithThreads(*modelPath, *threads)
 	if err != nil {
 		return err
 	}

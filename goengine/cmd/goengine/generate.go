@@ -47,10 +47,7 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 
-	if err := setThreads(*threads); err != nil {
-		return err
-	}
-	loaded, err := loadModel(*modelPath)
+	loaded, err := loadModelWithThreads(*modelPath, *threads)
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,15 @@ func threadsFlag(fs *flag.FlagSet) *int {
 	return fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
 }
 
+// loadModelWithThreads sets --threads, then loads the model, whose pool takes
+// that size: the order generate, chat and serve all need.
+func loadModelWithThreads(path string, threads int) (*loaded, error) {
+	if err := setThreads(threads); err != nil {
+		return nil, err
+	}
+	return loadModel(path)
+}
+
 func setThreads(n int) error {
 	if n < 1 {
 		return usagef("--threads must be at least 1, found %d", n)

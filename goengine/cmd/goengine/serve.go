@@ -36,10 +36,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *parallel < 1 || *queue < 0 {
 		return usagef("--parallel must be at least 1 and --queue at least 0")
 	}
-	if err := setThreads(*threads); err != nil {
-		return err
-	}
-	loaded, err := loadModel(*modelPath)
+	loaded, err := loadModelWithThreads(*modelPath, *threads)
 	if err != nil {
 		return err
 	}
