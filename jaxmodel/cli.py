@@ -24,14 +24,16 @@ def _raise_terminated(signum, frame):
     raise Terminated
 
 
-def run(main: Callable[[list[str]], int], argv: list[str] | None = None) -> int:
-    """`main(argv)`, with SIGINT and SIGTERM turned into one line and exit code 130 or 143."""
+def run(main: Callable[[list[str]], int], argv: list[str] | None = None,
+        interrupted: str = "files being written when it came may be incomplete") -> int:
+    """`main(argv)`, with SIGINT and SIGTERM turned into one line, "interrupted (SIGNAL);
+    " + `interrupted` (what the command can say about its files), and exit code 130 or 143."""
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return main(sys.argv[1:] if argv is None else argv)
     except (KeyboardInterrupt, Terminated) as err:
         name = "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
-        print(f"\ninterrupted ({name}); files being written when it came may be incomplete", file=sys.stderr)
+        print(f"\ninterrupted ({name}); {interrupted}", file=sys.stderr)
         return 143 if isinstance(err, Terminated) else 130
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -233,26 +233,43 @@ def _build(document: dict, source: str) -> tuple[ModelConfig, TrainConfig]:
     return model, TrainConfig.from_dict(document.get("train") or {}, source=source)
 
 
-def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelConfig, TrainConfig]:
-    """Loads both sections of a config file, then `overrides` ("train.steps=50"), all
-    checked alike; `train:` may be absent (all defaults).
-
-    An error names what caused it: the file, or the first `--set` after which the
-    config no longer holds (an override may also repair the file, so the whole is
-    checked first and blame is only looked for when it fails).
-    """
-    path = Path(path)
-    stages = [(_read_document(path), str(path))]
-    for override in overrides:
-        stages.append((apply_override(stages[-1][0], override), f"--set {override}"))
+def _first_error(stages: list[tuple[dict, str]], build):
+    """build(document, source) of the last stage; if that fails, the error of the first
+    stage that fails, so that it names what caused it: the file, or a `--set`. (An
+    override may also repair the file, so the whole is checked first.)"""
     try:
-        return _build(*stages[-1])
+        return build(*stages[-1])
     except ConfigError:
         if len(stages) == 1:
             raise
     for document, source in stages:
-        _build(document, source)  # raises at the first stage that is wrong
+        build(document, source)  # raises at the first stage that is wrong
     raise AssertionError("unreachable: the last stage failed above")
+
+
+def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[ModelConfig, TrainConfig]:
+    """Loads both sections of a config file, then `overrides` ("train.steps=50"), all
+    checked alike; `train:` may be absent (all defaults). An error names the file, or
+    the first `--set` after which the config no longer holds."""
+    path = Path(path)
+    stages = [(_read_document(path), str(path))]
+    for override in overrides:
+        stages.append((apply_override(stages[-1][0], override), f"--set {override}"))
+    return _first_error(stages, _build)
+
+
+def load_train_section(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """Only a `train:` section, for fine-tuning, where the model comes from --from: a
+    `model:` section or a `model.*` override is an error. No file: all defaults."""
+    document = {} if path is None else _read_document(Path(path))
+    if "model" in document:
+        raise ConfigError(f"{path}: a fine-tuning config holds only a 'train:' section (the model comes from --from)")
+    stages = [(document, str(path) if path is not None else "<defaults>")]
+    for override in overrides:
+        if override.startswith("model."):
+            raise ConfigError(f"--set {override}: the model comes from --from and cannot be changed")
+        stages.append((apply_override(stages[-1][0], override), f"--set {override}"))
+    return _first_error(stages, lambda document, source: TrainConfig.from_dict(document.get("train") or {}, source=source))
 
 
 def load_config(path: str | Path) -> ModelConfig:

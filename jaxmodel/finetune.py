@@ -30,7 +30,7 @@ import numpy as np
 
 from jaxmodel import cli
 from jaxmodel import tokenizer as tk
-from jaxmodel.config import ConfigError, ModelConfig, TrainConfig, apply_override
+from jaxmodel.config import ConfigError, ModelConfig, load_train_section
 
 ROLES = ("system", "user", "assistant")
 VAL_FRACTION = 0.05  # held-out conversations when no --val-data is given
@@ -277,35 +277,12 @@ def hold_out(conversations: list[Conversation], fraction: float) -> tuple[list[C
 # --- the run ------------------------------------------------------------------------------
 
 
-def load_finetune_config(path: Path | None, overrides: list[str]) -> TrainConfig:
-    """The `train:` section of `path` (if any) with `--set train.KEY=VALUE` overrides; the
-    model comes from --from, so a `model:` section or override is an error."""
-    import yaml
-
-    document: dict = {}
-    if path is not None:
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{path}: cannot read the config: {err}") from None
-        if not isinstance(document, dict) or set(document) - {"train"}:
-            raise ConfigError(f"{path}: a fine-tuning config holds only a 'train:' section (the model comes from --from)")
-    source = str(path) if path else "<defaults>"
-    config = TrainConfig.from_dict(document.get("train") or {}, source=source)
-    for override in overrides:
-        if override.startswith("model."):
-            raise ConfigError(f"--set {override}: the model comes from --from and cannot be changed")
-        document = apply_override(document, override)
-        config = TrainConfig.from_dict(document.get("train") or {}, source=f"--set {override}")
-    return config
-
-
 def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overrides: list[str], val_data: Path | None = None,
         val_fraction: float = VAL_FRACTION, truncate: bool = False, progress: bool = True) -> list[dict]:
     """Instruction fine-tuning of `source_path` on the conversations in `data`; returns every step's metrics."""
     from jaxmodel import train as tr
 
-    tc = load_finetune_config(config, overrides)
+    tc = load_train_section(config, overrides)
     tr.warn_schedule(tc)
     source = load_source(source_path)
     mc = source.config
@@ -327,25 +304,16 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     tr.say(f"data: {len(examples):,} training and {len(val):,} validation conversations, "
            f"{sum(int(f[1:].sum()) for f in examples.learned):,} learned tokens")
 
-    # What decides the examples and the starting weights: a resume must see the same.
-    inputs = {"data": _sha256(data), **({"val_data": _sha256(val_data)} if val_data else {"val_fraction": val_fraction}),
-              "from": json.dumps(source.record, sort_keys=True), "truncate": truncate}
     record = {"kind": "sft", "model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "from": source.record,
               "data": str(data.absolute()), "val_data": None if val_data is None else str(val_data.absolute()),
-              "val_fraction": None if val_data else val_fraction, "inputs": inputs,
-              "tokenizer": str((run_dir / "tokenizer").absolute()), "tokenizer_sha256": None, "shards": [],
-              "versions": tr._versions()}
+              # What decides the examples and the starting weights: a resume must see the same (train.check_resume).
+              "input_files": {"data": _sha256(data), **({"val_data": _sha256(val_data)} if val_data else {})},
+              "inputs": {**({} if val_data else {"val_fraction": val_fraction}), "from": json.dumps(source.record, sort_keys=True),
+                         "truncate": truncate},
+              "tokenizer": str((run_dir / "tokenizer").absolute()), "tokenizer_sha256": tk.vocab_fingerprint(source.vocab),
+              "shards": [], "versions": tr._versions()}
     recorded, latest = tr._open_run(run_dir)
-    tokenizer_sha = _vocab_sha256(source.vocab)
-    record["tokenizer_sha256"] = tokenizer_sha
     if recorded is not None:
-        recorded_inputs = recorded.get("inputs") or {}
-        for key in sorted(set(recorded_inputs) | set(inputs)):
-            if recorded_inputs.get(key) != inputs.get(key):
-                what = "the file changed since the run started" if key in ("data", "val_data") else (
-                    f"run has {recorded_inputs.get(key)}, command has {inputs.get(key)}")
-                raise ConfigError(f"{run_dir / 'config.json'}: this run was started differently, so it cannot resume: "
-                                  f"{key}: {what} (pass another --run-dir to start a new run)")
         tr.check_resume(run_dir, recorded, record, tr.say)
     else:
         tk.save(source.vocab, run_dir / "tokenizer")
@@ -428,15 +396,6 @@ def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 
         if number <= show:
             print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if item['answer'] in reply else 'wrong: ' + item['answer']}]")
     return correct, exact, len(lines)
-
-
-def _vocab_sha256(vocab: tk.Vocabulary) -> str:
-    """tk.fingerprint of the vocabulary as `tk.save` writes it, without writing it."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        tk.save(vocab, tmp)
-        return tk.fingerprint(tmp)
 
 
 def main(argv: list[str]) -> int:

@@ -335,10 +335,19 @@ class TokenShards:
             arrays.append(np.memmap(path, dtype=dtype, mode="r") if shard.tokens else np.zeros(0, dtype))
         for shard, array in zip(shards, arrays):
             _check_ids(directory / shard.file, array, index["vocab_size"])
+        opened = cls(directory, index, shards, arrays)
         if verify:
-            for shard in shards:
-                _check_sha256(directory / shard.file, shard.sha256)
-        return cls(directory, index, shards, arrays)
+            opened.verify()
+        return opened
+
+    def verify(self) -> None:
+        """Hashes every shard against its sha256 in the index (reads all the data once)."""
+        for shard in self.shards:
+            _check_sha256(self.directory / shard.file, shard.sha256)
+
+    def n_windows(self, split: str, seq_len: int) -> int:
+        """Windows of seq_len + 1 tokens in `split` (0 if it has no shards): see `pipeline`."""
+        return sum(_windows(s.tokens, seq_len) for s in self.shards if s.split == split)
 
     def n_tokens(self, split: str = "train") -> int:
         """Tokens in `split`, end-of-text separators included."""
@@ -386,8 +395,7 @@ class TokenShards:
         if not _is_int(process_index) or not 0 <= process_index < process_count:
             raise ShardError(f"process_index must be in 0..{process_count - 1}, found {process_index!r}")
         arrays = self._split_arrays(split)
-        # A shard of n tokens holds (n - 1) // seq_len windows: starts 0, seq_len, ... while start + seq_len < n.
-        counts = np.array([max(0, (a.size - 1) // seq_len) for a in arrays], np.int64)
+        counts = np.array([_windows(a.size, seq_len) for a in arrays], np.int64)
         ends = np.cumsum(counts)
         if ends[-1] == 0:
             longest = max((a.size for a in arrays), default=0)
@@ -412,6 +420,11 @@ class TokenShards:
         if not self._arrays[split]:
             raise ShardError(f"{self.directory}: no {split} shards")
         return self._arrays[split]
+
+
+def _windows(n_tokens: int, seq_len: int) -> int:
+    """A shard of n tokens holds (n - 1) // seq_len windows: starts 0, seq_len, ... while start + seq_len < n."""
+    return max(0, (n_tokens - 1) // seq_len)
 
 
 def _read_index(path: Path) -> dict:

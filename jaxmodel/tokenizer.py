@@ -269,8 +269,7 @@ def save(vocab: Vocabulary, directory: str | Path) -> None:
     directory = Path(directory)
     _check_out(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    lines = [f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in sorted(vocab.mergeable_ranks.items(), key=lambda item: item[1])]
-    (directory / RANKS_FILE).write_text("".join(lines), encoding="ascii")
+    (directory / RANKS_FILE).write_text(_ranks_text(vocab), encoding="ascii")
     config = {"pattern": SPLIT_PATTERN, "vocab_size": vocab.size, "special_tokens": vocab.special_tokens}
     (directory / CONFIG_FILE).write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -306,6 +305,18 @@ def load(directory: str | Path) -> Vocabulary:
     if ids != list(range(vocab.size)) or vocab.size != config.get("vocab_size"):
         raise TokenizerError(f"{directory}: token ids must be exactly 0..{config.get('vocab_size', '?')} - 1 with no gaps or repeats")
     return vocab
+
+
+def _ranks_text(vocab: Vocabulary) -> str:
+    """The rank file's text: one "<base64 token> <rank>" line per ordinary token, in rank order."""
+    return "".join(f"{base64.b64encode(token).decode()} {rank}\n" for token, rank in sorted(vocab.mergeable_ranks.items(), key=lambda item: item[1]))
+
+
+def vocab_fingerprint(vocab: Vocabulary) -> str:
+    """`fingerprint` of the directory `save(vocab, ...)` would write, without writing it."""
+    import hashlib
+
+    return hashlib.sha256(_ranks_text(vocab).encode("ascii")).hexdigest()
 
 
 def fingerprint(directory: str | Path) -> str:

@@ -389,7 +389,7 @@ def check_validation(shards, mc: ModelConfig, tc: TrainConfig) -> None:
     if tc.eval_every == 0:
         return
     seq = mc.context_length
-    windows = _val_windows(shards, seq)
+    windows = shards.n_windows("val", seq)
     if windows >= tc.batch_size:
         return
     have = "has no validation split" if not any(s.split == "val" for s in shards.shards) else (
@@ -488,6 +488,11 @@ def check_resume(run_dir: Path, recorded: dict, current: dict, say) -> None:
                 diffs.append(f"{name}: run has {old.get(key, '(none)')}, command has {new.get(key, '(none)')}")
     if recorded.get("tokenizer_sha256") != current["tokenizer_sha256"]:
         diffs.append("tokenizer: the data was made with another tokenizer (sha256 differs)")
+    # What else decides the run, for kinds of runs that record it (fine-tuning): files by sha256, and settings.
+    for field, describe in (("input_files", lambda old, new: "the file changed since the run started"),
+                            ("inputs", lambda old, new: f"run has {old}, command has {new}")):
+        old, new = recorded.get(field) or {}, current.get(field) or {}
+        diffs += [f"{key}: {describe(old.get(key), new.get(key))}" for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
     # A run recorded before shard hashes were kept has nothing to compare them with.
     old_shards = {s["file"]: s for s in recorded.get("shards") or []}
     new_shards = {s["file"]: s for s in current["shards"]} if "shards" in recorded else {}
@@ -668,7 +673,7 @@ def prepare_raw_data(inputs: Path, run_dir: Path, mc: ModelConfig, tc: TrainConf
         for name in (tk.RANKS_FILE, tk.CONFIG_FILE):
             shutil.copyfile(tokenizer_dir / name, own_tokenizer / name)
     shards = prep.prepare(files, own_tokenizer, shard_dir, progress=progress, overwrite=True)
-    if tc.eval_every and _val_windows(shards, mc.context_length) < tc.batch_size:
+    if tc.eval_every and shards.n_windows("val", mc.context_length) < tc.batch_size:
         # A small corpus: 1% of its documents cannot fill one eval batch, so hold out that much instead.
         need = tc.batch_size * mc.context_length + 1
         say(f"data: 1% of the documents is too little for one eval batch; holding out the first {need:,} tokens instead")
@@ -678,10 +683,6 @@ def prepare_raw_data(inputs: Path, run_dir: Path, mc: ModelConfig, tc: TrainConf
         + f" -> {shard_dir}")
     _write_json_atomically(source_path, source)
     return shard_dir, own_tokenizer
-
-
-def _val_windows(shards, seq_len: int) -> int:
-    return sum(max(0, (s.tokens - 1) // seq_len) for s in shards.shards if s.split == "val")
 
 
 def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True,
@@ -712,7 +713,7 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     recorded, latest = _open_run(run_dir)
     if recorded is not None:
         check_resume(run_dir, recorded, record, say)
-        shards = verify_shards(shards)
+        shards.verify()  # a resumed run must read exactly the tokens it started with
 
     def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
         tokens = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
@@ -788,18 +789,16 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
             rows.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
             bar.update(1)
-            last = step + 1 == tc.steps
-            if (step + 1) % tc.checkpoint_every == 0 or last or stop.signum is not None:
+            if (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stop.signum is not None:
                 save_checkpoint(manager, state)
                 say(f"step {step + 1}: saved checkpoint {run_dir / 'checkpoints' / str(step + 1)}")
-            if stop.signum is not None and not last:
-                bar.close()
-                manager.close()
-                plot_loss(rows, run_dir / "loss.png")
-                raise Stopped(step + 1, stop.exit_code)
+            if stop.signum is not None:
+                break
     bar.close()
     manager.close()
     plot_loss(rows, run_dir / "loss.png")
+    if stop.signum is not None and rows and rows[-1]["step"] < tc.steps:
+        raise Stopped(rows[-1]["step"], stop.exit_code)
     return rows
 
 
@@ -808,14 +807,6 @@ def _check_shards_tokenizer(shards, tokenizer_dir: Path) -> None:
 
     if shards.tokenizer_sha256 and shards.tokenizer_sha256 != tk.fingerprint(tokenizer_dir):
         raise ConfigError(f"{tokenizer_dir}: not the tokenizer {shards.directory} was made with (sha256 differs)")
-
-
-def verify_shards(shards):
-    """The same shards, with every file's sha256 checked against the index: a resumed run
-    must read exactly the tokens it started with."""
-    from jaxmodel.shards import TokenShards
-
-    return TokenShards.open(shards.directory, vocab_size=shards.vocab_size, verify=True)
 
 
 def main(argv: list[str]) -> int:
@@ -843,15 +834,14 @@ def main(argv: list[str]) -> int:
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code
-    except (KeyboardInterrupt, cli.Terminated) as err:
-        # Outside the loop no step is under way: the run holds what its checkpoints hold.
-        print("\ninterrupted outside a training step; no checkpoint was lost (run the same command to go on)", file=sys.stderr)
-        return 143 if isinstance(err, cli.Terminated) else 130
     last = rows[-1] if rows else {}
     print(f"{run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}, "
           f"{param_count(load_train_config(args.config, args.overrides)[0]):,} parameters")
     return 0
 
 
+# Outside the loop (StopRequest) no step is under way: the run holds what its checkpoints hold.
+INTERRUPTED = "no checkpoint was lost; run the same command to go on"
+
 if __name__ == "__main__":
-    sys.exit(cli.run(main))
+    sys.exit(cli.run(main, interrupted=INTERRUPTED))

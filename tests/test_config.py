@@ -31,10 +31,9 @@ def test_every_shipped_config_loads():
         if "model" in yaml.safe_load(path.read_text()):
             assert isinstance(load_config(path), ModelConfig)
         else:  # a fine-tuning config: a train: section only, the model comes from --from
-            from jaxmodel.config import TrainConfig
-            from jaxmodel.finetune import load_finetune_config
+            from jaxmodel.config import TrainConfig, load_train_section
 
-            assert isinstance(load_finetune_config(path, []), TrainConfig)
+            assert isinstance(load_train_section(path), TrainConfig)
 
 
 def test_seed_config_is_the_spec_seed():
