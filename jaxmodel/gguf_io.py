@@ -49,6 +49,10 @@ CONFIG_KEYS = {
     "norm_eps": (f"{ARCH}.attention.layer_norm_rms_epsilon", gguf.GGUFValueType.FLOAT32),
 }
 ROPE_DIMENSION_KEY = f"{ARCH}.rope.dimension_count"
+# A classifier (spec/finetune.md §6): llama.cpp's names for a sequence-classification head
+# (n_classes, dim) and the label of each of its rows.
+CLASSIFIER_LABELS_KEY = f"{ARCH}.classifier.output_labels"
+CLASSIFIER_TENSOR = "cls.output.weight"
 CHAT_TEMPLATE_KEY = "tokenizer.chat_template"
 # The LLaMA-3 chat format of spec/tokenizer.md §5 as the Jinja template LLaMA-3 models ship:
 # llama.cpp recognises it by its header tokens and formats a conversation as goengine does.
@@ -70,8 +74,9 @@ class GGUFError(ValueError):
     """A GGUF file that cannot be read or does not follow the profile."""
 
 
-def tensor_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Every tensor of the profile with its row-major shape, in file order."""
+def tensor_shapes(config: ModelConfig, n_classes: int = 0) -> dict[str, tuple[int, ...]]:
+    """Every tensor of the profile with its row-major shape, in file order; a classifier
+    (n_classes > 0) ends with its head."""
     d, q_dim = config.dim, config.n_heads * config.head_dim
     shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (config.vocab_size, d)}
     for layer in range(config.n_layers):
@@ -89,6 +94,8 @@ def tensor_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes["output_norm.weight"] = (d,)
     if not config.tie_embeddings:
         shapes["output.weight"] = (config.vocab_size, d)
+    if n_classes:
+        shapes[CLASSIFIER_TENSOR] = (n_classes, d)
     return shapes
 
 
@@ -103,17 +110,22 @@ def write_model(
     dtype: str = "f32",
     name: str = "gollm",
     chat_template: str | None = None,
+    labels: list[str] | None = None,
 ) -> None:
     """Writes one self-contained model file: config, tokenizer and weights.
 
-    `tensors` must hold exactly the names and shapes of `tensor_shapes(config)`.
+    `tensors` must hold exactly the names and shapes of `tensor_shapes(config, len(labels))`.
     Norm weights (1-D) are always F32; matrices are stored as `dtype`.
     `chat_template` (a chat model's) goes to `tokenizer.chat_template` (spec/format.md).
+    `labels` (a classifier's) go to llama.classifier.output_labels, and its head
+    cls.output.weight is always F32: n_classes x dim numbers, too few to be worth rounding.
     """
     path = Path(path)
     if dtype not in DTYPES:
         raise GGUFError(f"{path}: unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
-    _check_tensor_set(path, config, {n: tuple(t.shape) for n, t in tensors.items()})
+    labels = list(labels or [])
+    _check_labels(path, labels)
+    _check_tensor_set(path, config, {n: tuple(t.shape) for n, t in tensors.items()}, len(labels))
     if vocab.size != config.vocab_size:
         raise GGUFError(f"{path}: tokenizer has {vocab.size} tokens but model.vocab_size is {config.vocab_size}")
 
@@ -129,8 +141,10 @@ def write_model(
         writer.add_key_value(key, value.value, value.type, value.sub_type)
     if chat_template is not None:
         writer.add_key_value(CHAT_TEMPLATE_KEY, chat_template, gguf.GGUFValueType.STRING)
-    for tensor_name in tensor_shapes(config):
-        _add_tensor(writer, path, tensor_name, tensors[tensor_name], dtype)
+    if labels:
+        writer.add_key_value(CLASSIFIER_LABELS_KEY, labels, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING)
+    for tensor_name in tensor_shapes(config, len(labels)):
+        _add_tensor(writer, path, tensor_name, tensors[tensor_name], "f32" if tensor_name == CLASSIFIER_TENSOR else dtype)
     _write_atomically(writer, path)
 
 
@@ -202,6 +216,7 @@ class Model:
     vocab: Vocabulary
     tensors: dict[str, np.ndarray]
     dtypes: dict[str, str]  # tensor name -> "F32" / "F16" / "Q8_0" as stored
+    labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's, one per row of cls.output.weight
 
 
 @dataclasses.dataclass
@@ -269,7 +284,8 @@ def read_model(path: str | Path) -> Model:
     if rope_dims != config.head_dim:
         raise GGUFError(f"{path}: {ROPE_DIMENSION_KEY}: expected head_dim = {config.head_dim}, found {rope_dims}")
     vocab = _read_vocab(path, metadata, config)
-    _check_tensor_set(path, config, {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors})
+    labels = _read_labels(path, metadata)
+    _check_tensor_set(path, config, {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors}, len(labels))
     tensors, dtypes = {}, {}
     for tensor in reader.tensors:
         kind = gguf.GGMLQuantizationType(tensor.tensor_type)
@@ -277,7 +293,28 @@ def read_model(path: str | Path) -> Model:
             raise GGUFError(f"{path}: tensor {tensor.name}: type {kind.name} is outside the profile (F32, F16, Q8_0)")
         tensors[tensor.name] = gguf.quants.dequantize(tensor.data, kind).astype(np.float32, copy=False)
         dtypes[tensor.name] = kind.name
-    return Model(config, vocab, tensors, dtypes)
+    return Model(config, vocab, tensors, dtypes, labels)
+
+
+def _read_labels(path: Path, metadata: dict) -> list[str]:
+    """A classifier's labels, or [] for a language model."""
+    if CLASSIFIER_LABELS_KEY not in metadata:
+        return []
+    value_type, labels = metadata[CLASSIFIER_LABELS_KEY]
+    if value_type != gguf.GGUFValueType.ARRAY or not all(isinstance(label, str) for label in labels):
+        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: expected an array of strings")
+    _check_labels(path, labels)
+    return list(labels)
+
+
+def _check_labels(path: Path, labels: list[str]) -> None:
+    if len(labels) == 1:
+        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: a classifier needs at least two labels, found {labels}")
+    if any(not label for label in labels):
+        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: a label is empty")
+    if len(set(labels)) != len(labels):
+        repeated = next(label for label in labels if labels.count(label) > 1)
+        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: label {repeated!r} appears twice")
 
 
 def _get(path: Path, metadata: dict[str, tuple[gguf.GGUFValueType, Any]], key: str, kind: type) -> Any:
@@ -328,8 +365,10 @@ def _read_vocab(path: Path, metadata: dict, config: ModelConfig) -> Vocabulary:
     return vocab
 
 
-def _check_tensor_set(path: Path, config: ModelConfig, found: dict[str, tuple[int, ...]]) -> None:
-    expected = tensor_shapes(config)
+def _check_tensor_set(path: Path, config: ModelConfig, found: dict[str, tuple[int, ...]], n_classes: int = 0) -> None:
+    if CLASSIFIER_TENSOR in found and not n_classes:
+        raise GGUFError(f"{path}: tensor {CLASSIFIER_TENSOR} (a classifier head) without {CLASSIFIER_LABELS_KEY}")
+    expected = tensor_shapes(config, n_classes)
     for name, shape in expected.items():
         if name not in found:
             raise GGUFError(f"{path}: missing tensor {name} (expected shape {shape})")

@@ -53,13 +53,13 @@ def mismatch(name: str, got: np.ndarray, want: np.ndarray, atol: float = ATOL, r
     )
 
 
-def random_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray]:
+def random_weights(config: ModelConfig, seed: int, n_classes: int = 0) -> dict[str, np.ndarray]:
     """Weights that keep activations and logits O(1): every matrix N(0, 1/shape[1])
     (token_embd too, so a tied head's logits stay O(1)), norm weights 1 + 0.1 N(0, 1)
     so that a forgotten weight multiply shows."""
     rng = np.random.default_rng(seed)
     weights = {}
-    for name, shape in tensor_shapes(config).items():
+    for name, shape in tensor_shapes(config, n_classes).items():
         if len(shape) == 1:
             value = 1.0 + 0.1 * rng.standard_normal(shape)
         else:
@@ -198,6 +198,51 @@ def tokenizer_goldens(vocab) -> dict:
     return metadata
 
 
+CLASSIFIER_CONFIG, CLASSIFIER_SEED = "goldens-classifier.yaml", 3
+CLASSIFIER_LABELS = ("alpha", "beta", "gamma", "δέλτα")  # one not ASCII: labels are UTF-8 strings
+# Texts of several lengths: BOS alone (the empty text), one token, prose, special-token
+# text read as ordinary text, and one that nearly fills the context of 64.
+CLASSIFIER_TEXTS = (
+    "",
+    "a",
+    "the little robot rolled into the garden.",
+    "<|eot_id|> is ordinary text here",
+    "Once upon a time, a small fox lived near the river. It looked for berries.",
+)
+
+
+def classifier_goldens(model: reference.Model) -> tuple[dict, dict]:
+    """Each text's ids, the last position's final-norm hidden state, the class logits and
+    their softmax, and the label; every top-2 logit gap is wider than the tolerance allows to swap."""
+    arrays, metadata = {}, {"goldens.model": GGUFValue("classifier.gguf", GGUFValueType.STRING),
+                            "classifier.count": GGUFValue(len(CLASSIFIER_TEXTS), GGUFValueType.UINT32)}
+    for k, text in enumerate(CLASSIFIER_TEXTS):
+        tokens = reference.classifier_tokens(text, model.vocab)
+        if len(tokens) > model.config.context_length:
+            raise RuntimeError(f"classifier case {k}: {len(tokens)} tokens exceed the context")
+        hidden = reference.hidden_states(model, tokens)[-1]
+        logits = model.weight("cls.output.weight") @ hidden
+        second, top = np.sort(logits)[-2:]
+        if top - second <= 2 * (ATOL + RTOL * abs(top)):
+            raise RuntimeError(f"classifier case {k}: top-2 margin {top - second:.2e} is within the tolerance; change the seed")
+        arrays |= {f"classifier.{k}.tokens": np.array(tokens, np.int32), f"classifier.{k}.output_norm": hidden.astype(np.float32),
+                   f"classifier.{k}.logits": logits.astype(np.float32), f"classifier.{k}.probs": reference.softmax(logits).astype(np.float32)}
+        metadata |= {f"classifier.{k}.text": GGUFValue(text, GGUFValueType.STRING),
+                     f"classifier.{k}.label": GGUFValue(model.labels[int(np.argmax(logits))], GGUFValueType.STRING)}
+    return arrays, metadata
+
+
+def write_classifier_goldens(out: Path) -> list[Path]:
+    config = load_config(CONFIGS / CLASSIFIER_CONFIG)
+    model_path = out / "classifier.gguf"
+    weights = random_weights(config, CLASSIFIER_SEED, len(CLASSIFIER_LABELS))
+    write_model(model_path, config, weights, placeholder_vocabulary(config.vocab_size, N_SPECIAL),
+                name="gollm-goldens-classifier", labels=list(CLASSIFIER_LABELS))
+    arrays, metadata = classifier_goldens(reference.load_model(model_path))
+    write_arrays(out / "classifier.cases.gguf", arrays, metadata)
+    return [model_path, out / "classifier.cases.gguf"]
+
+
 def write_goldens(out: Path) -> list[Path]:
     """Writes every golden file into `out` and returns their paths."""
     written = []
@@ -213,7 +258,7 @@ def write_goldens(out: Path) -> list[Path]:
     arrays, metadata = sampler_goldens()
     write_arrays(out / "sampler.gguf", arrays, metadata)
     write_arrays(out / "tokenizer.gguf", {}, tokenizer_goldens(placeholder_vocabulary(320, N_SPECIAL)))
-    return written + [out / "sampler.gguf", out / "tokenizer.gguf"]
+    return written + write_classifier_goldens(out) + [out / "sampler.gguf", out / "tokenizer.gguf"]
 
 
 def main(argv: list[str]) -> int:

@@ -14,6 +14,7 @@ weights, so the goldens hold the exact math rounded once to float32.
 From the shell, the logits of every position as JSON rows, as `goengine logits` prints them:
 
     python -m jaxmodel.reference logits --model goldens/gqa.gguf --tokens "312 5 80"
+    python -m jaxmodel.reference classify --model goldens/classifier.gguf --text "a story"   # JSON lines
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Model:
     config: ModelConfig
     vocab: Vocabulary
     weights: dict[str, np.ndarray]
+    labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's (spec/finetune.md §6)
 
     def weight(self, name: str) -> np.ndarray:
         return self.weights[name]
@@ -53,7 +55,7 @@ def load_model(path: str | Path, dtype: type = np.float64) -> Model:
     """Reads a GGUF model file (checked against the profile) and casts weights to `dtype`."""
     file = read_model(path)
     weights = {name: tensor.astype(dtype) for name, tensor in file.tensors.items()}
-    return Model(file.config, file.vocab, weights)
+    return Model(file.config, file.vocab, weights, file.labels)
 
 
 class KVCache:
@@ -168,6 +170,12 @@ def forward(model: Model, tokens, cache: KVCache | None = None, trace: dict | No
     positions cache.length.., are appended to it, and attend to everything before.
     `trace`, if given, receives every intermediate activation by its golden name.
     """
+    x = hidden_states(model, tokens, cache, trace)
+    return _recorder(trace, "")("logits", x @ model.output_weight.T)  # (T, vocab_size)
+
+
+def hidden_states(model: Model, tokens, cache: KVCache | None = None, trace: dict | None = None) -> np.ndarray:
+    """The final-norm hidden state of every position (T, dim): what the heads read."""
     c = model.config
     tokens = np.asarray(tokens, dtype=np.int64)
     if tokens.ndim != 1 or tokens.size == 0:
@@ -185,10 +193,27 @@ def forward(model: Model, tokens, cache: KVCache | None = None, trace: dict | No
     for layer in range(c.n_layers):
         x = block(model, layer, x, positions, cache, trace)
     x = record("output_norm", rms_norm(x, model.weight("output_norm.weight"), c.norm_eps))
-    logits = record("logits", x @ model.output_weight.T)  # (T, vocab_size)
     if cache is not None:
         cache.length += tokens.size
-    return logits
+    return x
+
+
+# --- classification (spec/finetune.md §6) ------------------------------------------------
+
+
+def classifier_tokens(text: str, vocab: Vocabulary) -> list[int]:
+    """What a classifier reads: BOS, then the text as ordinary text (special-token text
+    included). Its last id is the last real token, whose hidden state is classified."""
+    from jaxmodel.tokenizer import encoding
+
+    return [vocab.bos_id, *encoding(vocab).encode_ordinary(text)]
+
+
+def classify(model: Model, tokens) -> np.ndarray:
+    """Class logits (n_classes,): cls.output.weight times the last position's final-norm hidden state."""
+    if not model.labels:
+        raise ValueError("the model has no classifier head (no llama.classifier.output_labels)")
+    return model.weight("cls.output.weight") @ hidden_states(model, tokens)[-1]
 
 
 def decode_step(model: Model, cache: KVCache, token: int) -> np.ndarray:
@@ -225,22 +250,64 @@ def _recorder(trace: dict | None, prefix: str):
     return record
 
 
+def classify_texts(model: Model, texts) -> list[dict]:
+    """{"label", "probs"} for each text: the JSON lines `goengine classify` prints."""
+    rows = []
+    for text in texts:
+        probs = softmax(classify(model, classifier_tokens(text, model.vocab)))
+        rows.append({"label": model.labels[int(np.argmax(probs))],
+                     "probs": {label: float(p) for label, p in zip(model.labels, probs)}})
+    return rows
+
+
+def read_texts(path: Path) -> list[str]:
+    """The "text" of every line of a JSONL file (other keys, such as "label", are ignored)."""
+    texts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError(f'{path}:{number}: expected an object with a "text" string')
+        texts.append(item["text"])
+    return texts
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.reference", description="The NumPy reference of spec/model.md.")
     commands = parser.add_subparsers(dest="command", required=True)
     logits_cmd = commands.add_parser("logits", help="print the logits of every position for given token ids, as JSON")
     logits_cmd.add_argument("--model", type=Path, required=True, help="model file (.gguf)")
     logits_cmd.add_argument("--tokens", required=True, help='token ids separated by spaces, e.g. "1 50 60"')
+    classify_cmd = commands.add_parser("classify", help='print {"label", "probs"} per text as JSON lines, as goengine classify does')
+    classify_cmd.add_argument("--model", type=Path, required=True, help="a classifier model file (.gguf)")
+    source = classify_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--text", help="one text")
+    source.add_argument("--jsonl", type=Path, help='a JSON Lines file of {"text": ...}')
     args = parser.parse_args(argv)
+    if args.model.is_dir():
+        print(f"error: {args.model}: a directory, not a file: --model takes a .gguf model file", file=sys.stderr)
+        return 1
+    if args.command == "classify":
+        try:
+            model = load_model(args.model)
+            if not model.labels:
+                raise ValueError(f"{args.model}: not a classifier (no llama.classifier.output_labels)")
+            for row in classify_texts(model, [args.text] if args.text is not None else read_texts(args.jsonl)):
+                print(json.dumps(row))
+        except (GGUFError, ValueError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        return 0
     for field in args.tokens.split():
         if not field.lstrip("-").isdigit():
             logits_cmd.error(f"--tokens: {field!r} is not a token id")
     tokens = [int(field) for field in args.tokens.split()]
     if not tokens:
         logits_cmd.error("--tokens: at least one token id is needed")
-    if args.model.is_dir():
-        print(f"error: {args.model}: a directory, not a file: --model takes a .gguf model file", file=sys.stderr)
-        return 1
     try:
         logits = forward(load_model(args.model), tokens)  # (T, vocab_size), float64
     except (GGUFError, ValueError, OSError) as err:
