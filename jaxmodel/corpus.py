@@ -427,6 +427,10 @@ def write_corpus(path: str | os.PathLike, n_stories: int, seed: int = 0) -> Corp
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
+    if path.exists() and not path.is_file():  # /dev/stdout, a pipe: write through, never replace it
+        with open(path, "wb") as f:
+            f.write(data)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -697,7 +701,7 @@ def main(argv: list[str]) -> int:
     except OSError as err:
         print(f"error: {args.out}: {err.strerror or err}", file=sys.stderr)
         return 1
-    print(f"wrote {args.out}: {stats.stories} stories, {stats.bytes:,} bytes, {stats.distinct_words} distinct words")
+    _report(args.out, f"wrote {args.out}: {stats.stories} stories, {stats.bytes:,} bytes, {stats.distinct_words} distinct words")
     return 0
 
 
@@ -732,8 +736,13 @@ def _finetune_main(command: str, argv: list[str]) -> int:
     if command == "classify":
         counts = collections.Counter(e["label"] for e in examples)
         line += "; labels " + ", ".join(f"{label} {counts[label]}" for label in CLASSIFY_LABELS)
-    print(line)
+    _report(args.out, line)
     return 0
+
+
+def _report(out: Path, line: str) -> None:
+    """What was written: on stdout, unless the data itself went there (--out /dev/stdout)."""
+    print(line, file=sys.stdout if out.is_file() else sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """The generated story corpus: deterministic, coherent, small in vocabulary, in TinyStories' format."""
 
 import hashlib
+import json
 import random
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -350,3 +352,13 @@ def test_chat_demo_input_is_two_messages_with_backslash_continuation():
     assert "\n\n" in story and all(answer in story for answer in answers)
     assert follow_up.endswith("?") and "\\" not in follow_up
     assert chat_demo_input(2) == (text, answers) and chat_demo_input(3)[0] != text
+
+
+def test_out_dev_stdout_writes_through_and_reports_on_stderr():
+    """A non-regular --out (/dev/stdout, a pipe) is written to, not replaced by a renamed file."""
+    result = subprocess.run([sys.executable, "-m", "jaxmodel.corpus", "classify", "--stories", "3", "--out", "/dev/stdout"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [e["label"] for e in corpus.classify_examples(3)]
+    assert "wrote /dev/stdout: 3 labelled stories" in result.stderr
+    assert not Path("/dev/stdout").is_file()
