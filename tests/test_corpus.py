@@ -361,4 +361,4 @@ def test_out_dev_stdout_writes_through_and_reports_on_stderr():
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [e["label"] for e in corpus.classify_examples(3)]
     assert "wrote /dev/stdout: 3 labelled stories" in result.stderr
-    assert not Path("/dev/stdout").is_file()
+    assert Path("/dev/stdout").is_symlink()  # still the link to fd 1, not a file renamed over it
