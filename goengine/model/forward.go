@@ -26,6 +26,7 @@ type Session struct {
 	m      *Model
 	cache  KVCache
 	logits []float32 // (vocab_size) of the last token run
+	hidden []float32 // (dim) final-norm hidden state, of Hidden
 	one    [1]int    // the tokens of a decode step
 	own    *Batch
 
@@ -37,7 +38,7 @@ type Session struct {
 // NewSession allocates the cache of one sequence.
 func (m *Model) NewSession() *Session {
 	c := m.Config
-	s := &Session{m: m, logits: make([]float32, c.VocabSize), own: m.NewBatch()}
+	s := &Session{m: m, logits: make([]float32, c.VocabSize), hidden: make([]float32, c.Dim), own: m.NewBatch()}
 	s.cache.KStride = c.ContextLength + 16
 	for l := 0; l < c.NLayers; l++ {
 		s.cache.K = append(s.cache.K, make([]float32, c.KVDim()*s.cache.KStride))
@@ -74,20 +75,40 @@ var maxBatch = 256 // a variable so tests can cut a prompt into small batches
 // Prefill runs the prompt through the model and returns the logits of its last
 // token, which predict the next one. The slice is reused by the next call.
 func (s *Session) Prefill(tokens []int) ([]float32, error) {
-	if len(tokens) == 0 {
-		return nil, fmt.Errorf("prefill: empty prompt")
-	}
-	if s.Pos()+len(tokens) > s.m.Config.ContextLength {
-		return nil, fmt.Errorf("prompt of %d tokens does not fit in the context: %d of %d positions are free",
-			len(tokens), s.m.Config.ContextLength-s.Pos(), s.m.Config.ContextLength)
-	}
-	if err := s.m.checkTokens(tokens); err != nil {
+	if err := s.checkPrompt(tokens); err != nil {
 		return nil, err
 	}
 	for start := 0; start < len(tokens); start += maxBatch {
 		s.own.sequence(s, tokens[start:min(start+maxBatch, len(tokens))])
 	}
 	return s.logits, nil
+}
+
+// Hidden runs the tokens as Prefill does but returns, instead of the logits of
+// the last, its final-norm hidden state (dim): rms_norm(x) with output_norm,
+// what the lm head and a classifier's head read. It skips the lm head. The
+// slice is reused by the next call.
+func (s *Session) Hidden(tokens []int) ([]float32, error) {
+	if err := s.checkPrompt(tokens); err != nil {
+		return nil, err
+	}
+	for start := 0; start < len(tokens); start += maxBatch {
+		s.own.advance(s, tokens[start:min(start+maxBatch, len(tokens))])
+	}
+	b, d := s.own, s.m.Config.Dim
+	tensor.RMSNorm(s.hidden, b.x[(b.T-1)*d:b.T*d], s.m.OutputNorm, s.m.Config.NormEps)
+	return s.hidden, nil
+}
+
+func (s *Session) checkPrompt(tokens []int) error {
+	if len(tokens) == 0 {
+		return fmt.Errorf("prefill: empty prompt")
+	}
+	if s.Pos()+len(tokens) > s.m.Config.ContextLength {
+		return fmt.Errorf("prompt of %d tokens does not fit in the context: %d of %d positions are free",
+			len(tokens), s.m.Config.ContextLength-s.Pos(), s.m.Config.ContextLength)
+	}
+	return s.m.checkTokens(tokens)
 }
 
 // DecodeStep runs one token at position Pos() through every block, appending its
@@ -197,13 +218,7 @@ func (b *Batch) DecodeStep(sessions []*Session, tokens []int) ([][]float32, erro
 // sequence runs tokens of session s at positions s.Pos().. and leaves the last
 // token's logits in s.logits.
 func (b *Batch) sequence(s *Session, tokens []int) {
-	b.sessions, b.one = append(b.sessions[:0], s), true
-	b.pos = b.pos[:0]
-	for i := range tokens {
-		b.pos = append(b.pos, s.Pos()+i)
-	}
-	b.forward(tokens)
-	s.cache.Len += b.T
+	b.advance(s, tokens)
 	c := b.m.Config
 	if s.Trace != nil { // the goldens hold every position's logits
 		for i := 0; i < b.T; i++ {
@@ -214,6 +229,19 @@ func (b *Batch) sequence(s *Session, tokens []int) {
 		return
 	}
 	b.logitsOf(b.T-1, s.logits) // only the last is needed to go on: the largest matrix, once
+}
+
+// advance runs tokens of session s at positions s.Pos().. through every block,
+// appending their keys and values to its cache; the last token's residual
+// stream is row T-1 of b.x.
+func (b *Batch) advance(s *Session, tokens []int) {
+	b.sessions, b.one = append(b.sessions[:0], s), true
+	b.pos = b.pos[:0]
+	for i := range tokens {
+		b.pos = append(b.pos, s.Pos()+i)
+	}
+	b.forward(tokens)
+	s.cache.Len += b.T
 }
 
 // session is row i's session.

@@ -33,6 +33,10 @@ type Model struct {
 	OutputNorm []float32     // (dim)
 	Output     tensor.Matrix // (vocab_size, dim); the same data as TokenEmbd when tied
 
+	// A classifier's head (spec/format.md §6.3); both nil in a language model.
+	Labels     []string       // llama.classifier.output_labels: the label of each row of Classifier
+	Classifier *tensor.Matrix // (n_classes, dim) cls.output.weight
+
 	pool             *tensor.Pool // the goroutines every product runs on
 	ropeCos, ropeSin []float32    // (context_length, head_dim/2), built in float64
 }
@@ -46,7 +50,11 @@ func Load(f *gguf.File) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTensors(f, c); err != nil {
+	labels, err := readLabels(f)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkTensors(f, c, len(labels)); err != nil {
 		return nil, err
 	}
 	m := &Model{Config: c}
@@ -86,6 +94,10 @@ func Load(f *gguf.File) (*Model, error) {
 	if !c.TieEmbeddings {
 		m.Output = matrix("output.weight")
 	}
+	if labels != nil {
+		head := matrix(ClassifierTensor)
+		m.Labels, m.Classifier = labels, &head
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
@@ -105,6 +117,9 @@ func (m *Model) Matrices() map[string]*tensor.Matrix {
 	if !m.Config.TieEmbeddings {
 		all["output.weight"] = &m.Output
 	}
+	if m.Classifier != nil {
+		all[ClassifierTensor] = m.Classifier
+	}
 	for l := range m.Layers {
 		w, p := &m.Layers[l], "blk."+strconv.Itoa(l)+"."
 		all[p+"attn_q.weight"], all[p+"attn_k.weight"], all[p+"attn_v.weight"] = &w.Wq, &w.Wk, &w.Wv
@@ -115,10 +130,18 @@ func (m *Model) Matrices() map[string]*tensor.Matrix {
 }
 
 // checkTensors requires exactly the profile's tensors with the config's shapes,
-// stored as F32, F16 or Q8_0.
-func checkTensors(f *gguf.File, c Config) error {
+// stored as F32, F16 or Q8_0, and a classifier's head when it has nClasses > 0
+// labels.
+func checkTensors(f *gguf.File, c Config, nClasses int) error {
+	if err := checkClassifier(f, c, nClasses); err != nil {
+		return err
+	}
+	specs := c.Tensors()
+	if nClasses > 0 {
+		specs = append(specs, TensorSpec{ClassifierTensor, []int{nClasses, c.Dim}})
+	}
 	want := map[string]bool{}
-	for _, spec := range c.Tensors() {
+	for _, spec := range specs {
 		want[spec.Name] = true
 		t, ok := f.Tensor(spec.Name)
 		if !ok {

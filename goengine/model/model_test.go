@@ -77,8 +77,12 @@ func mismatch(name string, got, want []float32, cols int) string {
 	if bad == 0 {
 		return ""
 	}
-	return fmt.Sprintf("%s[%d, %d]: got %.7g, golden %.7g (%d of %d values off)",
-		name, worst/cols, worst%cols, got[worst], want[worst], bad, len(want))
+	index := fmt.Sprintf("[%d, %d]", worst/cols, worst%cols)
+	if cols == len(want) { // one row: a vector
+		index = fmt.Sprintf("[%d]", worst)
+	}
+	return fmt.Sprintf("%s%s: got %.7g, golden %.7g (%d of %d values off)",
+		name, index, got[worst], want[worst], bad, len(want))
 }
 
 func goldenInts(t *testing.T, f *gguf.File, name string) []int {
