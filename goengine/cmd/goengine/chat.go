@@ -46,7 +46,7 @@ func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	loaded, err := loadModelWithThreads(*modelPath, *threads)
+	loaded, err := loadLanguageModel(*modelPath, *threads)
 	if err != nil {
 		return err
 	}

@@ -47,7 +47,7 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 
-	loaded, err := loadModelWithThreads(*modelPath, *threads)
+	loaded, err := loadLanguageModel(*modelPath, *threads)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"gollm/goengine/gguf"
@@ -69,6 +70,9 @@ func info(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(w, "%s\t%v\n", row.key, row.value)
 	}
 	fmt.Fprintf(w, "parameters\t%s\n", commas(c.ParamCount()))
+	if labels := l.model.Labels; labels != nil {
+		fmt.Fprintf(w, "classifier\t%d labels: %s (run it with goengine classify)\n", len(labels), strings.Join(labels, ", "))
+	}
 	fmt.Fprintf(w, "tokenizer\tgpt2 byte-level BPE, %d tokens (%d special), bos %d, eos %d\n",
 		l.tokenizer.VocabSize(), l.tokenizer.NumSpecial(), l.tokenizer.BOS, l.tokenizer.EOS)
 	fmt.Fprintln(w)

@@ -4,11 +4,15 @@
 //	goengine generate --model M.gguf (--prompt "Once upon a time" | --prompt-file FILE) [--max-tokens N]
 //	                  [--temperature T] [--top-k K] [--top-p P] [--seed S]
 //	goengine chat --model M.gguf [--system TEXT] [--max-tokens N] [--temperature T] [--top-p P] [--seed S] [--threads N]
+//	goengine classify --model M.gguf (--text T | --jsonl FILE) [--threads N]
 //	goengine info --model M.gguf
 //	goengine tokenize --model M.gguf [--bos] ("text" | --prompt-file FILE)
 //	goengine logits --model M.gguf --tokens "1 50 60"
 //	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q] [--threads N]
 //	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
+//
+// A classifier file (spec/format.md §6.3) runs only with classify; generate,
+// chat and serve refuse it.
 //
 // GOENGINE_KERNELS=avx512|avx2|generic caps the kernel level; any other value is
 // an error before any command runs.
@@ -33,6 +37,7 @@ const usage = `usage: goengine <command> [flags]
 commands:
   generate   generate text from a prompt, streaming it to stdout
   chat       chat with the model: on a terminal, or one message per stdin line
+  classify   label texts with a classifier model, one JSON line each
   info       print a model's config, parameter count, tensors and tokenizer
   tokenize   print the token ids of a text (needs only the tokenizer keys)
   logits     print the logits of every position for given token ids, as JSON
@@ -69,6 +74,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		err = logits(args[1:], stdout, stderr)
 	case "chat":
 		err = chat(args[1:], stdin, stdout, stderr)
+	case "classify":
+		err = classify(args[1:], stdin, stdout, stderr)
 	case "serve":
 		err = serveCmd(args[1:], stdout, stderr)
 	case "bench":
@@ -194,13 +201,20 @@ func threadsFlag(fs *flag.FlagSet) *int {
 	return fs.Int("threads", runtime.GOMAXPROCS(0), "goroutines for the matrix products (fewer if other work shares the cores)")
 }
 
-// loadModelWithThreads sets --threads, then loads the model, whose pool takes
-// that size: the order generate, chat and serve all need.
-func loadModelWithThreads(path string, threads int) (*loaded, error) {
+// loadLanguageModel sets --threads, then loads the model, whose pool takes
+// that size: the order generate, chat and serve all need; and it refuses a
+// classifier (spec/format.md §6.3), which is no language model to sample from.
+func loadLanguageModel(path string, threads int) (*loaded, error) {
 	if err := setThreads(threads); err != nil {
 		return nil, err
 	}
-	return loadModel(path)
+	l, err := loadModel(path)
+	if err == nil && l.model.Labels != nil {
+		l.file.Close()
+		return nil, fmt.Errorf("%s: a classifier (labels %s), not a language model: use goengine classify",
+			path, strings.Join(l.model.Labels, ", "))
+	}
+	return l, err
 }
 
 func setThreads(n int) error {

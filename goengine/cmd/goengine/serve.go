@@ -36,7 +36,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *parallel < 1 || *queue < 0 {
 		return usagef("--parallel must be at least 1 and --queue at least 0")
 	}
-	loaded, err := loadModelWithThreads(*modelPath, *threads)
+	loaded, err := loadLanguageModel(*modelPath, *threads)
 	if err != nil {
 		return err
 	}
