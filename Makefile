@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go build goldens demo demo-chat demo-clean clean
+.PHONY: setup test test-python test-go build goldens demo demo-chat demo-classify demo-clean clean
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -88,6 +88,32 @@ $(DEMO)/chat.gguf: $(DEMO)/model.gguf $(DEMO)/qa.jsonl $(SFT_CONFIG)
 	$(PY) -m jaxmodel.finetune sft --from $(DEMO)/model.gguf --data $(DEMO)/qa.jsonl --config $(SFT_CONFIG) \
 		--run-dir $(DEMO)/sft --truncate --val-fraction 0.01
 	$(PY) -m jaxmodel.export --run-dir $(DEMO)/sft --out $@
+
+# The demo model taught to classify: a head on the last token's hidden state (jaxmodel.finetune
+# classify) names each generated story's plot (lost, broken, stuck, afraid, hungry), trained on
+# seed 0 and scored by goengine classify on stories of an unseen seed (1): accuracy and the
+# confusion matrix on stderr, one JSON line per story in $(DEMO)/classify-heldout.predictions.jsonl.
+CLASSIFY_CONFIG  := configs/classify-demo.yaml
+CLASSIFY_STORIES ?= 4000
+CLASSIFY_HELDOUT ?= 500
+
+demo-classify: demo $(DEMO)/classify.gguf $(DEMO)/classify-heldout.jsonl
+	@echo "--- goengine classify --model $(DEMO)/classify.gguf --jsonl $(DEMO)/classify-heldout.jsonl (stories of an unseen seed)"
+	bin/goengine classify --model $(DEMO)/classify.gguf --jsonl $(DEMO)/classify-heldout.jsonl > $(DEMO)/classify-heldout.predictions.jsonl
+	@echo "--- goengine classify --text (a story written here)"
+	bin/goengine classify --model $(DEMO)/classify.gguf --text "Once upon a time, a little cat named Tom lived in a town. \
+	One day, Tom walked into the big forest. He could not find his way home. Tom was lost. Then a kind owl showed him the way."
+
+$(DEMO)/classify.jsonl: | setup
+	$(PY) -m jaxmodel.corpus classify --stories $(CLASSIFY_STORIES) --seed 0 --out $@
+
+$(DEMO)/classify-heldout.jsonl: | setup
+	$(PY) -m jaxmodel.corpus classify --stories $(CLASSIFY_HELDOUT) --seed 1 --out $@
+
+$(DEMO)/classify.gguf: $(DEMO)/model.gguf $(DEMO)/classify.jsonl $(CLASSIFY_CONFIG)
+	$(PY) -m jaxmodel.finetune classify --from $(DEMO)/model.gguf --data $(DEMO)/classify.jsonl --config $(CLASSIFY_CONFIG) \
+		--run-dir $(DEMO)/classify
+	$(PY) -m jaxmodel.export --run-dir $(DEMO)/classify --out $@
 
 demo-clean:
 	rm -rf $(DEMO)

@@ -258,10 +258,13 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[
     return _first_error(stages, _build)
 
 
-def load_train_section(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+def load_train_section(path: str | Path | None, overrides: Sequence[str] = (), defaults: dict | None = None) -> TrainConfig:
     """Only a `train:` section, for fine-tuning, where the model comes from --from: a
-    `model:` section or a `model.*` override is an error. No file: all defaults."""
+    `model:` section or a `model.*` override is an error. No file: all defaults, with
+    `defaults` (a kind of run's own, e.g. a classifier's trainable_blocks) over TrainConfig's."""
     document = {} if path is None else _read_document(Path(path))
+    if defaults and isinstance(document.get("train") or {}, dict):  # anything else is TrainConfig's error to name
+        document = {**document, "train": {**defaults, **(document.get("train") or {})}}
     if "model" in document:
         raise ConfigError(f"{path}: a fine-tuning config holds only a 'train:' section (the model comes from --from)")
     stages = [(document, str(path) if path is not None else "<defaults>")]

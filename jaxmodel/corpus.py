@@ -655,7 +655,7 @@ def write_examples(path: str | os.PathLike, examples: Iterable[dict]) -> Example
 
 def read_examples(path: str | os.PathLike) -> list[dict]:
     """The examples of a file written by `write_examples`."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line]  # "\n" only: JSON Lines
 
 
 # --- command line -------------------------------------------------------------------------

@@ -45,8 +45,9 @@ def load_run(run_dir: Path, step: int | None = None) -> tuple[ModelConfig, dict[
         raise ExportError(f"{run_dir}: no checkpoints yet")
     if step is not None and step not in steps:
         raise ExportError(f"{run_dir}: no checkpoint at step {step} (have {', '.join(map(str, sorted(steps)))})")
-    state = restore_checkpoint(manager, init_state(mc, tc, make_mesh(1, 1)), step)
-    model = nnx.merge(nnx.graphdef(Transformer(mc, nnx.Rngs(0))), state.params)
+    n_classes = len(saved.get("labels") or [])  # a classifier run's head
+    state = restore_checkpoint(manager, init_state(mc, tc, make_mesh(1, 1), n_classes=n_classes), step)
+    model = nnx.merge(nnx.graphdef(Transformer(mc, nnx.Rngs(0), n_classes=n_classes)), state.params)
     return mc, named_tensors(model), saved
 
 
@@ -77,8 +78,9 @@ def export(run_dir: Path, tokenizer_dir: Path | None, out: Path, dtype: str = "f
     if vocab.size != mc.vocab_size:
         raise ExportError(f"{tokenizer_dir}: {vocab.size} tokens, but the model's vocab_size is {mc.vocab_size}")
     # A fine-tuned chat model says so: llama.cpp and chat front ends read the template.
+    # A classifier carries its head and labels (spec/format.md §6.3).
     template = LLAMA3_CHAT_TEMPLATE if saved.get("kind") == "sft" else None
-    write_model(out, mc, tensors, vocab, dtype=dtype, name=run_dir.name, chat_template=template)
+    write_model(out, mc, tensors, vocab, dtype=dtype, name=run_dir.name, chat_template=template, labels=saved.get("labels"))
     return out
 
 

@@ -1,8 +1,11 @@
-"""Fine-tuning: instruction SFT in the LLaMA-3 chat format (spec/finetune.md).
+"""Fine-tuning: instruction SFT in the LLaMA-3 chat format, and classification (spec/finetune.md).
 
     python -m jaxmodel.finetune sft --from SOURCE --data FILE --run-dir OUT
         [--config C] [--set train.KEY=VALUE ...] [--val-data FILE | --val-fraction F] [--truncate]
     python -m jaxmodel.finetune eval-qa --model chat.gguf --data heldout.jsonl   # answer in the greedy reply?
+    python -m jaxmodel.finetune classify --from SOURCE --data labelled.jsonl --run-dir OUT [--labels a,b,...]
+        [--config C] [--set ...] [--val-data FILE | --val-fraction F] [--truncate]
+    python -m jaxmodel.finetune eval-classify --model classifier.gguf --data heldout.jsonl   # accuracy, confusion
 
 SOURCE is a training run directory (its newest checkpoint) or any model file in the
 profile (F32, F16 or Q8_0, dequantized to float32). The tokenizer comes from the
@@ -14,13 +17,21 @@ with a loss mask that counts only what the assistant says (`render`); hold out a
 validation set; then train with the same loop as pretraining (`train.fit`): the
 same checkpoints, resume, Ctrl-C and metrics. One conversation is one row, padded
 (`batch_rows`), so no attention or loss crosses from one conversation to another.
+
+The story of `classify`: the same source; labelled texts (JSONL, CSV or TSV), each
+encoded as BOS + text; the classes fixed in head-row order (`choose_labels`); then
+the same loop with a classifier head (n_classes) on the hidden state of each row's last
+real token, training the last block, the final norm and the head by default. Validation
+reports accuracy and a confusion matrix, drawn at the end as OUT/confusion.png.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import hashlib
+import io
 import json
 import math
 import sys
@@ -53,7 +64,7 @@ class Source:
 
 def load_source(path: Path) -> Source:
     """A run directory (its newest checkpoint and recorded tokenizer) or a model file."""
-    from jaxmodel.gguf_io import read_model
+    from jaxmodel.gguf_io import CLASSIFIER_TENSOR, read_model
 
     if path.is_dir():
         from jaxmodel.export import ExportError, load_run
@@ -67,12 +78,18 @@ def load_source(path: Path) -> Source:
                                 "export it with --tokenizer and fine-tune the exported file")
         from jaxmodel.train import _open_run
 
+        tensors.pop(CLASSIFIER_TENSOR, None)  # a classifier run: its body only, as for a file below
         vocab = tk.load(saved["tokenizer"])
         return Source(mc, tensors, vocab, {"run": str(path.absolute()), "step": _open_run(path)[1]})
     if not path.is_file():
         raise FinetuneError(f"{path}: no such file or directory (--from takes a run directory or a .gguf model file)")
     model = read_model(path)
-    return Source(model.config, model.tensors, model.vocab, {"file": str(path.absolute()), "sha256": _sha256(path)})
+    tensors = {name: t for name, t in model.tensors.items() if name != CLASSIFIER_TENSOR}
+    if model.labels:  # a classifier's body is a language model's; its head is not reused
+        from jaxmodel.train import say
+
+        say(f"{path}: a classifier ({', '.join(model.labels)}): fine-tuning its body, without its head")
+    return Source(model.config, tensors, model.vocab, {"file": str(path.absolute()), "sha256": _sha256(path)})
 
 
 def _sha256(path: Path) -> str:
@@ -92,15 +109,38 @@ class Conversation:
     where: str  # "file:line" (or "file: item N" in a JSON list), for errors
 
 
+def json_lines(path: Path) -> list[tuple[str, object]]:
+    """("file:line", value) for each non-blank line of a JSON Lines file. Lines end at "\\n"
+    only, as JSON Lines says: U+2028 and other Unicode line breaks inside a string are text."""
+    from jaxmodel.documents import DocumentError, iter_lines
+
+    found = []
+    try:
+        for number, line in enumerate(iter_lines(path), start=1):
+            if not line.strip():
+                continue
+            try:
+                found.append((f"{path}:{number}", json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise FinetuneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    except DocumentError as err:
+        raise FinetuneError(str(err)) from None
+    return found
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise FinetuneError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
+
+
 def read_conversations(path: Path) -> list[Conversation]:
     """Chat JSONL ({"messages": [...]}) or Alpaca JSON/JSONL ({"instruction", "input"?, "output"})."""
     if not path.is_file():
         raise FinetuneError(f"{path}: no such file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise FinetuneError(f"{path}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
     if path.suffix == ".json":
+        text = _read_text(path)
         try:
             items = json.loads(text)
         except json.JSONDecodeError as err:
@@ -109,14 +149,7 @@ def read_conversations(path: Path) -> list[Conversation]:
             raise FinetuneError(f"{path}: expected a JSON list of examples, found {type(items).__name__}")
         found = [(f"{path}: item {k}", item) for k, item in enumerate(items)]
     else:
-        found = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                found.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise FinetuneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+        found = json_lines(path)
     conversations = [_conversation(item, where) for where, item in found]
     if not conversations:
         raise FinetuneError(f"{path}: no conversations in it")
@@ -260,6 +293,14 @@ def step_indices(n: int, step: int, batch_size: int, seed: int) -> np.ndarray:
     return np.array([epoch_order(n, seed, int(e))[o] for e, o in zip(epochs, offsets)], np.int64)
 
 
+def my_rows(indices: np.ndarray) -> np.ndarray:
+    """This process's share of a global batch's example ids (all of them on one host)."""
+    import jax
+
+    per = len(indices) // jax.process_count()
+    return indices[jax.process_index() * per : (jax.process_index() + 1) * per]
+
+
 def hold_out(conversations: list[Conversation], fraction: float) -> tuple[list[Conversation], list[Conversation]]:
     """(train, val): conversation k goes to val when ceil((k+1) f) > ceil(k f), as data prepare does."""
     if not 0 <= fraction < 1:
@@ -320,13 +361,9 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
 
     pad = source.vocab.eos_id
 
-    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
-        import jax
-
-        indices = step_indices(len(examples), step, tc.batch_size, tc.seed)
-        per = tc.batch_size // jax.process_count()
-        mine = indices[jax.process_index() * per : (jax.process_index() + 1) * per]
-        return batch_rows(examples, mine, mc.context_length, pad)
+    def batch(step: int) -> dict[str, np.ndarray]:
+        tokens, mask = batch_rows(examples, my_rows(step_indices(len(examples), step, tc.batch_size, tc.seed)), mc.context_length, pad)
+        return {"tokens": tokens, "mask": mask}
 
     def validate(eval_step, params) -> float:
         total = count = 0.0
@@ -337,12 +374,281 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
             if len(chunk) < tc.batch_size:  # the last batch, padded with rows that count for nothing
                 tokens = np.concatenate([tokens, np.full((tc.batch_size - len(chunk), tokens.shape[1]), pad, np.int32)])
                 mask = np.concatenate([mask, np.zeros((tc.batch_size - len(chunk), mask.shape[1]), np.int32)])
-            loss_sum, n = eval_step(params, tokens, mask)
+            loss_sum, n = eval_step(params, {"tokens": tokens, "mask": mask})
             total, count = total + float(loss_sum), count + float(n)
         return total / max(count, 1.0)
 
     return tr.fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, tr.say, progress,
                   tensors=source.tensors)
+
+
+# --- classification (spec/finetune.md §6) ----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Labelled:
+    text: str
+    label: str
+    where: str  # "file:line", for errors
+
+
+def read_labelled(path: Path) -> list[Labelled]:
+    """Labelled texts: JSONL {"text", "label"}, or CSV/TSV with `text` and `label` columns."""
+    import csv
+
+    if not path.is_file():
+        raise FinetuneError(f"{path}: no such file")
+    found: list[tuple[str, object]] = []
+    if path.suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(io.StringIO(_read_text(path), newline=""), delimiter="\t" if path.suffix == ".tsv" else ",")
+        missing = {"text", "label"} - set(reader.fieldnames or [])
+        if missing:
+            raise FinetuneError(f"{path}:1: the header needs columns text and label (found {', '.join(reader.fieldnames or []) or 'none'})")
+        try:
+            for row in reader:
+                found.append((f"{path}:{reader.line_num}", {k: row[k] for k in ("text", "label")}))
+        except csv.Error as err:
+            raise FinetuneError(f"{path}:{reader.line_num}: not valid {path.suffix[1:].upper()} ({err})") from None
+    else:
+        found = json_lines(path)
+    examples = [_labelled(item, where) for where, item in found]
+    if not examples:
+        raise FinetuneError(f"{path}: no labelled texts in it")
+    return examples
+
+
+def _labelled(item, where: str) -> Labelled:
+    if not isinstance(item, dict):
+        raise FinetuneError(f"{where}: expected a JSON object, found {type(item).__name__}")
+    for key in ("text", "label"):
+        if not isinstance(item.get(key), str):
+            raise FinetuneError(f'{where}: expected a "{key}" string')
+    if not item["text"].strip():
+        raise FinetuneError(f"{where}: empty text")
+    if not item["label"].strip():
+        raise FinetuneError(f"{where}: empty label")
+    return Labelled(item["text"], item["label"], where)
+
+
+def choose_labels(train: list[Labelled], given: list[str] | None, data: Path) -> list[str]:
+    """The classes, in head-row order: --labels as given, else the training labels sorted.
+    Every class needs training examples, and every training label must be a class."""
+    seen = collections.Counter(e.label for e in train)
+    if given is None:
+        labels = sorted(seen)
+    else:
+        labels = given
+        if len(set(labels)) != len(labels):
+            raise FinetuneError(f"--labels: {next(x for x in labels if labels.count(x) > 1)!r} appears twice")
+        stray = next((e for e in train if e.label not in labels), None)
+        if stray is not None:
+            raise FinetuneError(f"{stray.where}: label {stray.label!r} is not in --labels ({', '.join(labels)})")
+        empty = [x for x in labels if not seen[x]]
+        if empty:
+            raise FinetuneError(f"{data}: class {empty[0]!r} has no training examples (--labels {','.join(labels)})")
+    if len(labels) < 2:
+        raise FinetuneError(f"{data}: only the label {labels[0]!r}: a classifier needs at least two classes")
+    return labels
+
+
+def check_known_labels(examples: list[Labelled], labels: list[str]) -> None:
+    """Evaluation data may only use labels the classifier was trained on."""
+    for e in examples:
+        if e.label not in labels:
+            raise FinetuneError(f"{e.where}: label {e.label!r} was not seen in training (labels: {', '.join(labels)})")
+
+
+@dataclasses.dataclass
+class LabelledIds:
+    """Encoded texts (BOS + text, reference.classifier_tokens) and their class numbers."""
+
+    ids: list[np.ndarray]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def encode_labelled(examples: list[Labelled], vocab, labels: list[str], context_length: int, truncate: bool, say) -> LabelledIds:
+    """Encodes every text; one longer than the context is an error naming it, or (with
+    `truncate`) cut to its first context_length ids and counted."""
+    from jaxmodel.reference import classifier_tokens
+
+    encoding = tk.encoding(vocab)
+    ids, cut = [], 0
+    for e in examples:
+        row = classifier_tokens(e.text, vocab, encoding)
+        if len(row) > context_length:
+            if not truncate:
+                raise FinetuneError(f"{e.where}: {len(row)} tokens, longer than the context of {context_length}; "
+                                    "shorten it, or pass --truncate to cut such texts at the context")
+            row, cut = row[:context_length], cut + 1
+        ids.append(np.asarray(row, np.int32))
+    if cut:
+        say(f"data: truncated {cut} text{'s' if cut != 1 else ''} to the context of {context_length} tokens")
+    index = {label: k for k, label in enumerate(labels)}
+    return LabelledIds(ids, np.array([index[e.label] for e in examples], np.int32))
+
+
+def classifier_rows(data: LabelledIds, indices: np.ndarray, seq_len: int, pad_id: int, rows: int | None = None) -> dict[str, np.ndarray]:
+    """A classifier batch (train.BATCH_KEYS["classifier"]) of examples `indices`, padded to
+    seq_len ids, and with `rows` > len(indices), to that many rows of weight 0 (count for nothing)."""
+    rows = len(indices) if rows is None else rows
+    tokens = np.full((rows, seq_len), pad_id, np.int32)
+    last, label, weight = np.zeros(rows, np.int32), np.zeros(rows, np.int32), np.zeros(rows, np.float32)
+    for row, k in enumerate(indices):
+        n = len(data.ids[k])
+        tokens[row, :n] = data.ids[k]
+        last[row], label[row], weight[row] = n - 1, data.labels[k], 1.0
+    return {"tokens": tokens, "last": last, "label": label, "weight": weight}
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """counts[t, p]: examples of class t predicted as p."""
+    counts = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    return counts
+
+
+def format_confusion(counts: np.ndarray, labels: list[str]) -> str:
+    """The confusion matrix as an aligned table: a row per true label, a column per prediction."""
+    corner = "true \\ predicted"
+    first = max(len(corner), *map(len, labels))
+    widths = [max(len(label), len(str(counts.max()))) for label in labels]
+    lines = [corner.ljust(first) + "".join(f"  {label:>{w}}" for label, w in zip(labels, widths))]
+    for t, label in enumerate(labels):
+        lines.append(label.ljust(first) + "".join(f"  {counts[t, p]:>{w}}" for p, w in enumerate(widths)))
+    return "\n".join(lines)
+
+
+def plot_confusion(counts: np.ndarray, labels: list[str], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.0 * len(labels) + 2))
+    ax.imshow(counts, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for t in range(len(labels)):
+        for p in range(len(labels)):
+            ax.text(p, t, str(counts[t, p]), ha="center", va="center", color="white" if counts[t, p] > counts.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def accuracy_report(counts: np.ndarray, labels: list[str]) -> str:
+    right, total = int(np.trace(counts)), int(counts.sum())
+    return f"held-out accuracy: {right}/{total} = {right / max(total, 1):.1%}\n" + format_confusion(counts, labels)
+
+
+CLASSIFY_DEFAULTS = {"trainable_blocks": 1}  # the book's choice: the last block, the final norm and the head
+
+
+def classify(source_path: Path, data: Path, run_dir: Path, config: Path | None, overrides: list[str],
+             labels: list[str] | None = None, val_data: Path | None = None, val_fraction: float = VAL_FRACTION,
+             truncate: bool = False, progress: bool = True) -> tuple[list[dict], np.ndarray | None, list[str]]:
+    """Classification fine-tuning of `source_path` on the labelled texts in `data`.
+
+    Returns every step's metrics, the final validation confusion matrix (None without
+    validation, or when the run was already complete) and the labels, in head-row order.
+    """
+    import jax
+    from flax import nnx
+
+    from jaxmodel import train as tr
+
+    tc = load_train_section(config, overrides, defaults=CLASSIFY_DEFAULTS)
+    tr.warn_schedule(tc)
+    source = load_source(source_path)
+    mc = source.config
+    if tc.trainable_blocks > mc.n_layers:
+        raise ConfigError(f"train.trainable_blocks ({tc.trainable_blocks}) is more than the model's {mc.n_layers} blocks")
+    examples = read_labelled(data)
+    if val_data is not None:
+        train_set, val_set = examples, read_labelled(val_data)
+    else:
+        train_set, val_set = hold_out(examples, val_fraction)
+    labels = choose_labels(train_set, labels, data)
+    check_known_labels(val_set, labels)
+    train_ids = encode_labelled(train_set, source.vocab, labels, mc.context_length, truncate, tr.say)
+    val_ids = encode_labelled(val_set, source.vocab, labels, mc.context_length, truncate, tr.say)
+    if tc.eval_every and not len(val_ids):
+        raise ConfigError("no validation texts: pass --val-data FILE or --val-fraction F, "
+                          "or --set train.eval_every=0 to train without validation")
+    # Rows are padded to the longest text, not the context: attention and the FFN cost what is there.
+    seq_len = max(len(row) for row in train_ids.ids + val_ids.ids)
+    counts = collections.Counter(e.label for e in train_set)
+    tr.say(f"data: {len(train_ids):,} training and {len(val_ids):,} validation texts, up to {seq_len} tokens; "
+           + ", ".join(f"{label} {counts[label]:,}" for label in labels))
+
+    record = {"kind": "classify", "labels": labels, "model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc),
+              "from": source.record, "data": str(data.absolute()), "val_data": None if val_data is None else str(val_data.absolute()),
+              "input_files": {"data": _sha256(data), **({"val_data": _sha256(val_data)} if val_data else {})},
+              "inputs": {**({} if val_data else {"val_fraction": val_fraction}), "from": json.dumps(source.record, sort_keys=True),
+                         "truncate": truncate, "labels": ",".join(labels)},
+              "tokenizer": str((run_dir / "tokenizer").absolute()), "tokenizer_sha256": tk.vocab_fingerprint(source.vocab),
+              "shards": [], "versions": tr._versions()}
+    recorded, latest = tr._open_run(run_dir)
+    if recorded is not None:
+        tr.check_resume(run_dir, recorded, record, tr.say)
+    else:
+        tk.save(source.vocab, run_dir / "tokenizer")
+
+    pad, n_classes = source.vocab.eos_id, len(labels)
+    graphdef, _ = tr._abstract_model(mc, tc, n_classes)
+    predict = jax.jit(lambda params, tokens, last: nnx.merge(graphdef, params).classify(tokens, last))
+    final: dict[str, np.ndarray] = {}
+
+    def batch(step: int) -> dict[str, np.ndarray]:
+        return classifier_rows(train_ids, my_rows(step_indices(len(train_ids), step, tc.batch_size, tc.seed)), seq_len, pad)
+
+    def validate(eval_step, params) -> dict[str, float]:
+        logits = []
+        for first in range(0, len(val_ids), tc.batch_size):
+            chunk = np.arange(first, min(first + tc.batch_size, len(val_ids)))
+            rows = classifier_rows(val_ids, chunk, seq_len, pad, rows=tc.batch_size)  # one compiled shape
+            logits.append(np.asarray(predict(params, rows["tokens"], rows["last"]))[: len(chunk)])
+        logits = np.concatenate(logits).astype(np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        log_probs = logits - top - np.log(np.sum(np.exp(logits - top), axis=1, keepdims=True))  # log-softmax
+        predicted = np.argmax(logits, axis=1)
+        final["confusion"] = confusion_matrix(val_ids.labels, predicted, n_classes)
+        return {"val_loss": float(-np.mean(log_probs[np.arange(len(val_ids)), val_ids.labels])),
+                "val_accuracy": float(np.mean(predicted == val_ids.labels))}
+
+    rows = tr.fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, tr.say, progress,
+                  tensors=source.tensors, n_classes=n_classes)
+    confusion = final.get("confusion")
+    if confusion is not None:
+        plot_confusion(confusion, labels, run_dir / "confusion.png", f"{run_dir.name}: validation, step {rows[-1]['step']}")
+    return rows, confusion, labels
+
+
+def eval_classify(model_path: Path, data: Path, limit: int | None = None) -> tuple[np.ndarray, list[str]]:
+    """The confusion matrix of the NumPy reference classifying `data` (labelled texts) with a model file."""
+    from jaxmodel import reference
+
+    model = reference.load_model(model_path, np.float32)
+    if not model.labels:
+        raise FinetuneError(f"{model_path}: not a classifier (no llama.classifier.output_labels)")
+    examples = read_labelled(data)[:limit]
+    check_known_labels(examples, model.labels)
+    encoding = tk.encoding(model.vocab)
+    index = {label: k for k, label in enumerate(model.labels)}
+    true, predicted = [], []
+    for e in examples:
+        ids = reference.classifier_tokens(e.text, model.vocab, encoding)
+        if len(ids) > model.config.context_length:
+            raise FinetuneError(f"{e.where}: {len(ids)} tokens, longer than the context of {model.config.context_length}")
+        true.append(index[e.label])
+        predicted.append(int(np.argmax(reference.classify(model, ids))))
+    return confusion_matrix(np.array(true), np.array(predicted), len(model.labels)), model.labels
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -382,20 +688,21 @@ def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 
 
     model = reference.load_model(model_path, np.float32)
     encoding = tk.encoding(model.vocab)
-    lines = [line for line in data.read_text(encoding="utf-8").splitlines() if line.strip()][:limit]
+    items = json_lines(data)[:limit]
+    for where, item in items:  # every line checked before minutes of answering
+        if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
+            raise FinetuneError(f'{where}: expected an "answer" string to check the reply against')
+        _conversation(item, where)
     correct = exact = 0
-    for number, line in enumerate(lines, start=1):
-        item = json.loads(line)
-        if not isinstance(item.get("answer"), str):
-            raise FinetuneError(f'{data}:{number}: expected an "answer" string to check the reply against')
-        conversation = _conversation(item, f"{data}:{number}")
+    for number, (where, item) in enumerate(items, start=1):
+        conversation = _conversation(item, where)
         question = list(conversation.messages[:-1])
         reply = encoding.decode(greedy_reply(model, chat_prompt(question, encoding, model.vocab)))
         correct += item["answer"] in reply
         exact += reply.strip() == conversation.messages[-1][1].strip()
         if number <= show:
             print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if item['answer'] in reply else 'wrong: ' + item['answer']}]")
-    return correct, exact, len(lines)
+    return correct, exact, len(items)
 
 
 def main(argv: list[str]) -> int:
@@ -412,6 +719,23 @@ def main(argv: list[str]) -> int:
     val.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help=f"conversations held out (default {VAL_FRACTION})")
     cmd.add_argument("--truncate", action="store_true", help="cut conversations longer than the context instead of refusing them")
     cmd.add_argument("--no-progress", action="store_true")
+    cl = commands.add_parser("classify", help="classification fine-tuning: a head on the last token's hidden state")
+    cl.add_argument("--from", dest="source", type=Path, required=True, help="a training run directory or a .gguf model file")
+    cl.add_argument("--data", type=Path, required=True, help='labelled texts: JSONL {"text", "label"}, or CSV/TSV with text and label columns')
+    cl.add_argument("--labels", help="the classes in order, comma-separated (default: the training labels, sorted)")
+    cl.add_argument("--run-dir", type=Path, required=True, help="checkpoints, metrics.jsonl, loss.png, confusion.png, tokenizer/")
+    cl.add_argument("--config", type=Path, help=f"a YAML file with a train: section (default trainable_blocks: {CLASSIFY_DEFAULTS['trainable_blocks']})")
+    cl.add_argument("--set", dest="overrides", action="append", default=[], metavar="train.KEY=VALUE")
+    val = cl.add_mutually_exclusive_group()
+    val.add_argument("--val-data", type=Path, help="validation texts (default: hold out --val-fraction)")
+    val.add_argument("--val-fraction", type=float, default=VAL_FRACTION, help=f"texts held out (default {VAL_FRACTION})")
+    cl.add_argument("--truncate", action="store_true", help="cut texts longer than the context instead of refusing them")
+    cl.add_argument("--no-progress", action="store_true")
+    ec = commands.add_parser("eval-classify", help="held-out accuracy and confusion matrix of a classifier file (NumPy reference)")
+    ec.add_argument("--model", type=Path, required=True, help="a classifier model file (.gguf)")
+    ec.add_argument("--data", type=Path, required=True, help="labelled texts (JSONL, CSV or TSV)")
+    ec.add_argument("--limit", type=int, help="only the first N texts")
+    ec.add_argument("--confusion-png", type=Path, help="also draw the confusion matrix here")
     ev = commands.add_parser("eval-qa", help="held-out QA accuracy: is the answer in the model's greedy reply?")
     ev.add_argument("--model", type=Path, required=True, help="a chat model file (.gguf)")
     ev.add_argument("--data", type=Path, required=True, help="JSONL with messages and an answer (python -m jaxmodel.corpus qa)")
@@ -421,6 +745,34 @@ def main(argv: list[str]) -> int:
     from jaxmodel.gguf_io import GGUFError
     from jaxmodel.train import Stopped
 
+    if args.command == "eval-classify":
+        try:
+            counts, labels = eval_classify(args.model, args.data, args.limit)
+            if args.confusion_png is not None:
+                plot_confusion(counts, labels, args.confusion_png, f"{args.model.name} on {args.data.name}")
+        except (FinetuneError, GGUFError, OSError, ValueError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(accuracy_report(counts, labels))
+        return 0
+    if args.command == "classify":
+        try:
+            rows, confusion, labels = classify(args.source, args.data, args.run_dir, args.config, args.overrides,
+                                               args.labels.split(",") if args.labels else None, args.val_data,
+                                               args.val_fraction, args.truncate, not args.no_progress)
+        except (FinetuneError, ConfigError, GGUFError, tk.TokenizerError, OSError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        except Stopped as stopped:
+            print(stopped, file=sys.stderr)
+            return stopped.exit_code
+        last = rows[-1] if rows else {}
+        print(f"{args.run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}"
+              + (f", validation accuracy {last['val_accuracy']:.1%}" if "val_accuracy" in last else ""))
+        if confusion is not None:
+            print(accuracy_report(confusion, labels).replace("held-out", "validation"))
+            print(f"confusion matrix: {args.run_dir / 'confusion.png'}")
+        return 0
     if args.command == "eval-qa":
         try:
             correct, exact, total = eval_qa(args.model, args.data, args.limit, args.show)

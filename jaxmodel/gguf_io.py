@@ -124,7 +124,8 @@ def write_model(
     if dtype not in DTYPES:
         raise GGUFError(f"{path}: unknown dtype {dtype!r} (expected one of {', '.join(DTYPES)})")
     labels = list(labels or [])
-    _check_labels(path, labels)
+    if labels:
+        _check_labels(path, labels)
     _check_tensor_set(path, config, {n: tuple(t.shape) for n, t in tensors.items()}, len(labels))
     if vocab.size != config.vocab_size:
         raise GGUFError(f"{path}: tokenizer has {vocab.size} tokens but model.vocab_size is {config.vocab_size}")
@@ -308,8 +309,8 @@ def _read_labels(path: Path, metadata: dict) -> list[str]:
 
 
 def _check_labels(path: Path, labels: list[str]) -> None:
-    if len(labels) == 1:
-        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: a classifier needs at least two labels, found {labels}")
+    if len(labels) < 2:
+        raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: a classifier needs at least two labels, found {len(labels)}")
     if any(not label for label in labels):
         raise GGUFError(f"{path}: {CLASSIFIER_LABELS_KEY}: a label is empty")
     if len(set(labels)) != len(labels):

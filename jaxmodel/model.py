@@ -111,25 +111,40 @@ class Block(nnx.Module):
 
 
 class Transformer(nnx.Module):
-    """tokens (B, T) -> logits (B, T, vocab_size), float32."""
+    """tokens (B, T) -> logits (B, T, vocab_size), float32.
 
-    def __init__(self, config: ModelConfig, rngs: nnx.Rngs, dtype=jnp.float32):
+    With n_classes > 0 it is also a classifier (spec/finetune.md §6): `classify` puts
+    the head cls_output (n_classes, dim) on the last real token's final-norm hidden state.
+    """
+
+    def __init__(self, config: ModelConfig, rngs: nnx.Rngs, dtype=jnp.float32, n_classes: int = 0):
         self.config, self.dtype = config, dtype
         self.token_embd = _normal(rngs, (config.vocab_size, config.dim), 1 / math.sqrt(config.dim))
         self.blocks = nnx.List([Block(config, rngs) for _ in range(config.n_layers)])
         self.output_norm = nnx.Param(jnp.ones((config.dim,), jnp.float32))
         if not config.tie_embeddings:
             self.output = _linear_weight(rngs, config.vocab_size, config.dim)
+        if n_classes:
+            self.cls_output = _linear_weight(rngs, n_classes, config.dim)
 
-    def __call__(self, tokens: jax.Array) -> jax.Array:
+    def hidden(self, tokens: jax.Array) -> jax.Array:
+        """The final-norm hidden state of every position: (B, T, dim), float32."""
         c = self.config
         cos, sin = rope_angles(tokens.shape[1], c.head_dim, c.rope_theta)
         x = self.token_embd[...][tokens]  # (B, T, dim), the residual stream in float32
         for block in self.blocks:
             x = block(x, cos, sin, self.dtype)
-        x = rms_norm(x, self.output_norm[...], c.norm_eps)
-        head = self.token_embd if c.tie_embeddings else self.output
-        return linear(x, head[...], self.dtype).astype(jnp.float32)
+        return rms_norm(x, self.output_norm[...], c.norm_eps)
+
+    def __call__(self, tokens: jax.Array) -> jax.Array:
+        head = self.token_embd if self.config.tie_embeddings else self.output
+        return linear(self.hidden(tokens), head[...], self.dtype).astype(jnp.float32)
+
+    def classify(self, tokens: jax.Array, last: jax.Array) -> jax.Array:
+        """Class logits (B, n_classes) from the hidden state at position last[b] of each row:
+        its last real token. Padding comes after it, and causal attention keeps it unseen."""
+        h = jnp.take_along_axis(self.hidden(tokens), last[:, None, None], axis=1)[:, 0]  # (B, dim)
+        return linear(h, self.cls_output[...], self.dtype).astype(jnp.float32)
 
 
 # --- spec tensor names <-> parameters ---------------------------------------------------
@@ -142,6 +157,8 @@ def _params_by_name(model: Transformer) -> dict[str, nnx.Param]:
     params = {"token_embd.weight": model.token_embd, "output_norm.weight": model.output_norm}
     if not model.config.tie_embeddings:
         params["output.weight"] = model.output
+    if hasattr(model, "cls_output"):
+        params["cls.output.weight"] = model.cls_output
     for layer, block in enumerate(model.blocks):
         params |= {f"blk.{layer}.{name}.weight": getattr(block, name) for name in _BLOCK_TENSORS}
     return params
@@ -153,8 +170,13 @@ def named_tensors(model: Transformer) -> dict[str, np.ndarray]:
 
 
 def load_tensors(model: Transformer, tensors: dict[str, np.ndarray]) -> None:
-    """Sets every parameter from the spec's named arrays (e.g. read from a GGUF file)."""
+    """Sets every parameter from the spec's named arrays (e.g. read from a GGUF file).
+
+    A classifier's head may be missing: a language model fine-tuned into a classifier
+    keeps its freshly initialised head."""
     params = _params_by_name(model)
+    if "cls.output.weight" not in tensors:
+        params.pop("cls.output.weight", None)
     if set(tensors) != set(params):
         missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
         raise ValueError(f"tensors do not match the model: missing {missing[:3]}, unexpected {extra[:3]}")

@@ -201,12 +201,15 @@ def hidden_states(model: Model, tokens, cache: KVCache | None = None, trace: dic
 # --- classification (spec/finetune.md §6) ------------------------------------------------
 
 
-def classifier_tokens(text: str, vocab: Vocabulary) -> list[int]:
+def classifier_tokens(text: str, vocab: Vocabulary, encoding=None) -> list[int]:
     """What a classifier reads: BOS, then the text as ordinary text (special-token text
-    included). Its last id is the last real token, whose hidden state is classified."""
-    from jaxmodel.tokenizer import encoding
+    included). Its last id is the last real token, whose hidden state is classified.
+    `encoding` is `tokenizer.encoding(vocab)`, made here when not given."""
+    if encoding is None:
+        from jaxmodel.tokenizer import encoding as make_encoding
 
-    return [vocab.bos_id, *encoding(vocab).encode_ordinary(text)]
+        encoding = make_encoding(vocab)
+    return [vocab.bos_id, *encoding.encode_ordinary(text)]
 
 
 def classify(model: Model, tokens) -> np.ndarray:
@@ -252,9 +255,11 @@ def _recorder(trace: dict | None, prefix: str):
 
 def classify_texts(model: Model, texts) -> list[dict]:
     """{"label", "probs"} for each text: the JSON lines `goengine classify` prints."""
-    rows = []
+    from jaxmodel.tokenizer import encoding
+
+    rows, enc = [], encoding(model.vocab)
     for text in texts:
-        probs = softmax(classify(model, classifier_tokens(text, model.vocab)))
+        probs = softmax(classify(model, classifier_tokens(text, model.vocab, enc)))
         rows.append({"label": model.labels[int(np.argmax(probs))],
                      "probs": {label: float(p) for label, p in zip(model.labels, probs)}})
     return rows
@@ -262,8 +267,10 @@ def classify_texts(model: Model, texts) -> list[dict]:
 
 def read_texts(path: Path) -> list[str]:
     """The "text" of every line of a JSONL file (other keys, such as "label", are ignored)."""
+    from jaxmodel.documents import iter_lines
+
     texts = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(iter_lines(path), start=1):  # lines end at "\\n" only, as JSON Lines says
         if not line.strip():
             continue
         try:

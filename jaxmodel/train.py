@@ -60,8 +60,12 @@ PARAM_RULES = {
     "attn_norm": P(),
     "ffn_norm": P(),
     "output_norm": P(),
+    "cls_output": P(),  # (n_classes, dim): a classifier's head, a few rows
 }
 BATCH_SPEC = P(MESH_AXES, None)  # sequences split over every device
+# What a batch holds: a language model's tokens (b, T+1) and target mask (b, T); a classifier's
+# tokens (b, T), the position of each row's last real token, its label and its weight (0: padding).
+BATCH_KEYS = {"lm": ("tokens", "mask"), "classifier": ("tokens", "last", "label", "weight")}
 
 
 class TrainState(NamedTuple):
@@ -111,13 +115,14 @@ def _block_index(path) -> int | None:
 def trainable_labels(params: nnx.State, tc: TrainConfig, n_layers: int) -> Any:
     """"train" or "frozen" for every parameter. train.trainable_blocks = -1 trains all;
     N trains the last N blocks and the final norm (the book's fine-tuning choice) and
-    freezes the rest: the embedding (and so a tied head), and the earlier blocks."""
+    freezes the rest: the embedding (and so a tied head), and the earlier blocks. A
+    classifier's head always trains."""
     def label(path, leaf) -> str:
         if tc.trainable_blocks < 0:
             return "train"
         block = _block_index(path)
         if block is None:
-            return "train" if _param_name(path) == "output_norm" else "frozen"
+            return "train" if _param_name(path) in ("output_norm", "cls_output") else "frozen"
         return "train" if block >= n_layers - tc.trainable_blocks else "frozen"
 
     return jax.tree_util.tree_map_with_path(label, params)
@@ -159,6 +164,29 @@ def cross_entropy_sum(logits: jax.Array, targets: jax.Array, mask: jax.Array) ->
     return -jnp.sum(target_log_probs * mask), jnp.sum(mask)
 
 
+def lm_loss_sum(model: Transformer, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """Next-token prediction: inputs tokens[:, :-1], targets tokens[:, 1:] where mask is 1."""
+    return cross_entropy_sum(model(batch["tokens"][:, :-1]), batch["tokens"][:, 1:], batch["mask"])
+
+
+def classifier_loss_sum(model: Transformer, batch: dict) -> tuple[jax.Array, jax.Array]:
+    """Cross-entropy of each row's label under the class logits of its last real token."""
+    logits = model.classify(batch["tokens"], batch["last"])  # (b, n_classes)
+    return cross_entropy_sum(logits[:, None], batch["label"][:, None], batch["weight"][:, None])
+
+
+def loss_sum(model: Transformer, batch: dict, n_classes: int) -> tuple[jax.Array, jax.Array]:
+    """The run's loss summed over what counts, and how much counts: n_classes 0 is a language model."""
+    return classifier_loss_sum(model, batch) if n_classes else lm_loss_sum(model, batch)
+
+
+def batch_shardings(mesh: Mesh, n_classes: int) -> dict[str, NamedSharding]:
+    """Every array of a batch split by rows over all devices."""
+    keys = BATCH_KEYS["classifier" if n_classes else "lm"]
+    two_d = {"tokens", "mask"}
+    return {key: NamedSharding(mesh, BATCH_SPEC if key in two_d else P(MESH_AXES)) for key in keys}
+
+
 def _compute_dtype(tc: TrainConfig):
     """float32 on CPU (bfloat16 has no fast path there); bfloat16 on accelerators, unless set."""
     if tc.compute_dtype == "auto":
@@ -166,15 +194,15 @@ def _compute_dtype(tc: TrainConfig):
     return jnp.bfloat16 if tc.compute_dtype == "bfloat16" else jnp.float32
 
 
-def _abstract_model(mc: ModelConfig, tc: TrainConfig) -> tuple[nnx.GraphDef, nnx.State]:
+def _abstract_model(mc: ModelConfig, tc: TrainConfig, n_classes: int = 0) -> tuple[nnx.GraphDef, nnx.State]:
     """The model's structure and parameter shapes, without allocating them."""
-    return nnx.split(nnx.eval_shape(lambda: Transformer(mc, nnx.Rngs(0), _compute_dtype(tc))), nnx.Param)
+    return nnx.split(nnx.eval_shape(lambda: Transformer(mc, nnx.Rngs(0), _compute_dtype(tc), n_classes)), nnx.Param)
 
 
-def state_shardings(mc: ModelConfig, tc: TrainConfig, mesh: Mesh) -> TrainState:
+def state_shardings(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, n_classes: int = 0) -> TrainState:
     """Where every array of the training state lives: params by PARAM_RULES, the
     optimizer's moments like their params (as the compiler places them), the step replicated."""
-    _, abstract_params = _abstract_model(mc, tc)
+    _, abstract_params = _abstract_model(mc, tc, n_classes)
     params = param_specs(abstract_params, mesh)
     tx = make_optimizer(tc, abstract_params)
     placed = jax.tree.map(lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=sharding), abstract_params, params)
@@ -185,51 +213,52 @@ def state_shardings(mc: ModelConfig, tc: TrainConfig, mesh: Mesh) -> TrainState:
     return TrainState(replicated, params, opt_state)
 
 
-def init_state(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, tensors: dict[str, np.ndarray] | None = None) -> TrainState:
+def init_state(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, tensors: dict[str, np.ndarray] | None = None,
+               n_classes: int = 0) -> TrainState:
     """A freshly initialised model and optimizer, sharded over `mesh`; the weights are
-    `tensors` (the spec's named arrays, e.g. a model file's) when given."""
-    model = Transformer(mc, nnx.Rngs(tc.seed), _compute_dtype(tc))
+    `tensors` (the spec's named arrays, e.g. a model file's) when given. n_classes > 0
+    adds a classifier head (freshly initialised unless `tensors` holds one)."""
+    model = Transformer(mc, nnx.Rngs(tc.seed), _compute_dtype(tc), n_classes)
     if tensors is not None:
         load_tensors(model, tensors)
     _, params = nnx.split(model, nnx.Param)
-    shardings = state_shardings(mc, tc, mesh)
+    shardings = state_shardings(mc, tc, mesh, n_classes)
     params = jax.device_put(params, shardings.params)
     opt_state = jax.jit(make_optimizer(tc, params).init, out_shardings=shardings.opt_state)(params)
     return TrainState(jax.device_put(jnp.zeros((), jnp.int32), shardings.step), params, opt_state)
 
 
-def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh):
+def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, n_classes: int = 0):
     """Returns the jitted `train_step(state, batch) -> (state, metrics)` for this mesh.
 
-    batch["tokens"]: (batch_size, T + 1) int32 — inputs are tokens[:, :-1], targets
-    tokens[:, 1:]; batch["mask"]: (batch_size, T), 1 where the target counts.
+    A language model's batch (n_classes 0): "tokens" (batch_size, T + 1) int32 — inputs
+    are tokens[:, :-1], targets tokens[:, 1:]; "mask" (batch_size, T), 1 where the target
+    counts. A classifier's: BATCH_KEYS["classifier"] (`classifier_loss_sum`).
     """
-    graphdef, abstract_params = _abstract_model(mc, tc)
+    graphdef, abstract_params = _abstract_model(mc, tc, n_classes)
     tx = make_optimizer(tc, abstract_params)
     schedule = learning_rate_schedule(tc)
 
     labels = trainable_labels(abstract_params, tc, mc.n_layers)
 
-    def loss_sum(params, tokens, mask):
+    def micro_loss(params, micro):
         # Frozen parameters are constants to the gradient, so XLA drops their backward pass.
         params = jax.tree.map(lambda p, label: p if label == "train" else jax.lax.stop_gradient(p), params, labels)
-        logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-        return cross_entropy_sum(logits, tokens[:, 1:], mask)
+        return loss_sum(nnx.merge(graphdef, params), micro, n_classes)
 
     def train_step(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
         # Micro-batches run one after another; gradients of the summed loss add up, and
         # dividing by the total count at the end makes the step exactly a full-batch step.
-        tokens = batch["tokens"].reshape(tc.grad_accum, -1, batch["tokens"].shape[-1])
-        mask = batch["mask"].reshape(tc.grad_accum, -1, batch["mask"].shape[-1])
-        grad_fn = jax.value_and_grad(loss_sum, has_aux=True)
+        micros = {key: a.reshape(tc.grad_accum, -1, *a.shape[1:]) for key, a in batch.items()}
+        grad_fn = jax.value_and_grad(micro_loss, has_aux=True)
 
         def accumulate(carry, micro):
             grads, total, count = carry
-            (loss, n), g = grad_fn(state.params, *micro)
+            (loss, n), g = grad_fn(state.params, micro)
             return (jax.tree.map(jnp.add, grads, g), total + loss, count + n), None
 
         zeros = jax.tree.map(jnp.zeros_like, state.params)
-        (grads, total, count), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), (tokens, mask))
+        (grads, total, count), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), micros)
         count = jnp.maximum(count, 1.0)  # a batch with nothing to learn from is a no-op, not NaN
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -237,12 +266,11 @@ def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh):
         metrics = {"loss": total / count, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
         return TrainState(state.step + 1, params, opt_state), metrics
 
-    shardings = state_shardings(mc, tc, mesh)
-    batch = {"tokens": NamedSharding(mesh, BATCH_SPEC), "mask": NamedSharding(mesh, BATCH_SPEC)}
+    shardings = state_shardings(mc, tc, mesh, n_classes)
     replicated = NamedSharding(mesh, P())
     return jax.jit(
         train_step,
-        in_shardings=(shardings, batch),
+        in_shardings=(shardings, batch_shardings(mesh, n_classes)),
         out_shardings=(shardings, replicated),
         donate_argnums=0,  # the old state's buffers become the new state's
     )
@@ -284,19 +312,18 @@ def evaluate(eval_step, params, shards, mc: ModelConfig, tc: TrainConfig) -> flo
     total = count = 0.0
     for i in range(tc.eval_batches):
         tokens = shards.batch(i, tc.batch_size, mc.context_length, tc.seed, split="val")
-        loss_sum, n = eval_step(params, tokens, np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32))
-        total, count = total + float(loss_sum), count + float(n)
+        total_i, n = eval_step(params, {"tokens": tokens, "mask": np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)})
+        total, count = total + float(total_i), count + float(n)
     return total / max(count, 1.0)
 
 
-def make_eval_step(mc: ModelConfig, tc: TrainConfig):
-    """`eval_step(params, tokens, mask) -> (loss sum, count)`: the loss of `train_step`, no update."""
-    graphdef, _ = _abstract_model(mc, tc)
+def make_eval_step(mc: ModelConfig, tc: TrainConfig, n_classes: int = 0):
+    """`eval_step(params, batch) -> (loss sum, count)`: the loss of `train_step`, no update."""
+    graphdef, _ = _abstract_model(mc, tc, n_classes)
 
     @jax.jit
-    def eval_step(params, tokens, mask):
-        logits = nnx.merge(graphdef, params)(tokens[:, :-1])
-        return cross_entropy_sum(logits, tokens[:, 1:], mask)
+    def eval_step(params, batch):
+        return loss_sum(nnx.merge(graphdef, params), batch, n_classes)
 
     return eval_step
 
@@ -715,10 +742,10 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         check_resume(run_dir, recorded, record, say)
         shards.verify()  # a resumed run must read exactly the tokens it started with
 
-    def batch(step: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(step: int) -> dict[str, np.ndarray]:
         tokens = shards.batch(step, tc.batch_size, mc.context_length, tc.seed,
                               process_index=jax.process_index(), process_count=jax.process_count())
-        return tokens, np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)  # every target counts
+        return {"tokens": tokens, "mask": np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)}  # every target counts
 
     def validate(eval_step, params) -> float:
         return evaluate(eval_step, params, shards, mc, tc)
@@ -727,16 +754,18 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
 
 
 def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: int | None,
-        batch: Callable[[int], tuple[np.ndarray, np.ndarray]], validate: Callable | None, say, progress: bool,
-        tensors: dict[str, np.ndarray] | None = None) -> list[dict]:
+        batch: Callable[[int], dict[str, np.ndarray]], validate: Callable | None, say, progress: bool,
+        tensors: dict[str, np.ndarray] | None = None, n_classes: int = 0) -> list[dict]:
     """The training loop every kind of run shares (pretraining, fine-tuning); returns every step's metrics.
 
-    `batch(step)` is this process's rows of the step's batch, (tokens (b, T+1), mask (b, T)),
-    a pure function of the step so that a resumed run repeats an uninterrupted one.
-    `validate(eval_step, params)` is the validation loss, or None for none. `record` is
-    written to config.json once the start is good; `latest` is the checkpoint to resume
-    from (None: a new run, from `tensors` by spec name if given, else from a fresh init).
-    The caller has checked everything about its data and a resumed run's record.
+    `batch(step)` is this process's rows of the step's batch (BATCH_KEYS: a language
+    model's tokens and mask, or, with n_classes > 0, a classifier's), a pure function of
+    the step so that a resumed run repeats an uninterrupted one. `validate(eval_step,
+    params)` is the validation loss, or a dict of validation metrics ("val_loss" first),
+    or None for none. `record` is written to config.json once the start is good; `latest`
+    is the checkpoint to resume from (None: a new run, from `tensors` by spec name if
+    given, else from a fresh init). The caller has checked everything about its data and
+    a resumed run's record.
     """
     from tqdm import tqdm
 
@@ -750,7 +779,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
         )
     check_memory(mc, tc, say)
     mesh = make_mesh(n_devices // tc.fsdp, tc.fsdp)
-    state = init_state(mc, tc, mesh, tensors if latest is None else None)
+    state = init_state(mc, tc, mesh, tensors if latest is None else None, n_classes)
     run_dir.mkdir(parents=True, exist_ok=True)
     manager = checkpoint_manager(run_dir, tc)
     if latest is not None:
@@ -769,21 +798,24 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     if start >= tc.steps:
         say(f"the run is complete: step {start} of train.steps {tc.steps} (--set train.steps=N trains further)")
 
-    step_fn = make_train_step(mc, tc, mesh)
-    eval_step = make_eval_step(mc, tc) if validate is not None else None
-    batch_sharding = NamedSharding(mesh, BATCH_SPEC)
+    step_fn = make_train_step(mc, tc, mesh, n_classes)
+    eval_step = make_eval_step(mc, tc, n_classes) if validate is not None else None
+    shardings = batch_shardings(mesh, n_classes)
     tokens_per_step = tc.batch_size * mc.context_length
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
     with open(metrics_path, "a") as log, StopRequest() as stop:
         for step in range(start, tc.steps):
             began = time.perf_counter()
-            tokens, mask = (jax.make_array_from_process_local_data(batch_sharding, a) for a in batch(step))
-            state, metrics = step_fn(state, {"tokens": tokens, "mask": mask})
+            arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in batch(step).items()}
+            state, metrics = step_fn(state, arrays)
             row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
             row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - began)
             if eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
-                row["val_loss"] = validate(eval_step, state.params)
-                say(f"step {step + 1}: validation loss {row['val_loss']:.4f} (train {row['loss']:.4f})")
+                found = validate(eval_step, state.params)
+                row |= found if isinstance(found, dict) else {"val_loss": found}
+                extra = "".join(f", {k.removeprefix('val_').replace('_', ' ')} {v:.4g}" for k, v in row.items()
+                                if k.startswith("val_") and k != "val_loss")
+                say(f"step {step + 1}: validation loss {row['val_loss']:.4f}{extra} (train {row['loss']:.4f})")
             log.write(json.dumps(row) + "\n")
             log.flush()
             rows.append(row)

@@ -30,7 +30,7 @@ def test_round_trip_keeps_the_labels_and_an_f32_head_whatever_the_dtype(tmp_path
 
 
 @pytest.mark.parametrize("labels, message", [
-    (["only"], "at least two labels"),
+    (["only"], "at least two labels, found 1"),
     (["a", "a", "b"], "label 'a' appears twice"),
     (["a", "", "b"], "a label is empty"),
 ])
