@@ -92,7 +92,8 @@ $(DEMO)/chat.gguf: $(DEMO)/model.gguf $(DEMO)/qa.jsonl $(SFT_CONFIG)
 # The demo model taught to classify: a head on the last token's hidden state (jaxmodel.finetune
 # classify) names each generated story's plot (lost, broken, stuck, afraid, hungry), trained on
 # seed 0 and scored by goengine classify on stories of an unseen seed (1): accuracy and the
-# confusion matrix on stderr, one JSON line per story in $(DEMO)/classify-heldout.predictions.jsonl.
+# confusion matrix on stderr, one JSON line per story in $(DEMO)/classify-heldout.predictions.jsonl;
+# then three stories of another seed (2), their predictions shown.
 CLASSIFY_CONFIG  := configs/classify-demo.yaml
 CLASSIFY_STORIES ?= 4000
 CLASSIFY_HELDOUT ?= 500
@@ -100,9 +101,8 @@ CLASSIFY_HELDOUT ?= 500
 demo-classify: demo $(DEMO)/classify.gguf $(DEMO)/classify-heldout.jsonl
 	@echo "--- goengine classify --model $(DEMO)/classify.gguf --jsonl $(DEMO)/classify-heldout.jsonl (stories of an unseen seed)"
 	bin/goengine classify --model $(DEMO)/classify.gguf --jsonl $(DEMO)/classify-heldout.jsonl > $(DEMO)/classify-heldout.predictions.jsonl
-	@echo "--- goengine classify --text (a story written here)"
-	bin/goengine classify --model $(DEMO)/classify.gguf --text "Once upon a time, a little cat named Tom lived in a town. \
-	One day, Tom walked into the big forest. He could not find his way home. Tom was lost. Then a kind owl showed him the way."
+	@echo "--- three new stories (seed 2) through goengine classify --jsonl - (stdin)"
+	$(PY) -m jaxmodel.corpus classify --stories 3 --seed 2 --out /dev/stdout 2>/dev/null | bin/goengine classify --model $(DEMO)/classify.gguf --jsonl -
 
 $(DEMO)/classify.jsonl: | setup
 	$(PY) -m jaxmodel.corpus classify --stories $(CLASSIFY_STORIES) --seed 0 --out $@
