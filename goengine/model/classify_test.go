@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gollm/goengine/gguf"
+	"gollm/goengine/internal/goldentest"
 	"gollm/goengine/tokenizer"
 )
 
@@ -28,7 +29,7 @@ func checkGoldenClassifier(t *testing.T) {
 				defer func(saved int) { maxBatch = saved }(maxBatch)
 				maxBatch = 5
 			}
-			f := openGolden(t, "classifier.gguf")
+			f := goldentest.Open(t, "classifier.gguf")
 			m, err := Load(f)
 			if err != nil {
 				t.Fatal(err)
@@ -37,7 +38,7 @@ func checkGoldenClassifier(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := openGolden(t, file)
+			golden := goldentest.Open(t, file)
 			count, err := golden.Uint("classifier.count")
 			if err != nil || count != 5 {
 				t.Fatalf("classifier.count: %d, %v", count, err)
@@ -54,7 +55,7 @@ func checkGoldenClassifier(t *testing.T) {
 					t.Fatal(err)
 				}
 				ids = append([]int{tok.BOS}, ids...)
-				if want := goldenInts(t, golden, name("tokens")); !slices.Equal(ids, want) {
+				if want := goldentest.Ints(t, golden, name("tokens")); !slices.Equal(ids, want) {
 					t.Fatalf("%s: %s: %q encodes to %v, golden %v", file, name("tokens"), text, ids, want)
 				}
 				// The hidden state through Hidden, then everything through Classify in
@@ -79,7 +80,7 @@ func checkGoldenClassifier(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if msg := mismatch(file+": "+name(c.what), c.got, want, len(want)); msg != "" {
+					if msg := goldentest.Mismatch(file+": "+name(c.what), c.got, want, len(want)); msg != "" {
 						t.Fatal(msg)
 					}
 				}
@@ -96,7 +97,7 @@ func checkGoldenClassifier(t *testing.T) {
 // tensors, the head changed by head (dropped if it returns nil).
 func classifierFile(t *testing.T, labels *gguf.Value, head func(values []float32) *gguf.TensorToWrite) []byte {
 	t.Helper()
-	f := openGolden(t, "classifier.gguf")
+	f := goldentest.Open(t, "classifier.gguf")
 	c, err := ConfigFromGGUF(f)
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +209,7 @@ func TestClassifierHeadTypes(t *testing.T) {
 	}
 	reference := logitsOf(gguf.F32)
 	for typ, bound := range map[gguf.TensorType]float64{gguf.F16: 0.01, gguf.Q8_0: 0.05} {
-		if e := relativeRMS(logitsOf(typ), reference); e > bound || e == 0 {
+		if e := goldentest.RelativeRMS(logitsOf(typ), reference); e > bound || e == 0 {
 			t.Errorf("%s head: class logits differ from F32 by %.3g relative RMS, want (0, %g]", typ, e, bound)
 		}
 	}

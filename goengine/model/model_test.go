@@ -8,12 +8,10 @@ import (
 	"testing"
 
 	"gollm/goengine/gguf"
+	"gollm/goengine/internal/goldentest"
 	"gollm/goengine/sampler"
 	"gollm/goengine/tensor"
 )
-
-// The tolerance of spec/goldens.md §5: |got - golden| <= atol + rtol*|golden|.
-const atol, rtol = 1e-4, 1e-4
 
 // atEachKernelLevel runs test once per kernel level of the tensor package, as
 // the subtest "kernels=LEVEL", so that the goldens bind every implementation
@@ -34,68 +32,13 @@ func atEachKernelLevel(t *testing.T, test func(t *testing.T)) {
 	}
 }
 
-func openGolden(t *testing.T, name string) *gguf.File {
-	t.Helper()
-	f, err := gguf.Open("../../goldens/" + name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 func loadGolden(t *testing.T, name string) *Model {
 	t.Helper()
-	m, err := Load(openGolden(t, name+".gguf"))
+	m, err := Load(goldentest.Open(t, name+".gguf"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return m
-}
-
-// mismatch reports the worst element outside the tolerance, naming the tensor,
-// the index and both values (as llm.c's test_gpt2.c does), or "" if all match.
-func mismatch(name string, got, want []float32, cols int) string {
-	if len(got) != len(want) {
-		return fmt.Sprintf("%s: %d values, golden has %d", name, len(got), len(want))
-	}
-	worst, bad := -1, 0
-	var worstExcess float64
-	for i := range want {
-		g, w := float64(got[i]), float64(want[i])
-		excess := math.Abs(g-w) - (atol + rtol*math.Abs(w))
-		if math.IsNaN(g) {
-			excess = math.Inf(1)
-		}
-		if excess > 0 {
-			bad++
-			if worst < 0 || excess > worstExcess {
-				worst, worstExcess = i, excess
-			}
-		}
-	}
-	if bad == 0 {
-		return ""
-	}
-	index := fmt.Sprintf("[%d, %d]", worst/cols, worst%cols)
-	if cols == len(want) { // one row: a vector
-		index = fmt.Sprintf("[%d]", worst)
-	}
-	return fmt.Sprintf("%s%s: got %.7g, golden %.7g (%d of %d values off)",
-		name, index, got[worst], want[worst], bad, len(want))
-}
-
-func goldenInts(t *testing.T, f *gguf.File, name string) []int {
-	t.Helper()
-	values, err := f.Int32s(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ints := make([]int, len(values))
-	for i, v := range values {
-		ints[i] = int(v)
-	}
-	return ints
 }
 
 // TestGoldenActivations runs the golden tokens through the engine and compares
@@ -110,8 +53,8 @@ func checkGoldenActivations(t *testing.T) {
 		for _, mode := range []string{"prompt", "batches of 5", "token by token"} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				m := loadGolden(t, name)
-				golden := openGolden(t, name+".activations.gguf")
-				tokens := goldenInts(t, golden, "tokens")
+				golden := goldentest.Open(t, name+".activations.gguf")
+				tokens := goldentest.Ints(t, golden, "tokens")
 				got := map[string][]float32{}
 				var order []string
 				s := m.NewSession()
@@ -133,7 +76,7 @@ func checkGoldenActivations(t *testing.T) {
 					if err != nil {
 						t.Fatalf("golden %s: %v", key, err)
 					}
-					if msg := mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
+					if msg := goldentest.Mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
 						t.Fatal(msg) // later tensors inherit the error: report the first
 					}
 				}
@@ -212,25 +155,14 @@ func checkStoredTypesAgree(t *testing.T) {
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
 		bound := map[gguf.TensorType]float64{gguf.F32: 1e-5, gguf.F16: 0.005, gguf.Q8_0: 0.05}[typ]
 		prompt, steps := logitsOf(typ, "prompt"), logitsOf(typ, "token by token")
-		if e := relativeRMS(prompt, steps); e > bound {
+		if e := goldentest.RelativeRMS(prompt, steps); e > bound {
 			t.Errorf("%s: prompt and token-by-token logits differ by %.3g relative RMS, bound %.3g", typ, e, bound)
 		}
-		if e := relativeRMS(steps, reference); e > bound {
+		if e := goldentest.RelativeRMS(steps, reference); e > bound {
 			t.Errorf("%s: logits differ from F32 by %.3g relative RMS, bound %.3g", typ, e, bound)
 		}
-		t.Logf("%s: prompt vs steps %.2g, vs F32 %.2g", typ, relativeRMS(prompt, steps), relativeRMS(steps, reference))
+		t.Logf("%s: prompt vs steps %.2g, vs F32 %.2g", typ, goldentest.RelativeRMS(prompt, steps), goldentest.RelativeRMS(steps, reference))
 	}
-}
-
-// relativeRMS is rms(got - want) / rms(want).
-func relativeRMS(got, want []float32) float64 {
-	var diff, norm float64
-	for i := range want {
-		d := float64(got[i]) - float64(want[i])
-		diff += d * d
-		norm += float64(want[i]) * float64(want[i])
-	}
-	return math.Sqrt(diff / norm)
 }
 
 // TestGoldenDecode prefills the golden prompt and decodes greedily with the KV
@@ -243,9 +175,9 @@ func checkGoldenDecode(t *testing.T) {
 	for _, name := range []string{"gqa", "mha"} {
 		t.Run(name, func(t *testing.T) {
 			m := loadGolden(t, name)
-			golden := openGolden(t, name+".activations.gguf")
-			prompt := goldenInts(t, golden, "decode.prompt")
-			wantTokens := goldenInts(t, golden, "decode.tokens")
+			golden := goldentest.Open(t, name+".activations.gguf")
+			prompt := goldentest.Ints(t, golden, "decode.prompt")
+			wantTokens := goldentest.Ints(t, golden, "decode.tokens")
 			wantLogits, err := golden.Float32s("decode.logits")
 			if err != nil {
 				t.Fatal(err)
@@ -258,7 +190,7 @@ func checkGoldenDecode(t *testing.T) {
 			}
 			V := m.Config.VocabSize
 			for i, want := range wantTokens {
-				if msg := mismatch(fmt.Sprintf("decode.logits step %d", i), logits, wantLogits[i*V:(i+1)*V], V); msg != "" {
+				if msg := goldentest.Mismatch(fmt.Sprintf("decode.logits step %d", i), logits, wantLogits[i*V:(i+1)*V], V); msg != "" {
 					t.Fatal(msg)
 				}
 				token, err := greedy.Sample(logits)
@@ -492,7 +424,7 @@ func TestTruncateContinuesFromThePrefix(t *testing.T) {
 	}
 	got := slices.Clone(run(t, s, []int{90, 91}, "prompt"))
 	want := run(t, m.NewSession(), []int{312, 5, 80, 90, 91}, "prompt")
-	if msg := mismatch("logits after Truncate", got, want, len(want)); msg != "" {
+	if msg := goldentest.Mismatch("logits after Truncate", got, want, len(want)); msg != "" {
 		t.Error(msg)
 	}
 	defer func() {
