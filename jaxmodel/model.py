@@ -38,27 +38,37 @@ def linear(x: jax.Array, weight: jax.Array, dtype) -> jax.Array:
     return jnp.einsum("...i,oi->...o", x.astype(dtype), weight.astype(dtype))
 
 
+def swiglu(x: jax.Array, w_gate: jax.Array, w_up: jax.Array, w_down: jax.Array, dtype) -> jax.Array:
+    """(silu(x W_gate^T) * (x W_up^T)) W_down^T, the gated feed-forward of spec/model.md §10."""
+    hidden = jax.nn.silu(linear(x, w_gate, dtype)) * linear(x, w_up, dtype)
+    return linear(hidden, w_down, dtype)
+
+
 def rms_norm(x: jax.Array, weight: jax.Array, eps: float) -> jax.Array:
     """x / sqrt(mean(x^2) + eps) * weight, always in float32."""
     x = x.astype(jnp.float32)
     return x * jax.lax.rsqrt(jnp.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
 
-def rope_angles(n_tokens: int, head_dim: int, theta: float) -> tuple[jax.Array, jax.Array]:
-    """cos and sin of m * theta^(-2i/head_dim) for positions m < n_tokens: (T, head_dim // 2).
+def rope_angles(positions: np.ndarray, head_dim: int, theta: float) -> np.ndarray:
+    """m * theta^(-2i/head_dim) for each position m and pair i: (T, head_dim // 2), float64.
 
-    The sequence length is static under jit, so the table is built in float64 with
-    NumPy (spec/model.md §7.2) and becomes a float32 constant.
+    The positions are static under jit (0..T-1 of a training row), so the table is
+    NumPy (spec/model.md §7.2) and becomes a constant: the reference's function, as is.
     """
-    inv_freq = theta ** (-2.0 * np.arange(head_dim // 2) / head_dim)
-    angles = np.arange(n_tokens, dtype=np.float64)[:, None] * inv_freq[None, :]
-    return jnp.asarray(np.cos(angles), jnp.float32), jnp.asarray(np.sin(angles), jnp.float32)
+    i = np.arange(head_dim // 2, dtype=np.float64)
+    inv_freq = theta ** (-2.0 * i / head_dim)
+    return np.asarray(positions, np.float64)[:, None] * inv_freq[None, :]
 
 
-def apply_rope(x: jax.Array, cos: jax.Array, sin: jax.Array) -> jax.Array:
-    """Rotates adjacent pairs (x[2i], x[2i+1]) of each head. x: (B, T, heads, head_dim)."""
+def apply_rope(x: jax.Array, positions: np.ndarray, theta: float) -> jax.Array:
+    """Rotates adjacent pairs (x[2i], x[2i+1]) of each head by angle m * theta_i.
+
+    x: (B, T, n_heads, head_dim); positions: (T,) absolute positions, static.
+    """
+    angles = rope_angles(positions, x.shape[-1], theta)[None, :, None, :]  # broadcast over batch and heads
+    cos, sin = jnp.asarray(np.cos(angles), jnp.float32), jnp.asarray(np.sin(angles), jnp.float32)
     x0, x1 = x[..., 0::2], x[..., 1::2]
-    cos, sin = cos[None, :, None, :], sin[None, :, None, :]  # broadcast over batch and heads
     rotated = jnp.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
     return rotated.reshape(x.shape)
 
@@ -95,19 +105,18 @@ class Block(nnx.Module):
         self.ffn_down = _linear_weight(rngs, d, config.ffn_dim)
         self.config = config
 
-    def __call__(self, x: jax.Array, cos: jax.Array, sin: jax.Array, dtype) -> jax.Array:
+    def __call__(self, x: jax.Array, positions: np.ndarray, dtype) -> jax.Array:
         c = self.config
         batch, n_tokens, _ = x.shape
         h = rms_norm(x, self.attn_norm[...], c.norm_eps)
         q = linear(h, self.attn_q[...], dtype).reshape(batch, n_tokens, c.n_heads, c.head_dim)
         k = linear(h, self.attn_k[...], dtype).reshape(batch, n_tokens, c.n_kv_heads, c.head_dim)
         v = linear(h, self.attn_v[...], dtype).reshape(batch, n_tokens, c.n_kv_heads, c.head_dim)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        q, k = apply_rope(q, positions, c.rope_theta), apply_rope(k, positions, c.rope_theta)
         x = x + linear(attention(q, k, v), self.attn_output[...], dtype).astype(jnp.float32)
 
         h = rms_norm(x, self.ffn_norm[...], c.norm_eps)
-        hidden = jax.nn.silu(linear(h, self.ffn_gate[...], dtype)) * linear(h, self.ffn_up[...], dtype)
-        return x + linear(hidden, self.ffn_down[...], dtype).astype(jnp.float32)
+        return x + swiglu(h, self.ffn_gate[...], self.ffn_up[...], self.ffn_down[...], dtype).astype(jnp.float32)
 
 
 class Transformer(nnx.Module):
@@ -130,10 +139,10 @@ class Transformer(nnx.Module):
     def hidden(self, tokens: jax.Array) -> jax.Array:
         """The final-norm hidden state of every position: (B, T, dim), float32."""
         c = self.config
-        cos, sin = rope_angles(tokens.shape[1], c.head_dim, c.rope_theta)
+        positions = np.arange(tokens.shape[1])  # every row starts at position 0
         x = self.token_embd[...][tokens]  # (B, T, dim), the residual stream in float32
         for block in self.blocks:
-            x = block(x, cos, sin, self.dtype)
+            x = block(x, positions, self.dtype)
         return rms_norm(x, self.output_norm[...], c.norm_eps)
 
     def __call__(self, tokens: jax.Array) -> jax.Array:
