@@ -1,6 +1,3 @@
-// Package model is the transformer of spec/model.md: its config, its weights read
-// from a GGUF file in the profile of spec/format.md, a KV cache per sequence and
-// the forward pass, one step per function as in the spec.
 package model
 
 import (

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"gollm/goengine/tensor"
 )
@@ -299,58 +300,60 @@ func grow(buf []float32, n int) []float32 {
 	return buf[:n]
 }
 
-// Block is one transformer block on the residual stream b.x of the batch:
-// x += attention(rms_norm(x)); x += swiglu(rms_norm(x)).
+// Block is one transformer block on the residual stream b.x of the batch
+// (spec/model.md §9): x += attention(rms_norm(x)); x += swiglu(rms_norm(x)).
+// After each step the goldens name, b.after shows its output to a trace.
 func (b *Batch) Block(l int) {
-	c, w, pool := b.m.Config, &b.m.Layers[l], b.m.pool
-	name := func(n string) string { return fmt.Sprintf("blk.%d.%s", l, n) }
-	traced := b.tracing()
+	w, pool := &b.m.Layers[l], b.m.pool
 
 	b.rmsNormRows(b.h, b.x, w.AttnNorm)
+	b.after(l, "attn_norm", b.h)
 	// q = h Wqᵀ, k = h Wkᵀ, v = h Wvᵀ, in one call: one pass over the weights.
 	pool.MatMuls(b.h, b.T, tensor.Product{Out: b.q, W: &w.Wq}, tensor.Product{Out: b.k, W: &w.Wk}, tensor.Product{Out: b.v, W: &w.Wv})
 	b.applyRoPERows(b.q)
 	b.applyRoPERows(b.k)
-	kvDim := c.KVDim()
+	b.after(l, "q_rope", b.q)
+	b.after(l, "k_rope", b.k)
+	b.after(l, "v", b.v)
+	b.writeCache(l)
+	b.attention.layer = l
+	pool.Run(&b.attention, b.attentionParts())
+	b.after(l, "attn", b.attn)
+	pool.MatMul(b.proj, &w.Wo, b.attn, b.T)
+	b.after(l, "attn_out", b.proj)
+	tensor.Add(b.x, b.proj)
+	b.after(l, "attn_resid", b.x)
+
+	b.rmsNormRows(b.h, b.x, w.FFNNorm)
+	b.after(l, "ffn_norm", b.h)
+	b.SwiGLU(w)
+	b.after(l, "ffn_hidden", b.gate)
+	b.after(l, "ffn_out", b.proj)
+	tensor.Add(b.x, b.proj)
+	b.after(l, "out", b.x)
+}
+
+// writeCache appends each row's key and value to its session's cache of layer
+// l. Keys go in transposed: column j of k becomes row j of K (see KVCache).
+func (b *Batch) writeCache(l int) {
+	kvDim := b.m.Config.KVDim()
 	for i := 0; i < b.T; i++ {
 		cache, pos := &b.session(i).cache, b.pos[i]
-		// Keys go in transposed: column j of k becomes row j of K.
 		for j, key := range b.k[i*kvDim : (i+1)*kvDim] {
 			cache.K[l][j*cache.KStride+pos] = key
 		}
 		copy(cache.V[l][pos*kvDim:], b.v[i*kvDim:(i+1)*kvDim])
 	}
-	b.attention.layer = l
-	parts := c.NKVHeads // a sequence's rows share one cache: one part per KV head
-	if !b.one {
-		parts *= b.T // a row per session: one part per row and KV head
-	}
-	pool.Run(&b.attention, parts)
-	pool.MatMul(b.proj, &w.Wo, b.attn, b.T)
-	if traced {
-		b.traceRows(name("attn_norm"), b.h)
-		b.traceRows(name("q_rope"), b.q)
-		b.traceRows(name("k_rope"), b.k)
-		b.traceRows(name("v"), b.v)
-		b.traceRows(name("attn"), b.attn)
-		b.traceRows(name("attn_out"), b.proj)
-	}
-	tensor.Add(b.x, b.proj)
-	if traced {
-		b.traceRows(name("attn_resid"), b.x)
-	}
+}
 
-	b.rmsNormRows(b.h, b.x, w.FFNNorm)
-	b.SwiGLU(w)
-	if traced {
-		b.traceRows(name("ffn_norm"), b.h)
-		b.traceRows(name("ffn_hidden"), b.gate)
-		b.traceRows(name("ffn_out"), b.proj)
+// attentionParts is how the attention task is cut: a sequence's rows share one
+// cache, so one part per KV head; rows of different sessions, one part per row
+// and KV head.
+func (b *Batch) attentionParts() int {
+	if b.one {
+		return b.m.Config.NKVHeads
 	}
-	tensor.Add(b.x, b.proj)
-	if traced {
-		b.traceRows(name("out"), b.x)
-	}
+	return b.T * b.m.Config.NKVHeads
 }
 
 // rmsNormRows normalizes each row of x into out.
@@ -474,8 +477,19 @@ func (b *Batch) SwiGLU(w *Layer) {
 	pool.MatMul(b.proj, &w.WDown, b.gate, b.T)
 }
 
+// The trace is a hook outside the math: Block calls after between its steps,
+// and after does nothing unless the batch is one session's tokens and that
+// session has a Trace.
+
 // tracing reports whether the batch's activations go to a Trace.
 func (b *Batch) tracing() bool { return b.one && b.sessions[0].Trace != nil }
+
+// after shows the output of step of block l to the trace, as "blk.L.step".
+func (b *Batch) after(l int, step string, value []float32) {
+	if b.tracing() {
+		b.traceRows("blk."+strconv.Itoa(l)+"."+step, value)
+	}
+}
 
 // traceRows traces each row of a (T, width) activation.
 func (b *Batch) traceRows(name string, value []float32) {
@@ -488,10 +502,11 @@ func (b *Batch) traceRows(name string, value []float32) {
 	}
 }
 
-// Forward runs tokens at positions 0..T-1 one decode step at a time in a fresh
-// session and returns every position's logits (T, vocab_size). For tests and
-// tools; generation uses a Session directly.
-func (m *Model) Forward(tokens []int) ([][]float32, error) {
+// Logits runs tokens at positions 0..T-1 one decode step at a time in a fresh
+// session and returns every position's logits (T, vocab_size): for tools that
+// compare engines (goengine logits). Generation uses a Session directly; the
+// forward pass to read is package llama's Forward.
+func (m *Model) Logits(tokens []int) ([][]float32, error) {
 	s := m.NewSession()
 	if len(tokens) > m.Config.ContextLength {
 		return nil, fmt.Errorf("%d tokens exceed the context length %d", len(tokens), m.Config.ContextLength)

@@ -34,17 +34,17 @@ func Kernels() string {
 	return "generic"
 }
 
-// kernelsErr is what GOENGINE_KERNELS held at start-up, when it names no level.
-var kernelsErr error
-
-// GOENGINE_KERNELS caps the kernel level for the whole process, so that anyone
-// can compare the implementations on one machine. A value that names no level
-// is kept as an error for the command to report (KernelsError) rather than
-// silently giving the fastest kernels.
-func init() {
+// UseKernelsFromEnv caps the kernel level for the whole process by the
+// environment variable GOENGINE_KERNELS, so that anyone can compare the
+// implementations on one machine; commands call it once before they start. A
+// value that names no level is an error (a typo must not silently give the
+// fastest kernels), and leaves the fastest in use. The package reads no
+// environment when it loads: a test's result would then depend on a variable
+// that the go test cache cannot see; tests choose levels with SetKernels.
+func UseKernelsFromEnv() error {
 	level, err := kernelsFromEnv(os.Getenv("GOENGINE_KERNELS"))
-	kernelsErr = err
 	useKernels(level)
+	return err
 }
 
 // kernelsFromEnv is the level a GOENGINE_KERNELS value asks for: the fastest
@@ -63,11 +63,6 @@ func kernelsFromEnv(value string) (string, error) {
 	}
 	return value, nil
 }
-
-// KernelsError reports a GOENGINE_KERNELS value that names no kernel level
-// (the kernels in use are then the fastest this CPU runs), or nil. Commands
-// check it before they start, so that a typo stops them.
-func KernelsError() error { return kernelsErr }
 
 // SetKernels switches the kernels to level, one of KernelLevels, and returns
 // the function that switches back to the level in use before. It fails, and

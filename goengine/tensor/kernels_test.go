@@ -1,7 +1,6 @@
 package tensor
 
 import (
-	"os"
 	"strings"
 	"testing"
 )
@@ -79,14 +78,16 @@ func TestKernelsFromEnv(t *testing.T) {
 	}
 }
 
-// TestKernelsFollowTheEnvironment: the level at start-up is what
-// GOENGINE_KERNELS asks for, and a value that names no level is KernelsError.
+// TestKernelsFollowTheEnvironment: UseKernelsFromEnv sets the level that
+// GOENGINE_KERNELS asks for, and refuses a value that names no level.
 func TestKernelsFollowTheEnvironment(t *testing.T) {
-	want, wantErr := kernelsFromEnv(os.Getenv("GOENGINE_KERNELS"))
-	if (KernelsError() == nil) != (wantErr == nil) {
-		t.Errorf("KernelsError() = %v, want %v", KernelsError(), wantErr)
-	}
-	if got := Kernels(); got != want {
-		t.Errorf("GOENGINE_KERNELS=%q: Kernels() = %q at start, want %q", os.Getenv("GOENGINE_KERNELS"), got, want)
+	defer useKernels(Kernels())
+	for _, value := range []string{"generic", "", "avx3", "avx2"} {
+		t.Setenv("GOENGINE_KERNELS", value)
+		want, wantErr := kernelsFromEnv(value)
+		err := UseKernelsFromEnv()
+		if (err == nil) != (wantErr == nil) || Kernels() != want {
+			t.Errorf("GOENGINE_KERNELS=%q: level %q, error %v; want %q, error %v", value, Kernels(), err, want, wantErr)
+		}
 	}
 }

@@ -35,7 +35,7 @@ func logits(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.file.Close()
-	rows, err := l.model.Forward(ids)
+	rows, err := l.model.Logits(ids)
 	if err != nil {
 		return err
 	}

@@ -58,7 +58,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
-	if err := tensor.KernelsError(); err != nil { // a typo must not run other kernels than asked
+	if err := tensor.UseKernelsFromEnv(); err != nil { // a typo must not run other kernels than asked
 		fmt.Fprintf(stderr, "goengine: %v\n", err)
 		return 2
 	}

@@ -274,10 +274,10 @@ func mustRead(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestKernelsVariable runs the test binary again as the command, because the
-// tensor package reads GOENGINE_KERNELS when the process starts: a value that
-// names no level is one line and exit 2 before any command runs, and a valid
-// one sets the kernels bench reports.
+// TestKernelsVariable runs the test binary again as the command, so that the
+// level GOENGINE_KERNELS sets stays in that process: a value that names no
+// level is one line and exit 2 before any command runs, and a valid one sets
+// the kernels bench reports.
 func TestKernelsVariable(t *testing.T) {
 	if args, ok := os.LookupEnv("GOENGINE_TEST_COMMAND"); ok { // the child: be the command
 		os.Exit(run(strings.Split(args, "\n"), os.Stdin, os.Stdout, os.Stderr))
