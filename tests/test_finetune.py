@@ -203,6 +203,8 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
                           input="\n/reset\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout == "".join(w + "\n" for w in want)
+    # And so are goengine serve's, through its OpenAI chat endpoint.
+    assert serve_replies(binary, f32, [e["messages"][0]["content"] for e in qa_examples(2, seed=1)]) == want
 
     # A changed data file under the run is refused before anything is written.
     changed = root / "qa2.jsonl"
@@ -221,6 +223,40 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
                            capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert tk.fingerprint(root / "sft-from-file" / "tokenizer") == tk.fingerprint(root / "sft" / "tokenizer")
+
+
+def serve_replies(binary, model, messages: list[str]) -> list[str]:
+    """Greedy replies of `goengine serve` on a free loopback port to one-message conversations."""
+    import http.client
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(binary), "serve", "--model", str(model), "--addr", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):  # up to 10 s for the model to load
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                time.sleep(0.05)
+        replies = []
+        for message in messages:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            body = {"messages": [{"role": "user", "content": message}], "temperature": 0, "max_tokens": 16}
+            conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
+            response = conn.getresponse()
+            assert response.status == 200, response.read()
+            replies.append(json.loads(response.read())["choices"][0]["message"]["content"])
+        return replies
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.mark.parametrize("extra, message", [
