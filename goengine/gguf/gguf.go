@@ -219,6 +219,10 @@ func (f *File) TensorData(t *TensorInfo) []byte {
 	return f.data[start:end:end]
 }
 
+// Size is the file's length in bytes (0 after Close): what a loader bounds
+// the counts it reads by before it trusts them.
+func (f *File) Size() int64 { return int64(len(f.data)) }
+
 // DataStart returns the file offset of the data section: the end of the
 // tensor infos rounded up to the alignment.
 func (f *File) DataStart() uint64 { return f.dataStart }

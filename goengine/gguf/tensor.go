@@ -75,14 +75,16 @@ func Dequantize(dst []float32, src []byte, typ TensorType) error {
 		}
 	case Q8_0:
 		for b := 0; b < len(dst)/Q8_0BlockValues; b++ {
-			dequantizeQ8_0Block(dst[b*Q8_0BlockValues:(b+1)*Q8_0BlockValues], src[b*Q8_0BlockBytes:(b+1)*Q8_0BlockBytes])
+			DequantizeQ8_0Block(dst[b*Q8_0BlockValues:(b+1)*Q8_0BlockValues], src[b*Q8_0BlockBytes:(b+1)*Q8_0BlockBytes])
 		}
 	}
 	return nil
 }
 
-// dequantizeQ8_0Block decodes one 34-byte block: value i = float32(d) * q[i].
-func dequantizeQ8_0Block(dst []float32, block []byte) {
+// DequantizeQ8_0Block decodes one 34-byte Q8_0 block into 32 values (spec/format.md
+// §5.3): a little-endian F16 scale d, then 32 int8 q; value i = float32(d) * q[i].
+// The one Q8_0 decoder of the engine, as Float16ToFloat32 is for F16.
+func DequantizeQ8_0Block(dst []float32, block []byte) {
 	d := Float16ToFloat32(binary.LittleEndian.Uint16(block))
 	q := block[2:Q8_0BlockBytes]
 	for i := range Q8_0BlockValues {
@@ -91,24 +93,23 @@ func dequantizeQ8_0Block(dst []float32, block []byte) {
 }
 
 // Float16ToFloat32 widens an IEEE 754 binary16 value, given by its bits, to
-// float32. The conversion is exact for every value, subnormals included;
-// infinities keep their sign and NaNs stay NaN (with their payload).
+// float32: the one F16 decoder of the engine (the tensor package's generic
+// kernels call it, and its vector kernels are tested against those). The
+// conversion is exact for every value: moving the exponent and mantissa to
+// float32's positions and rebiasing covers normal numbers; the all-ones
+// exponent stays all ones (infinities keep their sign, NaNs their payload);
+// subnormals are m·2^-24, exact in float32. Branch-light and small enough to
+// inline, as the generic dot products call it per element.
 func Float16ToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f: // infinity or NaN
-		return math.Float32frombits(sign | 0xff<<23 | mant<<13)
-	case exp != 0: // normal: rebias the exponent from 15 to 127
-		return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
-	case mant == 0: // ±0
-		return math.Float32frombits(sign)
+	sign := uint32(h&0x8000) << 16
+	bits := uint32(h&0x7fff) << 13
+	switch bits & 0x0f800000 {
+	case 0x0f800000: // infinity or NaN
+		bits += (255 - 31) << 23
+	case 0: // ±0 or subnormal
+		bits = math.Float32bits(float32(bits>>13) * (1.0 / (1 << 24)))
+	default: // normal: rebias the exponent from 15 to 127
+		bits += (127 - 15) << 23
 	}
-	// Subnormal: mant · 2^-24, exact in float32.
-	v := float32(mant) * (1.0 / (1 << 24))
-	if sign != 0 {
-		v = -v
-	}
-	return v
+	return math.Float32frombits(sign | bits)
 }

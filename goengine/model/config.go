@@ -109,7 +109,36 @@ func (c Config) Tensors() []TensorSpec {
 	return specs
 }
 
+// The metadata keys of spec/format.md §6.1 and the config field each holds:
+// the one table that ConfigFromGGUF reads and Metadata writes.
+var (
+	intKeys = []struct {
+		key   string
+		field func(*Config) *int
+	}{
+		{"llama.vocab_size", func(c *Config) *int { return &c.VocabSize }},
+		{"llama.context_length", func(c *Config) *int { return &c.ContextLength }},
+		{"llama.embedding_length", func(c *Config) *int { return &c.Dim }},
+		{"llama.block_count", func(c *Config) *int { return &c.NLayers }},
+		{"llama.feed_forward_length", func(c *Config) *int { return &c.FFNDim }},
+		{"llama.attention.head_count", func(c *Config) *int { return &c.NHeads }},
+		{"llama.attention.head_count_kv", func(c *Config) *int { return &c.NKVHeads }},
+	}
+	floatKeys = []struct {
+		key   string
+		field func(*Config) *float64
+	}{
+		{"llama.rope.freq_base", func(c *Config) *float64 { return &c.RopeTheta }},
+		{"llama.attention.layer_norm_rms_epsilon", func(c *Config) *float64 { return &c.NormEps }},
+	}
+)
+
+// ropeDimsKey holds head_dim, derived from the config rather than a field of
+// it: RoPE rotates whole heads (spec/model.md §7.2).
+const ropeDimsKey = "llama.rope.dimension_count"
+
 // ConfigFromGGUF reads the config from the metadata keys of spec/format.md §6.1.
+// tie_embeddings is whether the file lacks output.weight.
 func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	arch, err := f.String("general.architecture")
 	if err != nil {
@@ -119,19 +148,7 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		return Config{}, fmt.Errorf("%s: general.architecture: expected \"llama\", found %q", f.Path, arch)
 	}
 	var c Config
-	ints := []struct {
-		key string
-		dst *int
-	}{
-		{"llama.vocab_size", &c.VocabSize},
-		{"llama.embedding_length", &c.Dim},
-		{"llama.block_count", &c.NLayers},
-		{"llama.attention.head_count", &c.NHeads},
-		{"llama.attention.head_count_kv", &c.NKVHeads},
-		{"llama.feed_forward_length", &c.FFNDim},
-		{"llama.context_length", &c.ContextLength},
-	}
-	for _, k := range ints {
+	for _, k := range intKeys {
 		v, err := f.Uint(k.key)
 		if err != nil {
 			return Config{}, err
@@ -139,25 +156,40 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		if v > 1<<31 {
 			return Config{}, fmt.Errorf("%s: %s: value %d is too large", f.Path, k.key, v)
 		}
-		*k.dst = int(v)
+		*k.field(&c) = int(v)
 	}
-	if c.RopeTheta, err = f.Float("llama.rope.freq_base"); err != nil {
-		return Config{}, err
-	}
-	if c.NormEps, err = f.Float("llama.attention.layer_norm_rms_epsilon"); err != nil {
-		return Config{}, err
+	for _, k := range floatKeys {
+		if *k.field(&c), err = f.Float(k.key); err != nil {
+			return Config{}, err
+		}
 	}
 	_, hasOutput := f.Tensor("output.weight")
 	c.TieEmbeddings = !hasOutput
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	ropeDims, err := f.Uint("llama.rope.dimension_count")
+	ropeDims, err := f.Uint(ropeDimsKey)
 	if err != nil {
 		return Config{}, err
 	}
 	if ropeDims != uint64(c.HeadDim()) {
-		return Config{}, fmt.Errorf("%s: llama.rope.dimension_count: expected head_dim = %d, found %d", f.Path, c.HeadDim(), ropeDims)
+		return Config{}, fmt.Errorf("%s: %s: expected head_dim = %d, found %d", f.Path, ropeDimsKey, c.HeadDim(), ropeDims)
 	}
 	return c, nil
+}
+
+// Metadata is the model keys of spec/format.md §6.1 for config c (no tokenizer).
+func Metadata(c Config) []gguf.KV {
+	kvs := []gguf.KV{{Key: "general.architecture", Value: gguf.Value{Type: gguf.STRING, Str: "llama"}}}
+	u32 := func(key string, v int) gguf.KV {
+		return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.UINT32, Uint: uint64(v)}}
+	}
+	for _, k := range intKeys {
+		kvs = append(kvs, u32(k.key, *k.field(&c)))
+	}
+	kvs = append(kvs, u32(ropeDimsKey, c.HeadDim()))
+	for _, k := range floatKeys {
+		kvs = append(kvs, gguf.KV{Key: k.key, Value: gguf.Value{Type: gguf.FLOAT32, Float: *k.field(&c)}})
+	}
+	return kvs
 }

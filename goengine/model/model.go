@@ -50,6 +50,9 @@ func Load(f *gguf.File) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCounts(f, c); err != nil {
+		return nil, err
+	}
 	labels, err := readLabels(f)
 	if err != nil {
 		return nil, err
@@ -57,7 +60,50 @@ func Load(f *gguf.File) (*Model, error) {
 	if err := checkTensors(f, c, len(labels)); err != nil {
 		return nil, err
 	}
+	m, err := readWeights(f, c, labels)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Path, err)
+	}
+	m.ropeCos, m.ropeSin = ropeTable(c)
+	m.pool = tensor.NewPool(runtime.GOMAXPROCS(0))
+	// The workers hold the pool, not the model: stop them when the model goes.
+	// (A finalizer rather than runtime.AddCleanup, which needs Go 1.24.)
+	runtime.SetFinalizer(m, func(m *Model) { m.pool.Close() })
+	return m, nil
+}
+
+// tensorsPerBlock is the number of tensors of one block (spec/format.md §7).
+const tensorsPerBlock = 9
+
+// checkCounts bounds the config's counts by what the file holds, before
+// anything is built from them: a corrupt or hostile block_count of 2^31-1
+// would have the loader list 2^31 tensor names before it finds one missing,
+// and a context_length of 2^31 would allocate a RoPE table of terabytes. The
+// sizes (vocab_size, dim, ffn_dim, heads) are bounded by the tensors' shapes,
+// which checkTensors compares with what the file holds, and the file's tensor
+// count by its size (gguf.Parse). A file with a tokenizer must have a token
+// per row of the embedding.
+func checkCounts(f *gguf.File, c Config) error {
+	if tokens, ok := f.Metadata["tokenizer.ggml.tokens"]; ok && tokens.Len() != c.VocabSize {
+		return fmt.Errorf("%s: tokenizer.ggml.tokens has %d tokens but llama.vocab_size is %d", f.Path, tokens.Len(), c.VocabSize)
+	}
+	if blocks := len(f.Tensors) / tensorsPerBlock; c.NLayers > blocks {
+		return fmt.Errorf("%s: llama.block_count: %d blocks need %d tensors each, but the file holds %d tensors in all",
+			f.Path, c.NLayers, tensorsPerBlock, len(f.Tensors))
+	}
+	// The table holds cos and sin of head_dim/2 angles per position.
+	if table := int64(c.ContextLength) * int64(c.HeadDim()) * 4; table > f.Size() {
+		return fmt.Errorf("%s: llama.context_length: %d positions need a RoPE table of %d bytes, more than the whole file (%d bytes)",
+			f.Path, c.ContextLength, table, f.Size())
+	}
+	return nil
+}
+
+// readWeights views the weights of a file that checkTensors accepted: the
+// matrices in place, the norm weights copied as float32.
+func readWeights(f *gguf.File, c Config, labels []string) (*Model, error) {
 	m := &Model{Config: c}
+	var err error
 	vector := func(name string) []float32 {
 		var v []float32
 		if err == nil {
@@ -98,14 +144,7 @@ func Load(f *gguf.File) (*Model, error) {
 		head := matrix(ClassifierTensor)
 		m.Labels, m.Classifier = labels, &head
 	}
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Path, err)
-	}
-	m.ropeCos, m.ropeSin = ropeTable(c)
-	m.pool = tensor.NewPool(runtime.GOMAXPROCS(0))
-	// The workers hold the pool, not the model: stop them when the model goes.
-	runtime.AddCleanup(m, func(p *tensor.Pool) { p.Close() }, m.pool)
-	return m, nil
+	return m, err
 }
 
 // dtypes maps the profile's tensor types to the kernels' storage types.

@@ -70,26 +70,3 @@ func Random(c Config, typ gguf.TensorType, seed uint64) (*Model, error) {
 	}
 	return Load(f)
 }
-
-// Metadata is the model keys of spec/format.md §6.1 for config c (no tokenizer).
-func Metadata(c Config) []gguf.KV {
-	u32 := func(key string, v int) gguf.KV {
-		return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.UINT32, Uint: uint64(v)}}
-	}
-	f32 := func(key string, v float64) gguf.KV {
-		return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.FLOAT32, Float: v}}
-	}
-	return []gguf.KV{
-		{Key: "general.architecture", Value: gguf.Value{Type: gguf.STRING, Str: "llama"}},
-		u32("llama.vocab_size", c.VocabSize),
-		u32("llama.context_length", c.ContextLength),
-		u32("llama.embedding_length", c.Dim),
-		u32("llama.block_count", c.NLayers),
-		u32("llama.feed_forward_length", c.FFNDim),
-		u32("llama.attention.head_count", c.NHeads),
-		u32("llama.attention.head_count_kv", c.NKVHeads),
-		u32("llama.rope.dimension_count", c.HeadDim()),
-		f32("llama.rope.freq_base", c.RopeTheta),
-		f32("llama.attention.layer_norm_rms_epsilon", c.NormEps),
-	}
-}

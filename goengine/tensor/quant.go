@@ -1,32 +1,24 @@
 package tensor
 
-import "math"
+import (
+	"math"
 
-// Quantized weights as GGUF stores them, read in place from the mapped file.
-// A Q8_0 block is a little-endian float16 scale d and 32 int8 values q; value i
-// is float32(d)*q[i]. F16 weights are little-endian IEEE half floats.
-const (
-	Q8BlockSize  = 32
-	Q8BlockBytes = 2 + Q8BlockSize
+	"gollm/goengine/gguf"
 )
 
-// f16ToF32 converts an IEEE half float exactly. Moving the exponent and mantissa
-// to float32's positions and rebiasing covers normal numbers; the all-ones
-// exponent keeps all ones (inf, NaN with its payload); subnormals are m·2^-24,
-// exact in float32.
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	bits := uint32(h&0x7fff) << 13
-	switch bits & 0x0f800000 {
-	case 0x0f800000:
-		bits += (255 - 31) << 23
-	case 0:
-		bits = math.Float32bits(float32(bits>>13) * (1.0 / (1 << 24)))
-	default:
-		bits += (127 - 15) << 23
-	}
-	return math.Float32frombits(sign | bits)
-}
+// Quantized weights as GGUF stores them, read in place from the mapped file
+// (spec/format.md §5): a Q8_0 block is a little-endian float16 scale d and 32
+// int8 values q, value i is float32(d)*q[i]; F16 weights are little-endian
+// IEEE half floats. Package gguf holds the one decoder of each
+// (gguf.Float16ToFloat32, gguf.DequantizeQ8_0Block): the generic kernels call
+// it, and every vector kernel is tested against the generic ones.
+const (
+	Q8BlockSize  = gguf.Q8_0BlockValues
+	Q8BlockBytes = gguf.Q8_0BlockBytes
+)
+
+// f16ToF32 is the F16 decoder, gguf.Float16ToFloat32 (it inlines).
+func f16ToF32(h uint16) float32 { return gguf.Float16ToFloat32(h) }
 
 // QuantizeQ8 quantizes x per block of 32 as llama.cpp's quantize_row_q8_0 does:
 // d = max|x|/127, q = round-half-away-from-zero(x/d), so q stays in [-127, 127].
@@ -110,19 +102,12 @@ func dotF16Generic(w []uint16, x []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// dequantizeQ8Generic writes the nb*32 values of a Q8_0 row into dst.
+// dequantizeQ8Generic writes the nb*32 values of a Q8_0 row into dst, a block
+// at a time through the Q8_0 decoder.
 func dequantizeQ8Generic(dst []float32, w []byte) {
 	nb := len(w) / Q8BlockBytes
-	dst = dst[:nb*Q8BlockSize]
 	for b := 0; b < nb; b++ {
-		blk := w[b*Q8BlockBytes : (b+1)*Q8BlockBytes]
-		out := dst[b*Q8BlockSize : (b+1)*Q8BlockSize]
-		q := blk[2:]
-		q = q[:len(out)]
-		d := f16ToF32(uint16(blk[0]) | uint16(blk[1])<<8)
-		for i := range out {
-			out[i] = d * float32(int8(q[i]))
-		}
+		gguf.DequantizeQ8_0Block(dst[b*Q8BlockSize:(b+1)*Q8BlockSize], w[b*Q8BlockBytes:(b+1)*Q8BlockBytes])
 	}
 }
 

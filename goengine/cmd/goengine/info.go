@@ -33,10 +33,6 @@ func loadModel(path string) (*loaded, error) {
 		f.Close()
 		return nil, err
 	}
-	if tok.VocabSize() != m.Config.VocabSize {
-		f.Close()
-		return nil, fmt.Errorf("%s: tokenizer has %d tokens but llama.vocab_size is %d", path, tok.VocabSize(), m.Config.VocabSize)
-	}
 	return &loaded{f, m, tok}, nil
 }
 
