@@ -23,8 +23,12 @@ test-python: setup
 # and again in the portable build (-tags purego), not only with the fastest kernels.
 # The model's goldens run once per kernel level as subtests (kernels=avx512|avx2|generic; a level
 # the CPU lacks is skipped); the last line lists each level's result, run afresh (-count=1).
+# GO_OLDEST is the oldest Go that goengine/go.mod declares: the code must build, vet and pass
+# the model and kernel tests with it too (the toolchain downloads once from the module proxy).
+GO_OLDEST ?= go1.22.12
 test-go:
 	cd goengine && go vet ./... && go test ./...
+	cd goengine && GOTOOLCHAIN=$(GO_OLDEST) go vet ./... && GOTOOLCHAIN=$(GO_OLDEST) go test ./model ./llama ./tensor
 	cd goengine && go test -tags purego ./tensor ./model
 	@cd goengine && out=$$(go test -count=1 -v -run '^TestGolden' ./model 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep -E -- '^ *--- [A-Z]+: TestGolden[A-Za-z]+/kernels=[a-z0-9]+ '
