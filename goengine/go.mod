@@ -1,3 +1,3 @@
 module gollm/goengine
 
-go 1.26
+go 1.22.0

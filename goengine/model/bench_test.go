@@ -42,7 +42,7 @@ func benchmarkDecodeStep(b *testing.B, m *Model) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	for b.Loop() {
+	for range b.N {
 		s.cache.Len = len(prompt)
 		if _, err := s.DecodeStep(42); err != nil {
 			b.Fatal(err)
@@ -60,7 +60,7 @@ func BenchmarkPrefill128(b *testing.B) {
 		prompt[i] = i * 7
 	}
 	b.ResetTimer()
-	for b.Loop() {
+	for range b.N {
 		s.Reset()
 		if _, err := s.Prefill(prompt); err != nil {
 			b.Fatal(err)
@@ -90,7 +90,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 				}
 				batch := m.NewBatch()
 				b.ResetTimer()
-				for b.Loop() {
+				for range b.N {
 					for _, s := range sessions {
 						s.cache.Len = 128
 					}

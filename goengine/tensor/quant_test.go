@@ -379,7 +379,8 @@ func BenchmarkDotQ8(b *testing.B) {
 				QuantizeQ8(xq, xs, randomSlice(r, cols))
 				out := make([]float32, rows)
 				b.SetBytes(int64(rows * rowBytes))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for i := range out {
 						out[i] = impl.f(w[i*rowBytes:(i+1)*rowBytes], xq, xs)
 					}
@@ -402,7 +403,8 @@ func BenchmarkDotF16(b *testing.B) {
 				}
 				x, out := randomSlice(r, cols), make([]float32, rows)
 				b.SetBytes(int64(2 * rows * cols))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for i := range out {
 						out[i] = impl.f(w[i*cols:(i+1)*cols], x)
 					}
@@ -417,7 +419,8 @@ func BenchmarkQuantizeQ8(b *testing.B) {
 	x := randomSlice(r, 768)
 	xq, xs := make([]int8, 768), make([]float32, 768/Q8BlockSize)
 	b.SetBytes(4 * 768)
-	for b.Loop() {
+	b.ResetTimer() // set-up is not timed
+	for range b.N {
 		QuantizeQ8(xq, xs, x)
 	}
 }

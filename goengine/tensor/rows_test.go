@@ -234,7 +234,8 @@ func BenchmarkRowsQ8(b *testing.B) {
 		for _, im := range rowsQ8Impls {
 			b.Run(fmt.Sprintf("%dx%d/%s/onerow", rows, cols, im.name), func(b *testing.B) {
 				b.SetBytes(int64(rows * rowBytes))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for i := range out {
 						out[i] = im.one(w[i*rowBytes:(i+1)*rowBytes], xq, xs)
 					}
@@ -242,7 +243,8 @@ func BenchmarkRowsQ8(b *testing.B) {
 			})
 			b.Run(fmt.Sprintf("%dx%d/%s/rows", rows, cols, im.name), func(b *testing.B) {
 				b.SetBytes(int64(rows * rowBytes))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for r0 := 0; r0 < rows; r0 += 8 {
 						im.rows(out, w, rowBytes, xq, xs, r0, min(r0+8, rows))
 					}
@@ -265,7 +267,8 @@ func BenchmarkRowsF16(b *testing.B) {
 		for _, im := range rowsF16Impls {
 			b.Run(fmt.Sprintf("%dx%d/%s/onerow", rows, cols, im.name), func(b *testing.B) {
 				b.SetBytes(int64(2 * rows * cols))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for i := range out {
 						out[i] = im.one(w[i*cols:(i+1)*cols], x)
 					}
@@ -273,7 +276,8 @@ func BenchmarkRowsF16(b *testing.B) {
 			})
 			b.Run(fmt.Sprintf("%dx%d/%s/rows", rows, cols, im.name), func(b *testing.B) {
 				b.SetBytes(int64(2 * rows * cols))
-				for b.Loop() {
+				b.ResetTimer() // set-up is not timed
+				for range b.N {
 					for r0 := 0; r0 < rows; r0 += 8 {
 						im.rows(out, w, cols, x, r0, min(r0+8, rows))
 					}
