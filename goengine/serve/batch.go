@@ -10,9 +10,9 @@ import (
 // The decode loop of every request runs through one scheduler goroutine, which
 // puts the decode steps that are waiting at the same moment into one batch
 // (continuous batching): a step reads every weight once however many requests
-// it carries, so N requests generate together nearly as fast as one alone
-// (memory-bound F32: 114 tokens/s for one session, 325 for four on the seed
-// model). A batched row computes exactly what the session's own DecodeStep
+// it carries, so while decoding is bound by reading the weights, N requests
+// generate together nearly as fast as one alone (goengine bench --sessions N
+// measures it). A batched row computes exactly what the session's own DecodeStep
 // would, so a seeded request gives the same text under any load.
 
 // stepRequest asks for one decode step of a session.

@@ -38,7 +38,7 @@ const (
 // expf returns e^x for float32 x (see the constants above for range and error).
 func expf(x float32) float32 {
 	// Comparisons rather than min and max: they let NaN through without the
-	// builtins' extra NaN and signed-zero work, which made expf 1.5x slower.
+	// builtins' extra NaN and signed-zero work, which made expf markedly slower.
 	if x < expLo {
 		x = expLo
 	} else if x > expHi {

@@ -7,10 +7,10 @@ import "fmt"
 // block of tokens instead of once per token as with MatVec.
 
 // matMulMaxK is the most columns one kernel pass covers. A pass keeps a 4-row
-// tile of W (16 KiB here) in L1 while token tiles of X stream past it. Measured
-// on Zen 5 (48 KiB L1) at T=512: a 1536-column pass ran ~205 GFLOP/s, two
-// 768-column passes (the second accumulating into out) ~228; passes of 512 to
-// 1024 columns were within noise of each other.
+// tile of W (16 KiB here) in L1 while token tiles of X stream past it. On a
+// 48 KiB L1, two 768-column passes (the second accumulating into out) beat one
+// 1536-column pass, and passes of 512 to 1024 columns were within noise of
+// each other (BenchmarkMatMul measures them).
 const matMulMaxK = 1024
 
 // matMulKBlock splits cols into equal passes of at most matMulMaxK, rounded up
@@ -25,9 +25,8 @@ func matMulKBlock(cols int) int {
 
 // matMulTokenBlock returns how many tokens' activations (kb floats each) the
 // driver keeps in L2 while row tiles of W pass through L1: about 384 KiB of the
-// 1 MiB L2. Measured on Zen 5 at T=512, (1536, 768): 128 tokens beat 64 by ~5%
-// (each W tile comes from L3 twice as often) and 32 by ~8%; 256 was even and
-// 512 lost ~20% (X no longer fits in L2).
+// 1 MiB L2. Fewer tokens fetch each W tile from L3 more often; more, and X no
+// longer fits in L2.
 func matMulTokenBlock(kb, multiple int) int {
 	tb := max(128*768/max(kb, 1), multiple)
 	return tb / multiple * multiple
@@ -52,8 +51,8 @@ func checkMatMul(out []float32, ldo int, w []float32, ldw, rows int, x []float32
 
 // matMulGeneric is the portable product and the reference for the assembly. A
 // 4 rows x 2 tokens tile keeps 8 accumulators and 6 operands in registers (Go
-// has 15 usable XMM registers on amd64: a 4x4 tile spilled, 5 vs 10 GFLOP/s), and
-// each loaded weight is used twice, each activation four times.
+// has 15 usable XMM registers on amd64: a 4x4 tile spills, and ran at half the
+// speed), and each loaded weight is used twice, each activation four times.
 func matMulGeneric(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
 	checkMatMul(out, ldo, w, ldw, rows, x, ldx, T, cols)
 	tb := matMulTokenBlock(cols, 2)

@@ -27,10 +27,9 @@ func checkMatMulNN(out []float32, ldo int, x []float32, ldx int, w []float32, ld
 // matMulNNGeneric is the portable product and the reference for the assembly.
 // A 2 tokens x 4 columns tile: 8 accumulators, each loaded weight used twice and
 // each activation four times. Go's scheduler hoists all 8 products above the
-// adds and spills 2 of them, yet on Zen 5 this beat 1 token x 4 columns (which
-// does not spill) by 1.2-1.8x wherever W's row stride is a multiple of 4 KiB, as
-// it halves the strided W reads; it lost only at K=640, ldw=256 (6.6 vs 9.6
-// GFLOP/s).
+// adds and spills 2 of them, yet it beats 1 token x 4 columns (which does not
+// spill) wherever W's row stride is a multiple of 4 KiB, as it halves the
+// strided W reads; those strides are the transposed key cache's.
 func matMulNNGeneric(out []float32, ldo int, x []float32, ldx int, w []float32, ldw int, T, K, N int) {
 	checkMatMulNN(out, ldo, x, ldx, w, ldw, T, K, N)
 	if T == 0 || N == 0 {

@@ -10,11 +10,11 @@ package tensor
 // (and T = 1) runs no wasted lanes.
 //
 // A W row stride that is a multiple of 4 KiB (keys stored transposed with
-// context_length 2048) puts all rows of a column tile in the same L1 sets: at
-// T=3, K=64 that ran ~165 GFLOP/s against ~250 for ldw=2064 on Zen 5. Software
-// prefetch (2-12 rows ahead) made every stride slower, and a 3 x 128 tile
-// helped ldw=2048 (188) but lost elsewhere (~170), so neither was kept; padding
-// the cache's row stride is the fix.
+// context_length 2048) puts all rows of a column tile in the same L1 sets, and
+// runs markedly slower than a padded stride. Software prefetch (2-12 rows
+// ahead) made every stride slower, and a 3 x 128 tile helped that stride but
+// lost elsewhere, so neither was kept; padding the cache's row stride
+// (KVCache.KStride) is the fix.
 
 // MatMulNN computes out[t*ldo + j] = Σ_{k<K} x[t*ldx + k] · w[k*ldw + j]
 // for t < T and j < N: out = X W for X (T, K) and W (K, N), row-major with row
@@ -56,9 +56,9 @@ func matMulNNKernelAVX2(out *float32, ldo int, x *float32, ldx int, w *float32, 
 // (a 32 KiB column tile that stays in L1 across token tiles). Keys stored
 // transposed have a row stride of context_length floats, a multiple of 4 KiB
 // whose rows all fall in the same L1 sets, so a strided tile cannot stay in L1.
-// Measured on Zen 5 at T=256, K=64, N=512, ldw=2048: 215 -> 248 GFLOP/s
-// (AVX-512), 85 -> 129 (AVX2); at ldw=512 the copy costs nothing measurable.
-// Decode (one token tile) gains nothing from a copy: each W float is read once.
+// The copy pays off at such strides (most with AVX2) and costs nothing
+// measurable at others; decode (one token tile) gains nothing from it, as each
+// W float is read once.
 const matMulNNPackK = 128
 
 // matMulNNTiled runs the kernel over column tiles (outer) and token tiles

@@ -27,8 +27,8 @@ type Task interface {
 // product. So workers spin on the pool's state for a while after each task and
 // park only when no work has come for spinLimit polls. And when another process
 // holds a core, a worker that owns a fixed share of the rows stalls everyone
-// until the OS runs it again: decode fell from 500 to 200 tokens/s, below one
-// thread's 320. So a task is cut into more parts than workers, and the parts are
+// until the OS runs it again, and decode fell below the speed of one thread.
+// So a task is cut into more parts than workers, and the parts are
 // claimed one by one: whoever runs does the work, and the caller waits only for
 // parts already claimed.
 type Pool struct {
@@ -61,8 +61,8 @@ type poolWorker struct {
 	wake   chan struct{} // a token from publish when it finds the worker asleep
 }
 
-// spinLimit polls (with a yield every 16) is on the order of 100 µs here: longer
-// than the gaps inside a decode step, short enough to leave an idle core alone.
+// spinLimit polls (with a yield every 16) last longer than the gaps between the
+// products of a decode step, and short enough to leave an idle core alone.
 const spinLimit = 1 << 12
 
 // NewPool starts threads-1 worker goroutines (the caller is the last thread).

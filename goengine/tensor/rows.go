@@ -1,11 +1,12 @@
 package tensor
 
 // Matrix-vector rows for quantized weights: out[r] = row r · x for rows
-// [start, end). The amd64 kernels (rows_amd64.go) take four rows per call, load
-// each piece of the activation once for the four, and keep four weight streams
-// in flight; every row's result is bit for bit what the one-row DotQ8 or DotF16
-// returns for it at the same CPU level, so a row never depends on how rows are
-// grouped.
+// [start, end). At the avx512 level (rows_amd64.go) the Q8_0 (with VNNI) and
+// F16 kernels take four rows per call, load each piece of the activation once
+// for the four, and keep four weight streams in flight; at the avx2 and
+// generic levels they go row by row. Either way every row's result is bit for
+// bit what the one-row DotQ8 or DotF16 returns for it at the same level, so a
+// row never depends on how rows are grouped.
 
 // matVecRowsQ8Generic sets out[r] = dotQ8Generic(row r, xq, xs) for rows
 // [start, end) of a Q8_0 matrix whose rows are rowBytes bytes (whole blocks).

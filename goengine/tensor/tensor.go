@@ -1,7 +1,19 @@
-// Package tensor holds the numeric kernels of the engine: dot products,
-// matrix products, RMSNorm, softmax and the SwiGLU gate on float32 slices. The model
-// package calls only these for its arithmetic, so speed work stays in this package
-// and never touches the model's logic.
+// Package tensor holds the numeric kernels of the fast path: dot products and
+// matrix products over weights stored as F32, F16 or Q8_0 (Matrix), RMSNorm,
+// softmax and the SwiGLU gate on float32 slices. Package model calls them for
+// every product and norm, so speed work stays in this package and never
+// touches the model's logic. Beside the kernels it holds what runs them:
+//
+//   - CPU detection (cpu_amd64.go): CPUID and XGETBV choose, at start-up, the
+//     fastest kernel level the CPU and OS support: avx512, avx2 or generic
+//     (kernels.go). Every kernel is written once in plain Go as the generic
+//     level, the definition the assembly is tested against; the purego build
+//     tag, and every architecture but amd64, use only that. SetKernels and
+//     UseKernelsFromEnv (GOENGINE_KERNELS) lower the level;
+//   - the Pool (pool.go): goroutines started once, on which MatMul, MatVec and
+//     attention run, so a decode step starts none and allocates nothing;
+//   - the bandwidth probe (bandwidth.go): MemoryBandwidth, the ceiling that
+//     goengine bench measures a decode step against.
 package tensor
 
 import (
