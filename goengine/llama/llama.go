@@ -64,7 +64,7 @@ func NewRunState(c model.Config) *RunState {
 // §10's decode_step. The token and position must be in range.
 func Forward(m *model.Model, s *RunState, token, pos int) []float32 {
 	Hidden(m, s, token, pos)
-	MatVec(s.Logits, &m.Output, s.H) // W_out: output.weight, or token_embd.weight when tied
+	MatVec(s.Logits, s.H, &m.Output) // W_out: output.weight, or token_embd.weight when tied
 	return s.Logits
 }
 
@@ -88,9 +88,9 @@ func Block(m *model.Model, s *RunState, l, pos int) {
 	RMSNorm(s.H, s.X, w.AttnNorm, c.NormEps)
 
 	// §7.1: q = h W_qᵀ, k = h W_kᵀ, v = h W_vᵀ; RoPE on q and k (§7.2).
-	MatVec(s.Q, &w.Wq, s.H)
-	MatVec(s.K, &w.Wk, s.H)
-	MatVec(s.V, &w.Wv, s.H)
+	MatVec(s.Q, s.H, &w.Wq)
+	MatVec(s.K, s.H, &w.Wk)
+	MatVec(s.V, s.H, &w.Wv)
 	ApplyRoPE(s.Q, pos, c.HeadDim(), c.RopeTheta)
 	ApplyRoPE(s.K, pos, c.HeadDim(), c.RopeTheta)
 
@@ -100,7 +100,7 @@ func Block(m *model.Model, s *RunState, l, pos int) {
 	copy(s.ValueCache[l][pos*kvDim:(pos+1)*kvDim], s.V)
 
 	Attention(s, c, l, pos)
-	MatVec(s.Out, &w.Wo, s.Attn) // attn_out = o W_oᵀ
+	MatVec(s.Out, s.Attn, &w.Wo) // attn_out = o W_oᵀ
 	add(s.X, s.Out)
 
 	RMSNorm(s.H, s.X, w.FFNNorm, c.NormEps)
@@ -141,12 +141,12 @@ func Attention(s *RunState, c model.Config, l, pos int) {
 // SwiGLU is the feed-forward network of §8 on s.H, into s.Out:
 // (silu(h W_gateᵀ) ⊙ (h W_upᵀ)) W_downᵀ. The gated hidden stays in s.Gate.
 func SwiGLU(s *RunState, w *model.Layer) {
-	MatVec(s.Gate, &w.WGate, s.H)
-	MatVec(s.Up, &w.WUp, s.H)
+	MatVec(s.Gate, s.H, &w.WGate)
+	MatVec(s.Up, s.H, &w.WUp)
 	for i, z := range s.Gate {
 		s.Gate[i] = silu(z) * s.Up[i]
 	}
-	MatVec(s.Out, &w.WDown, s.Gate)
+	MatVec(s.Out, s.Gate, &w.WDown)
 }
 
 // silu(z) = z·σ(z) = z / (1 + e^-z).
@@ -200,11 +200,11 @@ func Softmax(x []float32) {
 	}
 }
 
-// MatVec computes out = W x, that is y = x Wᵀ of spec/model.md §1 for one
-// vector, with W of shape (len(out), len(x)) in any stored type (F32, F16,
-// Q8_0): each row is widened to float32 (dequantised, spec/format.md §5) on
-// the fly and dotted with x. Every linear layer of this package is one call.
-func MatVec(out []float32, w *tensor.Matrix, x []float32) {
+// MatVec computes out = x Wᵀ (spec/model.md §1, for one row x), with W of
+// shape (len(out), len(x)) in any stored type (F32, F16, Q8_0): each row is
+// widened to float32 (dequantised, spec/format.md §5) on the fly and dotted
+// with x. Every linear layer of this package is one call.
+func MatVec(out, x []float32, w *tensor.Matrix) {
 	row := make([]float32, w.Cols)
 	for r := range out {
 		w.Row(row, r)
@@ -236,6 +236,6 @@ func Classify(m *model.Model, s *RunState, tokens []int) []float32 {
 		h = Hidden(m, s, token, pos)
 	}
 	logits := make([]float32, len(m.Labels))
-	MatVec(logits, m.Classifier, h)
+	MatVec(logits, h, m.Classifier)
 	return logits
 }

@@ -78,7 +78,7 @@ func (s *Session) Classify(tokens []int) (Prediction, error) {
 		return Prediction{}, err
 	}
 	logits := make([]float32, len(m.Labels))
-	m.pool.MatVec(logits, m.Classifier, h)
+	m.pool.MatVec(logits, h, m.Classifier)
 	best := 0
 	for i, v := range logits {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

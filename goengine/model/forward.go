@@ -272,14 +272,14 @@ func (b *Batch) logitsOf(i int, out []float32) {
 	c := b.m.Config
 	h := b.h[:c.Dim]
 	tensor.RMSNorm(h, b.x[i*c.Dim:(i+1)*c.Dim], b.m.OutputNorm, c.NormEps)
-	b.m.pool.MatVec(out, &b.m.Output, h)
+	b.m.pool.MatVec(out, h, &b.m.Output)
 }
 
 // outputRows computes the logits of the first T rows into out (T, vocab_size).
 func (b *Batch) outputRows(out []float32, T int) {
 	c := b.m.Config
 	b.rmsNormRows(b.h, b.x, b.m.OutputNorm)
-	b.m.pool.MatMul(out[:T*c.VocabSize], &b.m.Output, b.h[:T*c.Dim], T)
+	b.m.pool.MatMul(out[:T*c.VocabSize], b.h[:T*c.Dim], &b.m.Output, T)
 }
 
 // resize sets the batch to T rows, growing the buffers when needed.
@@ -319,7 +319,7 @@ func (b *Batch) Block(l int) {
 	b.attention.layer = l
 	pool.Run(&b.attention, b.attentionParts())
 	b.after(l, "attn", b.attn)
-	pool.MatMul(b.proj, &w.Wo, b.attn, b.T)
+	pool.MatMul(b.proj, b.attn, &w.Wo, b.T)
 	b.after(l, "attn_out", b.proj)
 	tensor.Add(b.x, b.proj)
 	b.after(l, "attn_resid", b.x)
@@ -474,7 +474,7 @@ func (b *Batch) SwiGLU(w *Layer) {
 	pool := b.m.pool
 	pool.MatMuls(b.h, b.T, tensor.Product{Out: b.gate, W: &w.WGate}, tensor.Product{Out: b.up, W: &w.WUp})
 	tensor.SwiGLUGate(b.gate, b.up) // gate = silu(gate) * up
-	pool.MatMul(b.proj, &w.WDown, b.gate, b.T)
+	pool.MatMul(b.proj, b.gate, &w.WDown, b.T)
 }
 
 // The trace is a hook outside the math: Block calls after between its steps,

@@ -78,7 +78,7 @@ func checkKernelsStayInsideTheirSlices(t *testing.T) {
 	for _, shape := range [][3]int{{1, 1, 1}, {3, 64, 5}, {4, 17, 65}, {5, 100, 33}, {13, 48, 7}} {
 		T, k, m := shape[0], shape[1], shape[2] // tokens, shared dimension, outputs
 		x, w := guardedFloats(t, randomSlice(r, T*k)), guardedFloats(t, randomSlice(r, m*k))
-		MatMulF32(guardedFloats(t, make([]float32, T*m)), m, w, m, x, T, k)
+		MatMulNT(guardedFloats(t, make([]float32, T*m)), m, x, k, w, k, T, k, m)
 		MatMulNN(guardedFloats(t, make([]float32, T*m)), m, x, k, guardedFloats(t, randomSlice(r, k*m)), m, T, k, m)
 	}
 }

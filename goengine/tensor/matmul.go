@@ -13,14 +13,14 @@ import "fmt"
 // each other (BenchmarkMatMul measures them).
 const matMulMaxK = 1024
 
-// matMulKBlock splits cols into equal passes of at most matMulMaxK, rounded up
+// matMulKBlock splits K into equal passes of at most matMulMaxK, rounded up
 // to 16 floats so only the last pass has a tail.
-func matMulKBlock(cols int) int {
-	if cols <= matMulMaxK {
-		return cols
+func matMulKBlock(K int) int {
+	if K <= matMulMaxK {
+		return K
 	}
-	parts := (cols + matMulMaxK - 1) / matMulMaxK
-	return ((cols+parts-1)/parts + 15) &^ 15
+	parts := (K + matMulMaxK - 1) / matMulMaxK
+	return ((K+parts-1)/parts + 15) &^ 15
 }
 
 // matMulTokenBlock returns how many tokens' activations (kb floats each) the
@@ -34,18 +34,18 @@ func matMulTokenBlock(kb, multiple int) int {
 
 // checkMatMul panics when the slices cannot hold the shapes: a programming error
 // in the caller, which the kernels must not turn into out-of-bounds accesses.
-func checkMatMul(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
-	if rows < 0 || T < 0 || cols < 0 || ldo < rows || ldw < cols || ldx < cols {
-		panic(fmt.Sprintf("tensor: MatMulF32 bad shape rows=%d T=%d cols=%d ldo=%d ldw=%d ldx=%d", rows, T, cols, ldo, ldw, ldx))
+func checkMatMul(out []float32, ldo int, x []float32, ldx int, w []float32, ldw int, T, K, N int) {
+	if N < 0 || T < 0 || K < 0 || ldo < N || ldw < K || ldx < K {
+		panic(fmt.Sprintf("tensor: MatMulNT bad shape T=%d K=%d N=%d ldx=%d ldw=%d ldo=%d", T, K, N, ldx, ldw, ldo))
 	}
-	if rows > 0 && len(w) < (rows-1)*ldw+cols {
-		panic(fmt.Sprintf("tensor: MatMulF32 w has %d floats, need (rows-1)*ldw+cols = %d", len(w), (rows-1)*ldw+cols))
+	if N > 0 && len(w) < (N-1)*ldw+K {
+		panic(fmt.Sprintf("tensor: MatMulNT w has %d floats, need (N-1)*ldw+K = %d", len(w), (N-1)*ldw+K))
 	}
-	if T > 0 && len(x) < (T-1)*ldx+cols {
-		panic(fmt.Sprintf("tensor: MatMulF32 x has %d floats, need (T-1)*ldx+cols = %d", len(x), (T-1)*ldx+cols))
+	if T > 0 && len(x) < (T-1)*ldx+K {
+		panic(fmt.Sprintf("tensor: MatMulNT x has %d floats, need (T-1)*ldx+K = %d", len(x), (T-1)*ldx+K))
 	}
-	if T > 0 && rows > 0 && len(out) < (T-1)*ldo+rows {
-		panic(fmt.Sprintf("tensor: MatMulF32 out has %d floats, need (T-1)*ldo+rows = %d", len(out), (T-1)*ldo+rows))
+	if T > 0 && N > 0 && len(out) < (T-1)*ldo+N {
+		panic(fmt.Sprintf("tensor: MatMulNT out has %d floats, need (T-1)*ldo+N = %d", len(out), (T-1)*ldo+N))
 	}
 }
 
@@ -53,31 +53,31 @@ func checkMatMul(out []float32, ldo int, w []float32, ldw, rows int, x []float32
 // 4 rows x 2 tokens tile keeps 8 accumulators and 6 operands in registers (Go
 // has 15 usable XMM registers on amd64: a 4x4 tile spills, and ran at half the
 // speed), and each loaded weight is used twice, each activation four times.
-func matMulGeneric(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
-	checkMatMul(out, ldo, w, ldw, rows, x, ldx, T, cols)
-	tb := matMulTokenBlock(cols, 2)
+func matMulGeneric(out []float32, ldo int, x []float32, ldx int, w []float32, ldw int, T, K, N int) {
+	checkMatMul(out, ldo, x, ldx, w, ldw, T, K, N)
+	tb := matMulTokenBlock(K, 2)
 	for t0 := 0; t0 < T; t0 += tb {
 		t1 := min(t0+tb, T)
 		r := 0
-		for ; r+4 <= rows; r += 4 {
-			w0, w1 := w[r*ldw:r*ldw+cols], w[(r+1)*ldw:(r+1)*ldw+cols]
-			w2, w3 := w[(r+2)*ldw:(r+2)*ldw+cols], w[(r+3)*ldw:(r+3)*ldw+cols]
+		for ; r+4 <= N; r += 4 {
+			w0, w1 := w[r*ldw:r*ldw+K], w[(r+1)*ldw:(r+1)*ldw+K]
+			w2, w3 := w[(r+2)*ldw:(r+2)*ldw+K], w[(r+3)*ldw:(r+3)*ldw+K]
 			t := t0
 			for ; t+2 <= t1; t += 2 {
-				x0, x1 := x[t*ldx:t*ldx+cols], x[(t+1)*ldx:(t+1)*ldx+cols]
+				x0, x1 := x[t*ldx:t*ldx+K], x[(t+1)*ldx:(t+1)*ldx+K]
 				o0, o1 := out[t*ldo+r:t*ldo+r+4], out[(t+1)*ldo+r:(t+1)*ldo+r+4]
 				matMulTileGeneric(o0, o1, w0, w1, w2, w3, x0, x1)
 			}
 			for ; t < t1; t++ {
-				xt := x[t*ldx : t*ldx+cols]
+				xt := x[t*ldx : t*ldx+K]
 				o := out[t*ldo+r : t*ldo+r+4]
 				o[0], o[1], o[2], o[3] = matMulDot(w0, xt), matMulDot(w1, xt), matMulDot(w2, xt), matMulDot(w3, xt)
 			}
 		}
-		for ; r < rows; r++ {
-			wr := w[r*ldw : r*ldw+cols]
+		for ; r < N; r++ {
+			wr := w[r*ldw : r*ldw+K]
 			for t := t0; t < t1; t++ {
-				out[t*ldo+r] = matMulDot(wr, x[t*ldx:t*ldx+cols])
+				out[t*ldo+r] = matMulDot(wr, x[t*ldx:t*ldx+K])
 			}
 		}
 	}

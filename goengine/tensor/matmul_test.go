@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-type matMulFunc func(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int)
+type matMulFunc func(out []float32, ldo int, x []float32, ldx int, w []float32, ldw int, T, K, N int)
 
 // matMulImpls lists the implementations the benchmark compares; the amd64 test
 // file adds the assembly ones. ok reports whether this CPU can run it.
@@ -17,7 +17,7 @@ var matMulImpls = []struct {
 	ok   func() bool
 }{
 	{"generic", matMulGeneric, func() bool { return true }},
-	{"dispatch", matMulStrided, func() bool { return true }},
+	{"dispatch", MatMulNT, func() bool { return true }},
 }
 
 func matMulRandom(r *rand.Rand, n int) []float32 {
@@ -65,7 +65,7 @@ func checkMatMulStrides(t *testing.T, fn matMulFunc, pad int) {
 				for i := range buf {
 					buf[i] = sentinel
 				}
-				fn(buf[pre:], ldo, ws, cols+pad, rows, xs, cols+pad, T, cols)
+				fn(buf[pre:], ldo, xs, cols+pad, ws, cols+pad, T, cols, rows)
 				for i, got := range buf {
 					tok, row := (i-pre)/ldo, (i-pre)%ldo
 					if i < pre || tok >= T || row >= rows {
@@ -94,29 +94,24 @@ func checkMatMulStrides(t *testing.T, fn matMulFunc, pad int) {
 
 func TestMatMulGeneric(t *testing.T) { checkMatMulImpl(t, matMulGeneric) }
 
-func TestMatMulF32(t *testing.T) {
-	checkMatMulStrides(t, func(out []float32, ldo int, w []float32, ldw, rows int, x []float32, ldx, T, cols int) {
-		MatMulF32(out, ldo, w, rows, x, T, cols)
-	}, 0)
-	checkMatMulImpl(t, matMulStrided)
-}
+func TestMatMulNT(t *testing.T) { checkMatMulImpl(t, MatMulNT) }
 
 func TestMatMulZeroSizes(t *testing.T) {
 	out := []float32{7, 7, 7, 7}
-	MatMulF32(out, 2, nil, 2, nil, 2, 0) // empty sums are zero
+	MatMulNT(out, 2, nil, 0, nil, 0, 2, 0, 2) // empty sums are zero
 	if out[0] != 0 || out[1] != 0 || out[2] != 0 || out[3] != 0 {
 		t.Errorf("cols=0: out = %v, want zeros", out)
 	}
-	MatMulF32(nil, 0, nil, 0, nil, 0, 16) // nothing to write
+	MatMulNT(nil, 0, nil, 16, nil, 16, 0, 16, 0) // nothing to write
 }
 
 func TestMatMulPanicsOnShortSlices(t *testing.T) {
 	w, x, out := make([]float32, 4*16), make([]float32, 4*16), make([]float32, 16)
 	for name, call := range map[string]func(){
-		"short w":   func() { MatMulF32(out, 4, w[:63], 4, x, 4, 16) },
-		"short x":   func() { MatMulF32(out, 4, w, 4, x[:63], 4, 16) },
-		"short out": func() { MatMulF32(out[:15], 4, w, 4, x, 4, 16) },
-		"ldo<rows":  func() { MatMulF32(out, 3, w, 4, x, 4, 16) },
+		"short w":   func() { MatMulNT(out, 4, x, 16, w[:63], 16, 4, 16, 4) },
+		"short x":   func() { MatMulNT(out, 4, x[:63], 16, w, 16, 4, 16, 4) },
+		"short out": func() { MatMulNT(out[:15], 4, x, 16, w, 16, 4, 16, 4) },
+		"ldo<N":     func() { MatMulNT(out, 3, x, 16, w, 16, 4, 16, 4) },
 	} {
 		func() {
 			defer func() {
@@ -145,7 +140,7 @@ func BenchmarkMatMul(b *testing.B) {
 					w, x, out := matMulRandom(r, rows*cols), matMulRandom(r, T*cols), make([]float32, T*rows)
 					b.ResetTimer() // set-up is not timed
 					for range b.N {
-						impl.fn(out, rows, w, cols, rows, x, cols, T, cols)
+						impl.fn(out, rows, x, cols, w, cols, T, cols, rows)
 					}
 					flops := 2 * float64(T) * float64(rows) * float64(cols) * float64(b.N)
 					b.ReportMetric(flops/b.Elapsed().Seconds()/1e9, "GFLOP/s")

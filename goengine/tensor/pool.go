@@ -206,8 +206,10 @@ func (p *Pool) partsFor(work int, bytes int64) int {
 	return max(int(bytes/partBytes), p.threads)
 }
 
-// MatVec computes out = W x for W of shape (len(out), len(x)).
-func (p *Pool) MatVec(out []float32, w *Matrix, x []float32) {
+// MatVec computes out = W x, that is x Wᵀ for one row x, for W of shape
+// (len(out), len(x)). Like every product here its arguments are the output,
+// then X, then W.
+func (p *Pool) MatVec(out, x []float32, w *Matrix) {
 	p.MatMuls(x, 1, Product{out, w})
 }
 
@@ -316,7 +318,7 @@ func (t *matVecTask) rowsOf(pr Product, start, end int) {
 // MatMul computes out = X Wᵀ for T rows of activations: X is (T, cols), W is
 // (rows, cols) and out is (T, rows), all row-major. Each weight is read once for
 // all T tokens, which makes a prompt compute-bound instead of memory-bound.
-func (p *Pool) MatMul(out []float32, w *Matrix, x []float32, T int) {
+func (p *Pool) MatMul(out, x []float32, w *Matrix, T int) {
 	p.MatMuls(x, T, Product{out, w})
 }
 
@@ -347,7 +349,7 @@ func (t *matMulTask) Part(i, n, worker int) {
 		return
 	}
 	if w.Type == F32 {
-		MatMulF32(t.out[start:], w.Rows, w.F32[start*cols:end*cols], end-start, t.x, t.T, cols)
+		MatMulNT(t.out[start:], w.Rows, t.x, cols, w.F32[start*cols:end*cols], cols, t.T, cols, end-start)
 		return
 	}
 	t.tiles[worker] = grow(t.tiles[worker], tileRows*cols)
@@ -357,7 +359,7 @@ func (t *matMulTask) Part(i, n, worker int) {
 		for r := 0; r < rows; r++ {
 			w.Row(tile[r*cols:(r+1)*cols], r0+r)
 		}
-		MatMulF32(t.out[r0:], w.Rows, tile[:rows*cols], rows, t.x, t.T, cols)
+		MatMulNT(t.out[r0:], w.Rows, t.x, cols, tile[:rows*cols], cols, t.T, cols, rows)
 	}
 }
 

@@ -114,9 +114,9 @@ func checkMatVecAndMatMulMatchDefinition(t *testing.T) {
 					x := randomSlice(r, T*cols)
 					out := make([]float32, T*rows)
 					if T == 1 {
-						p.MatVec(out, &w, x)
+						p.MatVec(out, x, &w)
 					} else {
-						p.MatMul(out, &w, x, T)
+						p.MatMul(out, x, &w, T)
 					}
 					for tok := 0; tok < T; tok++ {
 						xt := x[tok*cols : (tok+1)*cols]

@@ -87,7 +87,7 @@ func BenchmarkMatVec(b *testing.B) {
 				i := 0
 				b.ResetTimer() // set-up is not timed
 				for range b.N {
-					p.MatVec(out, &ws[i%copies], x)
+					p.MatVec(out, x, &ws[i%copies])
 					i++
 				}
 			})
