@@ -423,7 +423,7 @@ func (b *Batch) Attention(l, g int, scores *[]float32) {
 		return
 	}
 	for h := g * nRep; h < (g+1)*nRep; h++ {
-		b.attend(l, g, 0, b.q[h*hd:], qDim, b.T, b.attn[h*hd:], qDim, scores)
+		b.attend(l, g, 0, b.q[h*hd:], qDim, b.T, b.attn[h*hd:], qDim, b.pos, scores)
 	}
 }
 
@@ -433,20 +433,21 @@ func (b *Batch) attendRow(l, i, g int, scores *[]float32) {
 	c := b.m.Config
 	hd, qDim, nRep := c.HeadDim(), c.NHeads*c.HeadDim(), c.NRep()
 	at := i*qDim + g*nRep*hd
-	b.attend(l, g, i, b.q[at:], hd, nRep, b.attn[at:], hd, scores)
+	b.attend(l, g, i, b.q[at:], hd, nRep, b.attn[at:], hd, nil, scores)
 }
 
 // attend computes rows of attention over KV head g of row first's session:
-// queries q (row stride ldq) in, outputs out (row stride ldo) out. In a batch
-// of one session's tokens, query row r is batch row r; otherwise every query
-// row belongs to batch row first.
-func (b *Batch) attend(l, g, first int, q []float32, ldq, rows int, out []float32, ldo int, scores *[]float32) {
+// queries q (row stride ldq) in, outputs out (row stride ldo) out. chunk holds
+// each query row's position when the query rows are the rows of one session's
+// batch (row r at chunk[r]); it is nil when every query row is a head of batch
+// row first, at that row's position.
+func (b *Batch) attend(l, g, first int, q []float32, ldq, rows int, out []float32, ldo int, chunk []int, scores *[]float32) {
 	c := b.m.Config
 	hd, ctx := c.HeadDim(), c.ContextLength
-	cache, pos := &b.session(first).cache, b.pos[first]
-	n := pos + 1 // positions this row sees
-	if b.one && b.T > 1 {
-		n = b.pos[b.T-1] + 1 // the last row's, and each row masks the rest
+	cache := &b.session(first).cache
+	n := b.pos[first] + 1 // positions the query rows see
+	if chunk != nil {
+		n = chunk[rows-1] + 1 // the last row's, and each row masks the rest
 	}
 	*scores = grow(*scores, rows*ctx) // room for the whole context: no growth while decoding
 	p := (*scores)[:rows*n]
@@ -454,9 +455,9 @@ func (b *Batch) attend(l, g, first int, q []float32, ldq, rows int, out []float3
 	tensor.MatMulNN(p, n, q, ldq, keysT, cache.KStride, rows, hd, n) // (rows, n) = Q Kᵀ
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for r := 0; r < rows; r++ {
-		visible := pos + 1 // the causal mask: positions <= this row's
-		if b.one && b.T > 1 {
-			visible = b.pos[r] + 1
+		visible := n // the causal mask: positions <= this row's
+		if chunk != nil {
+			visible = chunk[r] + 1
 		}
 		row := p[r*n : (r+1)*n]
 		for j := range row[:visible] {
