@@ -745,56 +745,52 @@ def main(argv: list[str]) -> int:
     from jaxmodel.gguf_io import GGUFError
     from jaxmodel.train import Stopped
 
-    if args.command == "eval-classify":
-        try:
-            counts, labels = eval_classify(args.model, args.data, args.limit)
-            if args.confusion_png is not None:
-                plot_confusion(counts, labels, args.confusion_png, f"{args.model.name} on {args.data.name}")
-        except (FinetuneError, GGUFError, OSError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(accuracy_report(counts, labels))
-        return 0
-    if args.command == "classify":
-        try:
-            rows, confusion, labels = classify(args.source, args.data, args.run_dir, args.config, args.overrides,
-                                               args.labels.split(",") if args.labels else None, args.val_data,
-                                               args.val_fraction, args.truncate, not args.no_progress)
-        except (FinetuneError, ConfigError, GGUFError, tk.TokenizerError, OSError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        except Stopped as stopped:
-            print(stopped, file=sys.stderr)
-            return stopped.exit_code
-        last = rows[-1] if rows else {}
-        print(f"{args.run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}"
-              + (f", validation accuracy {last['val_accuracy']:.1%}" if "val_accuracy" in last else ""))
-        if confusion is not None:
-            print(accuracy_report(confusion, labels).replace("held-out", "validation"))
-            print(f"confusion matrix: {args.run_dir / 'confusion.png'}")
-        return 0
-    if args.command == "eval-qa":
-        try:
-            correct, exact, total = eval_qa(args.model, args.data, args.limit, args.show)
-        except (FinetuneError, GGUFError, OSError, ValueError) as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 1
-        print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply); "
-              f"exact match {exact}/{total} = {exact / max(total, 1):.1%}")
-        return 0
+    errors = (FinetuneError, ConfigError, GGUFError, tk.TokenizerError, OSError)
+    # Evaluation only reads: any ValueError there is about the model or the data it was given.
+    command, errors = {"sft": (_sft, errors), "classify": (_classify, errors),
+                       "eval-qa": (_eval_qa, errors + (ValueError,)), "eval-classify": (_eval_classify, errors + (ValueError,))}[args.command]
     try:
-        rows = sft(args.source, args.data, args.run_dir, args.config, args.overrides, args.val_data, args.val_fraction,
-                   args.truncate, not args.no_progress)
-    except (FinetuneError, ConfigError, GGUFError, tk.TokenizerError, OSError) as err:
+        command(args)
+    except errors as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code
+    return 0
+
+
+def _sft(args) -> None:
+    rows = sft(args.source, args.data, args.run_dir, args.config, args.overrides, args.val_data, args.val_fraction,
+               args.truncate, not args.no_progress)
     last = rows[-1] if rows else {}
     print(f"{args.run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}"
           + (f", validation loss {last['val_loss']:.4f}" if "val_loss" in last else ""))
-    return 0
+
+
+def _classify(args) -> None:
+    labels = args.labels.split(",") if args.labels else None
+    rows, confusion, labels = classify(args.source, args.data, args.run_dir, args.config, args.overrides, labels,
+                                       args.val_data, args.val_fraction, args.truncate, not args.no_progress)
+    last = rows[-1] if rows else {}
+    print(f"{args.run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}"
+          + (f", validation accuracy {last['val_accuracy']:.1%}" if "val_accuracy" in last else ""))
+    if confusion is not None:
+        print(accuracy_report(confusion, labels).replace("held-out", "validation"))
+        print(f"confusion matrix: {args.run_dir / 'confusion.png'}")
+
+
+def _eval_qa(args) -> None:
+    correct, exact, total = eval_qa(args.model, args.data, args.limit, args.show)
+    print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply); "
+          f"exact match {exact}/{total} = {exact / max(total, 1):.1%}")
+
+
+def _eval_classify(args) -> None:
+    counts, labels = eval_classify(args.model, args.data, args.limit)
+    if args.confusion_png is not None:
+        plot_confusion(counts, labels, args.confusion_png, f"{args.model.name} on {args.data.name}")
+    print(accuracy_report(counts, labels))
 
 
 if __name__ == "__main__":
