@@ -46,6 +46,51 @@ func TestGoldenLogits(t *testing.T) {
 	}
 }
 
+// TestGoldenBlocks walks the forward pass step by step, as Hidden does, and
+// after each block compares the run state's named buffers with the goldens
+// of the same names (spec/goldens.md §2.2): the ones a block leaves holding
+// its last value (attn_norm, attn_out and attn_resid are overwritten by the
+// feed-forward half).
+func TestGoldenBlocks(t *testing.T) {
+	for _, name := range []string{"gqa", "mha"} {
+		t.Run(name, func(t *testing.T) {
+			m := load(t, name+".gguf")
+			golden := goldentest.Open(t, name+".activations.gguf")
+			tokens := goldentest.Ints(t, golden, "tokens")
+			s := NewRunState(m.Config)
+			got := map[string][]float32{}
+			var order []string
+			record := func(key string, value []float32) {
+				if _, seen := got[key]; !seen {
+					order = append(order, key)
+				}
+				got[key] = append(got[key], value...)
+			}
+			for pos, token := range tokens {
+				m.TokenEmbd.Row(s.X, token)
+				record("embeddings", s.X)
+				for l := range m.Layers {
+					Block(m, s, l, pos)
+					p := fmt.Sprintf("blk.%d.", l)
+					for _, b := range []struct {
+						key   string
+						value []float32
+					}{{"q_rope", s.Q}, {"k_rope", s.K}, {"v", s.V}, {"attn", s.Attn},
+						{"ffn_norm", s.H}, {"ffn_hidden", s.Gate}, {"ffn_out", s.Out}, {"out", s.X}} {
+						record(p+b.key, b.value)
+					}
+				}
+			}
+			for _, key := range order {
+				want := goldentest.Float32s(t, golden, key)
+				if msg := goldentest.Mismatch(name+".activations.gguf: "+key, got[key], want, len(want)/len(tokens)); msg != "" {
+					t.Fatal(msg) // later tensors inherit the error: report the first
+				}
+			}
+		})
+	}
+}
+
 // TestGoldenDecode feeds the golden prompt, then decodes greedily: the same
 // tokens exactly, the same logits within tolerance (spec/goldens.md §2.2).
 func TestGoldenDecode(t *testing.T) {
