@@ -72,8 +72,8 @@ func TestAbsurdCountsFailFast(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s = %d: err = %v, want one naming %s", c.key, c.value, err, c.want)
 		}
-		if elapsed > 100*time.Millisecond {
-			t.Errorf("%s = %d: refused after %v, want well under a second", c.key, c.value, elapsed)
+		if elapsed > time.Second { // loose for a loaded machine: the bug took minutes
+			t.Errorf("%s = %d: refused after %v, want under a second", c.key, c.value, elapsed)
 		}
 	}
 }
