@@ -6,11 +6,9 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -45,7 +43,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	path, source := *modelPath, *modelPath
+	path, source, rssNote := *modelPath, *modelPath, ""
 	if *configPath != "" {
 		var err error
 		if path, err = writeRandomModel(*configPath, *dtype); err != nil {
@@ -53,7 +51,8 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 		defer os.Remove(path)
 		source = fmt.Sprintf("%s (random weights, %s)", *configPath, *dtype)
-		resetPeakRSS() // count what the engine holds, not the file's generation
+		// count what the engine holds, not the file's generation, where the OS can restart the count
+		rssNote = rssNoteFor(resetPeakRSS())
 	}
 	start := time.Now()
 	f, m, err := openModel(path)
@@ -135,7 +134,11 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	row("memory bandwidth (probe)", fmt.Sprintf("%.1f GB/s", bandwidth/1e9))
 	row("decode reads weights at", fmt.Sprintf("%.1f GB/s", effective/1e9))
 	row("decode vs bandwidth ceiling", fmt.Sprintf("%.0f%%", 100*effective/bandwidth))
-	row("peak RSS", fmt.Sprintf("%s MiB", commas(rss>>20)))
+	if rss > 0 {
+		row("peak RSS", fmt.Sprintf("%s MiB%s", commas(rss>>20), rssNote))
+	} else {
+		row("peak RSS", "unknown on "+runtime.GOOS)
+	}
 	return w.Flush()
 }
 
@@ -162,6 +165,16 @@ func benchLengths(prompt, gen int, promptSet, genSet bool, context int) (int, in
 	}
 	gen = max(1, context*gen/(prompt+gen))
 	return context - gen, gen, nil
+}
+
+// rssNoteFor says, after the random-weight file was made in this process,
+// whether the peak RSS still counts its generation: only Linux can restart the
+// count (resetPeakRSS).
+func rssNoteFor(restarted bool) string {
+	if restarted {
+		return ""
+	}
+	return " (with the random weights' generation: " + runtime.GOOS + " cannot restart the count)"
 }
 
 // startProfile starts a CPU profile to path.phase, if path is set.
@@ -252,31 +265,6 @@ func weightTypes(m *model.Model) string {
 		}
 	}
 	return strings.Join(parts, ", ")
-}
-
-// resetPeakRSS restarts the kernel's peak-RSS count (Linux; elsewhere a no-op)
-// after returning freed memory to the OS.
-func resetPeakRSS() {
-	runtime.GC()
-	debug.FreeOSMemory()
-	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // 5: reset the peak RSS
-}
-
-// peakRSS is the process's peak resident set in bytes: VmHWM on Linux, which
-// resetPeakRSS can restart, and getrusage's maximum elsewhere.
-func peakRSS() int64 {
-	if status, err := os.ReadFile("/proc/self/status"); err == nil {
-		for _, line := range strings.Split(string(status), "\n") {
-			if kb, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-				if n, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(kb, "kB")), 10, 64); err == nil {
-					return n << 10
-				}
-			}
-		}
-	}
-	var usage syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &usage)
-	return usage.Maxrss << 10
 }
 
 // readConfig reads the model: section of a gollm config file: the flat subset of
