@@ -1,12 +1,14 @@
 """Training throughput: tokens/s, achieved FLOP/s and MFU for model configs.
 
     python -m jaxmodel.bench_train [--config configs/demo.yaml ...] [--steps 5] [--set train.batch_size=8 ...]
+                                   [--profile DIR]   # a jax.profiler trace of the timed steps
 
 MFU (model FLOPs utilisation) is the model's FLOPs per second over the device's
-peak. On accelerators the peak is the datasheet's; on a CPU there is no honest
-datasheet number, so the peak is measured: the best FLOP/s of large float32
-matmuls here. Model FLOPs per token are 6 per weight used in a matmul (forward 2,
-backward 4) plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
+peak. Two peaks are printed against: the measured one, the best FLOP/s of large
+matmuls in the compute dtype here (on a CPU there is no honest datasheet number),
+and on known accelerators the datasheet's dense bfloat16 peak (DATASHEET_PEAKS).
+Model FLOPs per token are 6 per weight used in a matmul (forward 2, backward 4)
+plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
 """
 
 from __future__ import annotations
@@ -30,9 +32,25 @@ DEFAULT_CONFIGS = [
 ]
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best float32 FLOP/s of an n x n matmul: the CPU's practical peak."""
-    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+# Dense bfloat16 peak FLOP/s per chip from the vendors' datasheets (no sparsity), by a
+# substring of jax's device_kind. Untested here: the test machines have no accelerator.
+DATASHEET_PEAKS = {
+    "A100": 312e12,
+    "H100": 989e12,  # SXM; the PCIe card is 756e12
+    "H200": 989e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,  # v5e
+    "TPU v5e": 197e12,
+}
+
+
+def datasheet_peak(device) -> float | None:
+    return next((peak for name, peak in DATASHEET_PEAKS.items() if name in device.device_kind), None)
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype=jnp.float32) -> float:
+    """Best FLOP/s of an n x n matmul in `dtype`: the device's practical peak."""
+    a = jax.random.normal(jax.random.key(0), (n, n), dtype)
     f = jax.jit(lambda x: x @ x)
     f(a).block_until_ready()
     best = float("inf")
@@ -49,7 +67,7 @@ def flops_per_token(mc: ModelConfig) -> float:
     return 6.0 * matmul_weights + 12.0 * mc.n_layers * mc.dim * mc.context_length
 
 
-def measure(config: Path, overrides: list[str], steps: int) -> dict:
+def measure(config: Path, overrides: list[str], steps: int, profile: Path | None = None) -> dict:
     mc, tc = load_train_config(config, overrides)
     mesh = make_mesh(jax.device_count(), 1)
     state, step = init_state(mc, tc, mesh), make_train_step(mc, tc, mesh)
@@ -60,11 +78,15 @@ def measure(config: Path, overrides: list[str], steps: int) -> dict:
     }
     state, metrics = step(state, batch)  # compile
     jax.block_until_ready(metrics)
+    if profile is not None:
+        jax.profiler.start_trace(str(profile / config.stem))
     start = time.perf_counter()
     for _ in range(steps):
         state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / steps
+    if profile is not None:
+        jax.profiler.stop_trace()
     tokens = tc.batch_size * mc.context_length
     return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds,
             "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token(mc) * tokens / seconds}
@@ -75,16 +97,26 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, action="append", help="config file(s) (default: demo and the seed)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="override, e.g. train.batch_size=8")
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="write a jax.profiler trace of the timed steps into DIR/CONFIG")
     args = parser.parse_args(argv)
     configs = [(c, args.overrides) for c in args.config] if args.config else [(c, o + args.overrides) for c, o in DEFAULT_CONFIGS]
     device = jax.devices()[0]
-    peak = matmul_peak()
-    print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); measured peak {peak / 1e9:,.1f} GFLOP/s (float32 matmul)")
-    print(f"{'config':<12}{'params':>13}{'tokens/step':>13}{'step (s)':>10}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>7}")
+    dtype = jnp.float32 if device.platform == "cpu" else jnp.bfloat16  # the training step's compute dtype (train.compute_dtype auto)
+    # One matmul measures one chip; a CPU's (fake) devices share its cores, so its peak is the one.
+    peak = matmul_peak(dtype=dtype) * (1 if device.platform == "cpu" else jax.device_count())
+    sheet = datasheet_peak(device)
+    sheet_total = None if sheet is None else sheet * jax.device_count()
+    print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); measured peak {peak / 1e9:,.1f} GFLOP/s "
+          f"({jnp.dtype(dtype).name} matmul)" + (f", datasheet {sheet_total / 1e12:,.0f} TFLOP/s (bfloat16 dense)" if sheet else ""))
+    print(f"{'config':<12}{'params':>13}{'tokens/step':>13}{'step (s)':>10}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>7}"
+          + (f"{'MFU sheet':>11}" if sheet else ""))
     for config, overrides in configs:
-        r = measure(config, overrides, args.steps)
+        r = measure(config, overrides, args.steps, args.profile)
         print(f"{r['config']:<12}{r['params']:>13,}{r['tokens_per_step']:>13,}{r['step_s']:>10.3f}"
-              f"{r['tokens_per_s']:>11,.0f}{r['flops_per_s'] / 1e9:>10.1f}{r['flops_per_s'] / peak:>7.1%}")
+              f"{r['tokens_per_s']:>11,.0f}{r['flops_per_s'] / 1e9:>10.1f}{r['flops_per_s'] / peak:>7.1%}"
+              + (f"{r['flops_per_s'] / sheet_total:>11.1%}" if sheet else ""))
+    if args.profile is not None:
+        print(f"traces: {args.profile}/<config> (TensorBoard's profile plugin, or Perfetto)")
     return 0
 
 

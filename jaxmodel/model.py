@@ -67,25 +67,23 @@ def apply_rope(x: jax.Array, positions: np.ndarray, theta: float) -> jax.Array:
     x: (B, T, n_heads, head_dim); positions: (T,) absolute positions, static.
     """
     angles = rope_angles(positions, x.shape[-1], theta)[None, :, None, :]  # broadcast over batch and heads
-    cos, sin = jnp.asarray(np.cos(angles), jnp.float32), jnp.asarray(np.sin(angles), jnp.float32)
+    cos, sin = jnp.asarray(np.cos(angles), x.dtype), jnp.asarray(np.sin(angles), x.dtype)  # q, k and v share a dtype
     x0, x1 = x[..., 0::2], x[..., 1::2]
     rotated = jnp.stack([x0 * cos - x1 * sin, x0 * sin + x1 * cos], axis=-1)
     return rotated.reshape(x.shape)
 
 
 def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
-    """Causal grouped-query attention; query head h reads KV head h // n_rep.
+    """Causal grouped-query attention, softmax(q k^T / sqrt(hd) + causal mask) v, where
+    query head h reads KV head h // n_rep (consecutive heads share, spec/model.md §8).
 
     q: (B, T, n_heads, hd); k, v: (B, T, n_kv_heads, hd). Returns (B, T, n_heads * hd).
+    jax.nn.dot_product_attention is that formula (jaxmodel/reference.py spells it out);
+    through it XLA on a CPU computes the same ops, and a GPU gets cuDNN's fused (flash)
+    kernel, which never materialises the T x T scores, for bfloat16 inputs.
     """
     batch, n_tokens, n_heads, head_dim = q.shape
-    n_kv_heads = k.shape[2]
-    q = q.reshape(batch, n_tokens, n_kv_heads, n_heads // n_kv_heads, head_dim)  # consecutive heads share
-    scores = jnp.einsum("btgrd,bsgd->bgrts", q, k).astype(jnp.float32) / math.sqrt(head_dim)
-    causal = jnp.tril(jnp.ones((n_tokens, n_tokens), bool))  # key s visible to query t iff s <= t
-    scores = jnp.where(causal, scores, -jnp.inf)
-    probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.einsum("bgrts,bsgd->btgrd", probs, v)
+    out = jax.nn.dot_product_attention(q, k, v, is_causal=True)
     return out.reshape(batch, n_tokens, n_heads * head_dim)
 
 

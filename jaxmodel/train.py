@@ -158,10 +158,12 @@ def cross_entropy_sum(logits: jax.Array, targets: jax.Array, mask: jax.Array) ->
     logits: (B, T, V) float32; targets, mask: (B, T). Positions with mask 0 (padding,
     or a prompt in fine-tuning) contribute nothing.
     """
-    log_probs = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
-    target_log_probs = jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]
+    # -log softmax(z)[y] = logsumexp(z) - z[y]: the (B, T, V) log-probabilities are never stored.
+    logits = logits.astype(jnp.float32)
+    target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    losses = jax.nn.logsumexp(logits, axis=-1) - target_logits
     mask = mask.astype(jnp.float32)
-    return -jnp.sum(target_log_probs * mask), jnp.sum(mask)
+    return jnp.sum(losses * mask), jnp.sum(mask)
 
 
 def lm_loss_sum(model: Transformer, batch: dict) -> tuple[jax.Array, jax.Array]:
@@ -257,8 +259,11 @@ def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, n_classes: int
             (loss, n), g = grad_fn(state.params, micro)
             return (jax.tree.map(jnp.add, grads, g), total + loss, count + n), None
 
-        zeros = jax.tree.map(jnp.zeros_like, state.params)
-        (grads, total, count), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), micros)
+        if tc.grad_accum == 1:  # one micro-batch: no loop, and no zero-filled gradients to add it to
+            (total, count), grads = grad_fn(state.params, batch)
+        else:
+            zeros = jax.tree.map(jnp.zeros_like, state.params)
+            (grads, total, count), _ = jax.lax.scan(accumulate, (zeros, 0.0, 0.0), micros)
         count = jnp.maximum(count, 1.0)  # a batch with nothing to learn from is a no-op, not NaN
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -601,6 +606,68 @@ class StopRequest:
         return 128 + (self.signum or 0)
 
 
+class Prefetcher:
+    """batch(step) for step = first, first + 1, ... < end, each made on a thread while the
+    step before it runs; `get` returns them in order (and raises what making one raised)."""
+
+    def __init__(self, batch: Callable[[int], dict], first: int, end: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.batch, self.end = batch, end
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batches")
+        self.next = self.pool.submit(batch, first) if first < end else None
+
+    def get(self, step: int) -> dict:
+        arrays = self.next.result()
+        self.next = self.pool.submit(self.batch, step + 1) if step + 1 < self.end else None
+        return arrays
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class StepProfiler:
+    """With a directory: a jax.profiler trace of PROFILE_STEPS steps, from the third step of
+    this run on (the first compiles). View it with TensorBoard's profile plugin or Perfetto."""
+
+    FIRST, STEPS = 2, 3
+
+    def __init__(self, directory: Path | None, start: int, end: int):
+        self.directory, self.first = directory, start + self.FIRST
+        self.last = min(self.first + self.STEPS, end) - 1
+        self.tracing = False
+        if directory is not None and self.first >= end:
+            say(f"profile: nothing traced: the trace starts at step {self.first + 1} and the run ends at step {end}")
+
+    def before(self, step: int) -> None:
+        if self.directory is not None and step == self.first:
+            jax.profiler.start_trace(str(self.directory))
+            self.tracing = True
+
+    def ends_at(self, step: int) -> bool:
+        return self.tracing and step == self.last
+
+    def after(self, step: int) -> None:
+        """Called with the step's results fetched: the trace holds every traced step whole."""
+        if self.ends_at(step):
+            self._stop()
+            say(f"profile: steps {self.first + 1}-{self.last + 1} traced into {self.directory}")
+
+    def _stop(self) -> None:
+        jax.profiler.stop_trace()
+        self.tracing = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.tracing:  # the run ended (or failed) before the last traced step
+            self._stop()
+
+
 class Stopped(Exception):
     """Training stopped on a signal after saving a checkpoint of `step`."""
 
@@ -713,7 +780,7 @@ def prepare_raw_data(inputs: Path, run_dir: Path, mc: ModelConfig, tc: TrainConf
 
 
 def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], progress: bool = True,
-          tokenizer_dir: Path | None = None) -> list[dict]:
+          tokenizer_dir: Path | None = None, profile: Path | None = None) -> list[dict]:
     """Trains (or resumes) a pretraining run; returns the metrics of every step.
 
     `data` is a shard directory, or raw text that becomes a tokenizer and shards inside
@@ -750,12 +817,12 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     def validate(eval_step, params) -> float:
         return evaluate(eval_step, params, shards, mc, tc)
 
-    return fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, say, progress)
+    return fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, say, progress, profile=profile)
 
 
 def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: int | None,
         batch: Callable[[int], dict[str, np.ndarray]], validate: Callable | None, say, progress: bool,
-        tensors: dict[str, np.ndarray] | None = None, n_classes: int = 0) -> list[dict]:
+        tensors: dict[str, np.ndarray] | None = None, n_classes: int = 0, profile: Path | None = None) -> list[dict]:
     """The training loop every kind of run shares (pretraining, fine-tuning); returns every step's metrics.
 
     `batch(step)` is this process's rows of the step's batch (BATCH_KEYS: a language
@@ -764,8 +831,8 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     params)` is the validation loss, or a dict of validation metrics ("val_loss" first),
     or None for none. `record` is written to config.json once the start is good; `latest`
     is the checkpoint to resume from (None: a new run, from `tensors` by spec name if
-    given, else from a fresh init). The caller has checked everything about its data and
-    a resumed run's record.
+    given, else from a fresh init). `profile`, a directory, gets a trace of a few steps
+    (StepProfiler). The caller has checked everything about its data and a resumed run's record.
     """
     from tqdm import tqdm
 
@@ -803,27 +870,52 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     shardings = batch_shardings(mesh, n_classes)
     tokens_per_step = tc.batch_size * mc.context_length
     bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
-    with open(metrics_path, "a") as log, StopRequest() as stop:
+    clock = [time.perf_counter()]
+
+    def row_of(step: int, metrics: dict) -> dict:
+        """The step's metrics as numbers: this waits for the step to finish."""
+        row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
+        now = time.perf_counter()
+        row["tokens_per_s"], clock[0] = tokens_per_step / (now - clock[0]), now
+        return row
+
+    def emit(row: dict) -> None:
+        log.write(json.dumps(row) + "\n")
+        log.flush()
+        rows.append(row)
+        bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
+        bar.update(1)
+
+    # The loop keeps the device busy: the next batch is made on a thread while a step runs, and
+    # a step's metrics are read only once the next step is queued behind it (JAX dispatches
+    # asynchronously), except where the host needs the state: validation, checkpoints, the end.
+    pending = None  # (step, metrics) of a step queued and not yet written
+    with open(metrics_path, "a") as log, StopRequest() as stop, Prefetcher(batch, start, tc.steps) as batches, \
+            StepProfiler(profile, start, tc.steps) as profiler:
         for step in range(start, tc.steps):
-            began = time.perf_counter()
-            arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in batch(step).items()}
+            arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in batches.get(step).items()}
+            profiler.before(step)
             state, metrics = step_fn(state, arrays)
-            row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
-            row["tokens_per_s"] = tokens_per_step / (time.perf_counter() - began)
-            if eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps):
+            if pending is not None:
+                emit(row_of(*pending))
+            pending = (step, metrics)
+            evaluate_now = eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps)
+            save_now = (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stop.signum is not None
+            if not (evaluate_now or save_now or profiler.ends_at(step)):
+                continue
+            row, pending = row_of(*pending), None
+            profiler.after(step)
+            if evaluate_now:
                 found = validate(eval_step, state.params)
                 row |= found if isinstance(found, dict) else {"val_loss": found}
                 extra = "".join(f", {k.removeprefix('val_').replace('_', ' ')} {v:.4g}" for k, v in row.items()
                                 if k.startswith("val_") and k != "val_loss")
                 say(f"step {step + 1}: validation loss {row['val_loss']:.4f}{extra} (train {row['loss']:.4f})")
-            log.write(json.dumps(row) + "\n")
-            log.flush()
-            rows.append(row)
-            bar.set_postfix(loss=f"{row['loss']:.3f}", lr=f"{row['learning_rate']:.2e}", tok_s=f"{row['tokens_per_s']:,.0f}", refresh=False)
-            bar.update(1)
-            if (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stop.signum is not None:
+            emit(row)
+            if save_now:
                 save_checkpoint(manager, state)
                 say(f"step {step + 1}: saved checkpoint {run_dir / 'checkpoints' / str(step + 1)}")
+                clock[0] = time.perf_counter()  # the save is not the next step's time
             if stop.signum is not None:
                 break
     bar.close()
@@ -852,6 +944,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. --set train.steps=50 (repeatable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help=f"write a jax.profiler trace of {StepProfiler.STEPS} steps (from the run's third) into DIR")
     args = parser.parse_args(argv)
     from jaxmodel.documents import DocumentError
     from jaxmodel.shards import ShardError
@@ -859,7 +953,8 @@ def main(argv: list[str]) -> int:
 
     run_dir = args.run_dir or Path("runs") / args.config.stem
     try:
-        rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer)
+        rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer,
+                     profile=args.profile)
     except (ConfigError, ShardError, DocumentError, TokenizerError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

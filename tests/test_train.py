@@ -151,3 +151,13 @@ def test_frozen_parameters_stay_put_and_have_no_optimizer_state():
     trainable = sum(x.size for x in jax.tree.leaves(before["blocks"][last])) + MODEL.dim
     moments = sum(x.size for x in jax.tree.leaves(state.opt_state) if x.ndim > 0)
     assert moments == 2 * trainable, (moments, trainable)
+
+
+def test_bench_train_knows_datasheet_peaks_and_none_for_a_cpu():
+    from types import SimpleNamespace
+
+    from jaxmodel.bench_train import datasheet_peak
+
+    assert datasheet_peak(SimpleNamespace(device_kind="NVIDIA H100 80GB HBM3")) == 989e12
+    assert datasheet_peak(SimpleNamespace(device_kind="TPU v5 lite")) == 197e12
+    assert datasheet_peak(SimpleNamespace(device_kind="cpu")) is None

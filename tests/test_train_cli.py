@@ -332,3 +332,14 @@ def test_check_resume_names_each_difference_and_accepts_an_older_record(tmp_path
     recorded_before_a_field = dict(current, train={k: v for k, v in full.items() if k != "trainable_blocks"})
     check_resume(tmp_path, recorded_before_a_field, current, said.append)  # a newer field takes its default
     assert any("train.steps changed from 30 to 60" in line for line in said)
+
+
+def test_profile_traces_three_steps_after_the_compile(setup, tmp_path):
+    root, config = setup
+    run = subprocess.run(train_cmd(config, root / "data", tmp_path / "run", "--profile", str(tmp_path / "trace"),
+                                   "--set", "train.steps=7", "--set", "train.eval_every=0"),
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"profile: steps 3-5 traced into {tmp_path / 'trace'}" in run.stderr
+    assert list((tmp_path / "trace").glob("plugins/profile/*/*.xplane.pb"))
+    assert [r["step"] for r in metrics(tmp_path / "run")] == list(range(1, 8))
