@@ -312,12 +312,16 @@ def restore_checkpoint(manager, target: TrainState, step: int | None = None) -> 
 # --- the command line ----------------------------------------------------------------------
 
 
-def evaluate(eval_step, params, shards, mc: ModelConfig, tc: TrainConfig) -> float:
-    """Mean validation loss over eval_batches fixed batches of the val split."""
+def evaluate(eval_step, params, shards, mc: ModelConfig, tc: TrainConfig, mesh: Mesh) -> float:
+    """Mean validation loss over eval_batches fixed batches of the val split. Each process
+    reads its rows of a batch, as in training; the sums are over the whole batch."""
     total = count = 0.0
+    shardings = batch_shardings(mesh, 0)
     for i in range(tc.eval_batches):
-        tokens = shards.batch(i, tc.batch_size, mc.context_length, tc.seed, split="val")
-        total_i, n = eval_step(params, {"tokens": tokens, "mask": np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)})
+        tokens = shards.batch(i, tc.batch_size, mc.context_length, tc.seed, split="val",
+                              process_index=jax.process_index(), process_count=jax.process_count())
+        local = {"tokens": tokens, "mask": np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)}
+        total_i, n = eval_step(params, {k: jax.make_array_from_process_local_data(shardings[k], a) for k, a in local.items()})
         total, count = total + float(total_i), count + float(n)
     return total / max(count, 1.0)
 
@@ -386,27 +390,70 @@ def _installed(name: str) -> bool:
         return False
 
 
+HOST_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
+
+
 def _initialize_hosts() -> None:
     """Multi-host runs: join the other processes when JAX_COORDINATOR_ADDRESS (host:port),
-    JAX_NUM_PROCESSES and JAX_PROCESS_ID are set; each process then reads only its own rows."""
-    address = os.environ.get("JAX_COORDINATOR_ADDRESS")
-    if not address:
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID are set; each process then reads only its own rows.
+
+    GOLLM_INIT_TIMEOUT (seconds, default 300) bounds the wait for every process to join;
+    GOLLM_HEARTBEAT_TIMEOUT (default 100) how long a silent process is taken for alive.
+    """
+    found = {name: os.environ.get(name) for name in HOST_VARIABLES}
+    if not any(found.values()):
+        if _cluster_detected():  # JAX reads SLURM's or the TPU pod's own variables (untested here)
+            jax.distributed.initialize()
         return
+    missing = [name for name, value in found.items() if not value]
+    if missing:
+        raise ConfigError(f"{', '.join(n for n in HOST_VARIABLES if n not in missing)} set but not {', '.join(missing)}: "
+                          "a multi-host run needs all three (the coordinator's host:port, the process count, this process's id)")
+    address = found["JAX_COORDINATOR_ADDRESS"]
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"JAX_COORDINATOR_ADDRESS={address}: expected HOST:PORT, e.g. 10.0.0.1:1234")
     try:
-        count, index = int(os.environ["JAX_NUM_PROCESSES"]), int(os.environ["JAX_PROCESS_ID"])
-    except (KeyError, ValueError):
-        raise ConfigError("JAX_COORDINATOR_ADDRESS is set: JAX_NUM_PROCESSES and JAX_PROCESS_ID must be integers too") from None
-    jax.distributed.initialize(address, num_processes=count, process_id=index)
+        count, index = int(found["JAX_NUM_PROCESSES"]), int(found["JAX_PROCESS_ID"])
+        init_timeout, heartbeat = (int(os.environ.get(name, default)) for name, default in
+                                   (("GOLLM_INIT_TIMEOUT", 300), ("GOLLM_HEARTBEAT_TIMEOUT", 100)))
+    except ValueError:
+        raise ConfigError("JAX_NUM_PROCESSES, JAX_PROCESS_ID, GOLLM_INIT_TIMEOUT and GOLLM_HEARTBEAT_TIMEOUT must be integers") from None
+    if count < 1 or not 0 <= index < count:
+        raise ConfigError(f"JAX_PROCESS_ID={index} with JAX_NUM_PROCESSES={count}: the id must be in 0..{count - 1}")
+    try:
+        jax.distributed.initialize(address, num_processes=count, process_id=index,
+                                   initialization_timeout=init_timeout, heartbeat_timeout_seconds=heartbeat)
+    except Exception as err:  # XLA's coordination errors come as assorted runtime errors
+        raise ConfigError(f"process {index} of {count} could not join the others at {address} within {init_timeout} s "
+                          f"({str(err).splitlines()[0] if str(err) else type(err).__name__}): start every process with "
+                          "the same JAX_COORDINATOR_ADDRESS and JAX_NUM_PROCESSES and a distinct JAX_PROCESS_ID") from None
+
+
+def _cluster_detected() -> bool:
+    """Whether this process is one of several that a SLURM job step or a TPU pod slice
+    started, whose variables jax.distributed.initialize() reads by itself."""
+    slurm = int(os.environ.get("SLURM_NTASKS", "1") or 1) > 1 and "SLURM_PROCID" in os.environ
+    tpu_pod = "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+    return slurm or tpu_pod
+
+
+def is_writer() -> bool:
+    """Whether this process writes the run's files and talks to the user: process 0 of a
+    multi-host run, the only one otherwise. Every process saves and restores checkpoints."""
+    return jax.process_index() == 0
 
 
 # --- checks before anything is allocated or written ----------------------------------------
 
 
 def say(message: str) -> None:
-    """A line for the user on stderr, printed above the progress bar if one is showing."""
+    """A line for the user on stderr, printed above the progress bar if one is showing;
+    on several hosts, by process 0 alone (errors are each process's own)."""
     from tqdm import tqdm
 
-    tqdm.write(message, file=sys.stderr)
+    if is_writer():
+        tqdm.write(message, file=sys.stderr)
 
 
 def warn_schedule(tc: TrainConfig) -> None:
@@ -575,6 +622,9 @@ def _open_run(run_dir: Path):
 # --- stopping cleanly ----------------------------------------------------------------------
 
 
+STEP_BARRIER_MS = 30 * 60 * 1000  # how long a process waits at a step for the others; a dead one is the heartbeat's to find
+
+
 class StopRequest:
     """SIGINT and SIGTERM during the loop ask it to stop after the current step, save a
     checkpoint and exit (130 or 143): a step is never cut in half, and nothing is lost.
@@ -604,6 +654,25 @@ class StopRequest:
     @property
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)
+
+    def agreed(self, step: int) -> bool:
+        """Whether to stop after `step`. On several hosts every process must stop at the same
+        step (a process that went on would wait for the others forever), so each says at
+        every step whether it was signalled, through the coordinator's key-value store and a
+        barrier (host messages only: the step queued on the device runs on meanwhile), and a
+        process that was not takes the signal of one that was."""
+        if jax.process_count() == 1:
+            return self.signum is not None
+        from jax._src import distributed  # the coordinator's client: JAX has no public handle on it
+
+        client = distributed.global_state.client
+        if self.signum is not None:
+            client.key_value_set(f"gollm/stop/{step}/{jax.process_index()}", str(self.signum))
+        client.wait_at_barrier(f"gollm/step/{step}", STEP_BARRIER_MS)
+        signalled = client.key_value_dir_get(f"gollm/stop/{step}/")
+        if signalled and self.signum is None:
+            self.signum = int(signalled[0][1])
+        return bool(signalled)
 
 
 class Prefetcher:
@@ -815,7 +884,7 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
         return {"tokens": tokens, "mask": np.ones((tokens.shape[0], tokens.shape[1] - 1), np.int32)}  # every target counts
 
     def validate(eval_step, params) -> float:
-        return evaluate(eval_step, params, shards, mc, tc)
+        return evaluate(eval_step, params, shards, mc, tc, make_mesh(jax.device_count() // tc.fsdp, tc.fsdp))
 
     return fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, say, progress, profile=profile)
 
@@ -857,11 +926,14 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                               "move it away to resume from the one before, or pass another --run-dir") from None
         say(f"resumed from step {latest} (checkpoint {run_dir / 'checkpoints' / str(latest)})")
-    _write_json_atomically(run_dir / "config.json", record)
+    writer = is_writer()  # on several hosts, process 0 alone writes config.json, metrics.jsonl and loss.png
+    if writer:
+        _write_json_atomically(run_dir / "config.json", record)
     start = int(state.step)
     metrics_path = run_dir / "metrics.jsonl"
     rows = _read_metrics(metrics_path, start)
-    metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if writer:
+        metrics_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     if start >= tc.steps:
         say(f"the run is complete: step {start} of train.steps {tc.steps} (--set train.steps=N trains further)")
 
@@ -869,7 +941,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     eval_step = make_eval_step(mc, tc, n_classes) if validate is not None else None
     shardings = batch_shardings(mesh, n_classes)
     tokens_per_step = tc.batch_size * mc.context_length
-    bar = tqdm(total=tc.steps, initial=start, disable=not progress, unit="step", dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(total=tc.steps, initial=start, disable=not (progress and writer), unit="step", dynamic_ncols=True, file=sys.stderr)
     clock = [time.perf_counter()]
 
     def row_of(step: int, metrics: dict) -> dict:
@@ -890,7 +962,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     # a step's metrics are read only once the next step is queued behind it (JAX dispatches
     # asynchronously), except where the host needs the state: validation, checkpoints, the end.
     pending = None  # (step, metrics) of a step queued and not yet written
-    with open(metrics_path, "a") as log, StopRequest() as stop, Prefetcher(batch, start, tc.steps) as batches, \
+    with open(metrics_path if writer else os.devnull, "a") as log, StopRequest() as stop, Prefetcher(batch, start, tc.steps) as batches, \
             StepProfiler(profile, start, tc.steps) as profiler:
         for step in range(start, tc.steps):
             arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in batches.get(step).items()}
@@ -899,8 +971,9 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
             if pending is not None:
                 emit(row_of(*pending))
             pending = (step, metrics)
+            stopping = stop.agreed(step)
             evaluate_now = eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps)
-            save_now = (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stop.signum is not None
+            save_now = (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stopping
             if not (evaluate_now or save_now or profiler.ends_at(step)):
                 continue
             row, pending = row_of(*pending), None
@@ -916,11 +989,12 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
                 save_checkpoint(manager, state)
                 say(f"step {step + 1}: saved checkpoint {run_dir / 'checkpoints' / str(step + 1)}")
                 clock[0] = time.perf_counter()  # the save is not the next step's time
-            if stop.signum is not None:
+            if stopping:
                 break
     bar.close()
     manager.close()
-    plot_loss(rows, run_dir / "loss.png")
+    if writer:
+        plot_loss(rows, run_dir / "loss.png")
     if stop.signum is not None and rows and rows[-1]["step"] < tc.steps:
         raise Stopped(rows[-1]["step"], stop.exit_code)
     return rows
@@ -931,6 +1005,20 @@ def _check_shards_tokenizer(shards, tokenizer_dir: Path) -> None:
 
     if shards.tokenizer_sha256 and shards.tokenizer_sha256 != tk.fingerprint(tokenizer_dir):
         raise ConfigError(f"{tokenizer_dir}: not the tokenizer {shards.directory} was made with (sha256 differs)")
+
+
+def peers_lost(err: Exception, run_dir: Path) -> None:
+    """A collective or the coordinator failed on a multi-host run: another process died (or
+    this one lost it). One line, then exit at once: JAX's own shutdown would wait for the
+    dead process at a barrier and abort with pages of C++ log."""
+    import orbax.checkpoint as ocp
+
+    first = (str(err).splitlines() or [type(err).__name__])[0][:240]
+    steps = ocp.utils.checkpoint_steps(run_dir / "checkpoints") if (run_dir / "checkpoints").is_dir() else []
+    resume = f"step {max(steps)}" if steps else "the start (no checkpoint yet)"
+    print(f"error: process {jax.process_index()} of {jax.process_count()} lost the others ({first}); "
+          f"restart every process with the same command to resume from {resume}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def main(argv: list[str]) -> int:
@@ -961,6 +1049,10 @@ def main(argv: list[str]) -> int:
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
         return stopped.exit_code
+    except jax.errors.JaxRuntimeError as err:
+        if jax.process_count() == 1:
+            raise
+        peers_lost(err, run_dir)
     last = rows[-1] if rows else {}
     print(f"{run_dir}: step {last.get('step', 0)}, loss {last.get('loss', float('nan')):.4f}, "
           f"{param_count(load_train_config(args.config, args.overrides)[0]):,} parameters")
