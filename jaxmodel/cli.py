@@ -11,6 +11,7 @@ and with a checkpoint (train.StopRequest); this is for everything else.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -31,6 +32,9 @@ def run(main: Callable[[list[str]], int], argv: list[str] | None = None,
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return main(sys.argv[1:] if argv is None else argv)
+    except BrokenPipeError:  # the reader of stdout went away (`... | head`): as the shell's tools do, stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141  # 128 + SIGPIPE
     except (KeyboardInterrupt, Terminated) as err:
         name = "SIGTERM" if isinstance(err, Terminated) else "SIGINT"
         print(f"\ninterrupted ({name}); {interrupted}", file=sys.stderr)

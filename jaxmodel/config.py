@@ -4,12 +4,14 @@ A config file is a mapping with one section, `model:`, whose keys are exactly th
 fields of `ModelConfig`. Every mistake — an unknown key, a missing key, a wrong
 type, an impossible combination — is one `ConfigError` naming the file and key.
 
-    python -m jaxmodel.config configs/gollm-85m.yaml   # prints the config and its parameter count
+    python -m jaxmodel.config configs/gollm-85m.yaml          # prints the config and its parameter count
+    python -m jaxmodel.config --json configs/gollm-85m.yaml   # the model: section as checked, as JSON (goengine bench --config)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 from pathlib import Path
@@ -299,14 +301,19 @@ def param_count(config: ModelConfig) -> int:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 1 or argv[0].startswith("-"):
-        print("usage: python -m jaxmodel.config CONFIG.yaml", file=sys.stderr)
+    as_json = argv[:1] == ["--json"]
+    paths = argv[1:] if as_json else argv
+    if len(paths) != 1 or paths[0].startswith("-"):
+        print("usage: python -m jaxmodel.config [--json] CONFIG.yaml", file=sys.stderr)
         return 2
     try:
-        config = load_config(argv[0])
+        config = load_config(paths[0])
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    if as_json:  # for goengine, which reads no YAML: this loader is the only one
+        print(json.dumps(dataclasses.asdict(config)))
+        return 0
     for field in dataclasses.fields(config):
         print(f"{field.name:15} {getattr(config, field.name)}")
     print(f"{'head_dim':15} {config.head_dim}")

@@ -35,3 +35,14 @@ def test_a_real_command_interrupted_mid_way(tmp_path, signum):
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr and f"interrupted ({signal.Signals(signum).name})" in stderr, stderr
+
+
+def test_a_closed_stdout_ends_quietly():
+    """`python -m jaxmodel.X | head`: the reader going away is no traceback, as for the shell's tools."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "jaxmodel.config", "--json", "configs/gollm-85m.yaml"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and "Traceback" not in err, err

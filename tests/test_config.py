@@ -1,5 +1,6 @@
 """Config loading: every mistake is one ConfigError naming the file and the key."""
 
+import json
 import re
 import subprocess
 import sys
@@ -62,6 +63,14 @@ def test_cli_prints_parameter_count():
         capture_output=True, text=True, check=True, cwd=ROOT,
     ).stdout
     assert re.search(r"parameters\s+86,526,720", out)
+
+
+def test_cli_json_is_the_checked_model_section():
+    out = subprocess.run(
+        [sys.executable, "-m", "jaxmodel.config", "--json", str(CONFIGS / "gollm-85m.yaml")],
+        capture_output=True, text=True, check=True, cwd=ROOT,
+    ).stdout
+    assert ModelConfig(**json.loads(out)) == load_config(CONFIGS / "gollm-85m.yaml")
 
 
 def test_cli_reports_errors_without_traceback(tmp_path):

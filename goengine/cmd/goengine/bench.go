@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -20,10 +20,10 @@ import (
 // bench measures load, prefill and decode speed against the machine's memory
 // bandwidth: decode reads every weight once per token, so bandwidth / weight bytes
 // is its ceiling.
-func bench(args []string, stdout, stderr io.Writer) error {
+func bench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
-	configPath := fs.String("config", "", "or: a config file (configs/*.yaml) for a model with random weights")
+	configPath := fs.String("config", "", "or: a model config as JSON (- for stdin), from python -m jaxmodel.config --json configs/X.yaml, for a model with random weights")
 	dtype := fs.String("dtype", "f32", "with --config: the weights' type, f32, f16 or q8_0")
 	promptTokens := fs.Int("prompt-tokens", 512, "tokens to prefill (by default, fewer if the context is shorter)")
 	genTokens := fs.Int("gen-tokens", 128, "tokens to decode after the prompt (by default, fewer if the context is shorter)")
@@ -46,11 +46,15 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	path, source, rssNote := *modelPath, *modelPath, ""
 	if *configPath != "" {
 		var err error
-		if path, err = writeRandomModel(*configPath, *dtype); err != nil {
+		if path, err = writeRandomModel(*configPath, *dtype, stdin); err != nil {
 			return err
 		}
 		defer os.Remove(path)
-		source = fmt.Sprintf("%s (random weights, %s)", *configPath, *dtype)
+		name := *configPath
+		if name == "-" {
+			name = "config on stdin"
+		}
+		source = fmt.Sprintf("%s (random weights, %s)", name, *dtype)
 		// count what the engine holds, not the file's generation, where the OS can restart the count
 		rssNote = rssNoteFor(resetPeakRSS())
 	}
@@ -207,13 +211,13 @@ func openModel(path string) (*gguf.File, *model.Model, error) {
 
 // writeRandomModel writes a random-weight model of a config file to a temporary
 // file, so that bench loads it as it would a trained one.
-func writeRandomModel(configPath, dtype string) (string, error) {
+func writeRandomModel(configPath, dtype string, stdin io.Reader) (string, error) {
 	types := map[string]gguf.TensorType{"f32": gguf.F32, "f16": gguf.F16, "q8_0": gguf.Q8_0}
 	typ, ok := types[dtype]
 	if !ok {
 		return "", usagef("--dtype %q: expected f32, f16 or q8_0", dtype)
 	}
-	c, err := readConfig(configPath)
+	c, err := readConfig(configPath, stdin)
 	if err != nil {
 		return "", err
 	}
@@ -267,63 +271,52 @@ func weightTypes(m *model.Model) string {
 	return strings.Join(parts, ", ")
 }
 
-// readConfig reads the model: section of a gollm config file: the flat subset of
-// YAML these files use (key: value lines, # comments), with the same checks as
-// jaxmodel/config.py (unknown, missing and mistyped keys, and Validate).
-func readConfig(path string) (model.Config, error) {
-	f, err := os.Open(path)
+// readConfig reads a model config as JSON, "-" for stdin. goengine reads no
+// YAML: the one config loader, jaxmodel/config.py, checks a config file and
+// prints its model: section (python -m jaxmodel.config --json configs/X.yaml).
+// Each field of spec/model.md §2 must be there once with its JSON type, and
+// no other, as in a model file's metadata.
+func readConfig(path string, stdin io.Reader) (model.Config, error) {
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
 	if err != nil {
 		return model.Config{}, err
 	}
-	defer f.Close()
-	values := map[string]string{}
-	section := ""
-	scanner := bufio.NewScanner(f)
-	for number := 1; scanner.Scan(); number++ {
-		line := scanner.Text()
-		if i := strings.Index(line, "#"); i >= 0 {
-			line = line[:i]
-		}
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		key, value, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok {
-			return model.Config{}, fmt.Errorf("%s:%d: expected key: value", path, number)
-		}
-		if !strings.HasPrefix(line, " ") {
-			section = key
-			continue
-		}
-		if section == "model" {
-			values[key] = strings.TrimSpace(value)
-		}
-	}
-	if err := scanner.Err(); err != nil {
-		return model.Config{}, err
+	var values map[string]json.RawMessage
+	if err := json.Unmarshal(data, &values); err != nil {
+		return model.Config{}, fmt.Errorf("%s: expected the JSON of python -m jaxmodel.config --json CONFIG.yaml: %w", path, err)
 	}
 	var c model.Config
-	ints := map[string]*int{"vocab_size": &c.VocabSize, "dim": &c.Dim, "n_layers": &c.NLayers, "n_heads": &c.NHeads,
-		"n_kv_heads": &c.NKVHeads, "ffn_dim": &c.FFNDim, "context_length": &c.ContextLength}
-	floats := map[string]*float64{"rope_theta": &c.RopeTheta, "norm_eps": &c.NormEps}
-	for key, text := range values {
-		var err error
-		switch {
-		case ints[key] != nil:
-			*ints[key], err = strconv.Atoi(text)
-		case floats[key] != nil:
-			*floats[key], err = strconv.ParseFloat(text, 64)
-		case key == "tie_embeddings":
-			c.TieEmbeddings, err = strconv.ParseBool(text)
-		default:
-			return model.Config{}, fmt.Errorf("%s: unknown key model.%s", path, key)
-		}
-		if err != nil {
-			return model.Config{}, fmt.Errorf("%s: model.%s: %q is not a valid value", path, key, text)
-		}
+	fields := []struct {
+		key string
+		dst any
+	}{
+		{"vocab_size", &c.VocabSize}, {"dim", &c.Dim}, {"n_layers", &c.NLayers}, {"n_heads", &c.NHeads},
+		{"n_kv_heads", &c.NKVHeads}, {"ffn_dim", &c.FFNDim}, {"context_length", &c.ContextLength},
+		{"rope_theta", &c.RopeTheta}, {"norm_eps", &c.NormEps}, {"tie_embeddings", &c.TieEmbeddings},
 	}
-	if len(values) != len(ints)+len(floats)+1 {
-		return model.Config{}, fmt.Errorf("%s: the model: section needs all of the config's %d keys, found %d", path, len(ints)+len(floats)+1, len(values))
+	for _, f := range fields {
+		text, ok := values[f.key]
+		if !ok {
+			return model.Config{}, fmt.Errorf("%s: missing key model.%s", path, f.key)
+		}
+		if string(text) == "null" || json.Unmarshal(text, f.dst) != nil {
+			return model.Config{}, fmt.Errorf("%s: model.%s: %s is not a valid value", path, f.key, text)
+		}
+		delete(values, f.key)
+	}
+	if len(values) > 0 {
+		unknown := make([]string, 0, len(values))
+		for key := range values {
+			unknown = append(unknown, key)
+		}
+		sort.Strings(unknown)
+		return model.Config{}, fmt.Errorf("%s: unknown key model.%s", path, unknown[0])
 	}
 	if err := c.Validate(); err != nil {
 		return model.Config{}, fmt.Errorf("%s: %w", path, err)

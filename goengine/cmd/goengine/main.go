@@ -9,7 +9,7 @@
 //	goengine tokenize --model M.gguf [--bos] ("text" | --prompt-file FILE)
 //	goengine logits --model M.gguf --tokens "1 50 60"
 //	goengine serve --model M.gguf [--addr 127.0.0.1:8080] [--parallel N] [--queue Q] [--threads N]
-//	goengine bench (--model M.gguf | --config configs/X.yaml [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
+//	goengine bench (--model M.gguf | --config CONFIG.json [--dtype f32|f16|q8_0]) [--prompt-tokens 512] [--gen-tokens 128] [--threads N] [--sessions N]
 //
 // A classifier file (spec/format.md §6.3) runs only with classify; generate,
 // chat and serve refuse it.
@@ -79,7 +79,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "serve":
 		err = serveCmd(args[1:], stdout, stderr)
 	case "bench":
-		err = bench(args[1:], stdout, stderr)
+		err = bench(args[1:], stdin, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

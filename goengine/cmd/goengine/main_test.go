@@ -219,11 +219,14 @@ func TestBench(t *testing.T) {
 		}
 	}
 	dir := t.TempDir()
-	config := filepath.Join(dir, "tiny.yaml")
-	os.WriteFile(config, []byte("# a comment\nmodel:\n  vocab_size: 64\n  dim: 32\n  n_layers: 1\n  n_heads: 2\n  n_kv_heads: 1\n"+
-		"  ffn_dim: 64   # hidden\n  context_length: 32\n  rope_theta: 10000.0\n  norm_eps: 1.0e-5\n  tie_embeddings: true\ntrain:\n  steps: 3\n"), 0o644)
+	config := filepath.Join(dir, "tiny.json") // as python -m jaxmodel.config --json writes it
+	tiny := `{"vocab_size": 64, "dim": 32, "n_layers": 1, "n_heads": 2, "n_kv_heads": 1, "ffn_dim": 64, "context_length": 32, "rope_theta": 10000.0, "norm_eps": 1e-05, "tie_embeddings": true}`
+	os.WriteFile(config, []byte(tiny+"\n"), 0o644)
 	if code, out, errOut := runCLI("bench", "--config", config, "--prompt-tokens", "4", "--gen-tokens", "4"); code != 0 || !strings.Contains(out, "random weights") {
 		t.Errorf("bench --config: exit %d, %s %s", code, out, errOut)
+	}
+	if code, out, errOut := runCLIWithInput(tiny, "bench", "--config", "-", "--prompt-tokens", "4", "--gen-tokens", "4"); code != 0 || !strings.Contains(out, "random weights") {
+		t.Errorf("bench --config -: exit %d, %s %s", code, out, errOut)
 	}
 	profile := filepath.Join(dir, "cpu")
 	code, out, errOut = runCLI("bench", "--config", config, "--dtype", "q8_0", "--prompt-tokens", "4", "--gen-tokens", "4", "--cpuprofile", profile)
@@ -239,10 +242,16 @@ func TestBench(t *testing.T) {
 			t.Errorf("--cpuprofile: %s profile missing: %v", phase, err)
 		}
 	}
-	odd := filepath.Join(dir, "odd.yaml")
-	os.WriteFile(odd, []byte(strings.Replace(mustRead(t, config), "dim: 32", "dim: 48", 1)), 0o644)
-	bad := filepath.Join(dir, "bad.yaml")
-	os.WriteFile(bad, []byte("model:\n  vocab_size: 64\n  dims: 32\n"), 0o644)
+	odd := filepath.Join(dir, "odd.json")
+	os.WriteFile(odd, []byte(strings.Replace(tiny, `"dim": 32`, `"dim": 48`, 1)), 0o644)
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(strings.Replace(tiny, `"dim"`, `"dropout": 0.1, "dim"`, 1)), 0o644)
+	missing := filepath.Join(dir, "missing.json")
+	os.WriteFile(missing, []byte(strings.Replace(tiny, `"ffn_dim": 64, `, "", 1)), 0o644)
+	typed := filepath.Join(dir, "typed.json")
+	os.WriteFile(typed, []byte(strings.Replace(tiny, `"tie_embeddings": true`, `"tie_embeddings": 1`, 1)), 0o644)
+	yamlFile := filepath.Join(dir, "tiny.yaml")
+	os.WriteFile(yamlFile, []byte("model:\n  vocab_size: 64\n"), 0o644)
 	for _, c := range []struct {
 		args []string
 		want string
@@ -252,7 +261,10 @@ func TestBench(t *testing.T) {
 		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "60", "--gen-tokens", "10"}, "--prompt-tokens + --gen-tokens = 70 exceed the context length 64"},
 		{[]string{"bench", "--model", goldenModel, "--prompt-tokens", "64"}, "--prompt-tokens 64 leaves no room in the context length 64"},
 		{[]string{"bench", "--model", goldenModel, "--gen-tokens", "100"}, "--gen-tokens 100 leaves no room in the context length 64"},
-		{[]string{"bench", "--config", bad}, "unknown key model.dims"},
+		{[]string{"bench", "--config", bad}, "unknown key model.dropout"},
+		{[]string{"bench", "--config", missing}, "missing key model.ffn_dim"},
+		{[]string{"bench", "--config", typed}, "model.tie_embeddings: 1 is not a valid value"},
+		{[]string{"bench", "--config", yamlFile}, "expected the JSON of python -m jaxmodel.config --json"},
 		{[]string{"bench", "--config", config, "--dtype", "q4_0"}, `--dtype "q4_0": expected f32, f16 or q8_0`},
 		{[]string{"bench", "--config", config, "--sessions", "0"}, "--sessions must be positive"},
 		{[]string{"generate", "--model", goldenModel, "--threads", "0"}, "--threads must be at least 1, found 0"},
