@@ -356,7 +356,7 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     recorded, latest = tr._open_run(run_dir)
     if recorded is not None:
         tr.check_resume(run_dir, recorded, record, tr.say)
-    else:
+    elif tr.is_writer():
         tk.save(source.vocab, run_dir / "tokenizer")
 
     pad = source.vocab.eos_id
@@ -597,7 +597,7 @@ def classify(source_path: Path, data: Path, run_dir: Path, config: Path | None, 
     recorded, latest = tr._open_run(run_dir)
     if recorded is not None:
         tr.check_resume(run_dir, recorded, record, tr.say)
-    else:
+    elif tr.is_writer():
         tk.save(source.vocab, run_dir / "tokenizer")
 
     pad, n_classes = source.vocab.eos_id, len(labels)
@@ -625,7 +625,7 @@ def classify(source_path: Path, data: Path, run_dir: Path, config: Path | None, 
     rows = tr.fit(mc, tc, run_dir, record, latest, batch, validate if tc.eval_every else None, tr.say, progress,
                   tensors=source.tensors, n_classes=n_classes)
     confusion = final.get("confusion")
-    if confusion is not None:
+    if confusion is not None and tr.is_writer():
         plot_confusion(confusion, labels, run_dir / "confusion.png", f"{run_dir.name}: validation, step {rows[-1]['step']}")
     return rows, confusion, labels
 

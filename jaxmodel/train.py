@@ -699,8 +699,8 @@ class Prefetcher:
 
 
 class StepProfiler:
-    """With a directory: a jax.profiler trace of PROFILE_STEPS steps, from the third step of
-    this run on (the first compiles). View it with TensorBoard's profile plugin or Perfetto."""
+    """With a directory: a jax.profiler trace of STEPS steps, from this run's third on (its
+    first compiles). View it with TensorBoard's profile plugin or Perfetto."""
 
     FIRST, STEPS = 2, 3
 
