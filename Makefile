@@ -18,28 +18,29 @@ test: test-python test-go
 test-python: setup
 	$(PY) -m pytest -q
 
-# The tensor and model tests run the kernels and the model's goldens at every kernel level
+# The tensor and engine tests run the kernels and the model's goldens at every kernel level
 # this CPU has, as subtests (kernels=avx512, kernels=avx2, kernels=generic; see go test -v),
 # and again in the portable build (-tags purego), not only with the fastest kernels.
-# The model's goldens run once per kernel level as subtests (kernels=avx512|avx2|generic; a level
-# the CPU lacks is skipped); the last line lists each level's result, run afresh (-count=1).
+# The fast path's goldens (package engine) run once per kernel level as subtests
+# (kernels=avx512|avx2|generic; a level the CPU lacks is skipped); the last line lists each
+# level's result, run afresh (-count=1).
 # GO_OLDEST is the oldest Go that goengine/go.mod declares: the code must build, vet and pass
-# the model and kernel tests with it too (the toolchain downloads once from the module proxy).
+# the model, engine and kernel tests with it too (the toolchain downloads once from the module proxy).
 GO_OLDEST ?= go1.22.12
 # The engine builds for linux, darwin and windows on amd64 and arm64 (go vet type-checks the
 # tests too); arm64 has only the portable kernels. Where qemu-user-static is installed, those
-# and the goldens are tested on arm64 too: the tensor, model and llama tests as linux/arm64 binaries
+# and the goldens are tested on arm64 too: the tensor, model, engine and llama tests as linux/arm64 binaries
 # under qemu-aarch64 (about a minute on 2 cores), where Go fuses x*y+z into an FMA.
 CROSS_PLATFORMS ?= linux/arm64 darwin/amd64 darwin/arm64 windows/amd64 windows/arm64
 test-go:
 	cd goengine && go vet ./... && go test ./...
-	cd goengine && GOTOOLCHAIN=$(GO_OLDEST) go vet ./... && GOTOOLCHAIN=$(GO_OLDEST) go test ./model ./llama ./tensor
-	cd goengine && go test -tags purego ./tensor ./model
+	cd goengine && GOTOOLCHAIN=$(GO_OLDEST) go vet ./... && GOTOOLCHAIN=$(GO_OLDEST) go test ./model ./engine ./llama ./tensor
+	cd goengine && go test -tags purego ./tensor ./model ./engine
 	@cd goengine && for p in $(CROSS_PLATFORMS); do echo "GOOS=$${p%/*} GOARCH=$${p#*/} go vet ./... && go build ./..."; \
 		GOOS=$${p%/*} GOARCH=$${p#*/} go vet ./... && GOOS=$${p%/*} GOARCH=$${p#*/} go build ./... || exit 1; done
 	@cd goengine && qemu=$$(command -v qemu-aarch64-static || command -v qemu-aarch64) || { echo "skipped: the arm64 tests under qemu (no qemu-aarch64: apt-get install qemu-user-static)"; exit 0; }; \
-		echo "GOARCH=arm64 go test -exec $$qemu ./tensor ./model ./llama"; GOARCH=arm64 go test -exec $$qemu ./tensor ./model ./llama
-	@cd goengine && out=$$(go test -count=1 -v -run '^TestGolden' ./model 2>&1) || { echo "$$out"; exit 1; }; \
+		echo "GOARCH=arm64 go test -exec $$qemu ./tensor ./model ./engine ./llama"; GOARCH=arm64 go test -exec $$qemu ./tensor ./model ./engine ./llama
+	@cd goengine && out=$$(go test -count=1 -v -run '^TestGolden' ./engine 2>&1) || { echo "$$out"; exit 1; }; \
 		echo "$$out" | grep -E -- '^ *--- [A-Z]+: TestGolden[A-Za-z]+/kernels=[a-z0-9]+ '
 
 # The inference engine as one binary: bin/goengine.

@@ -30,14 +30,14 @@ type Conversation struct {
 	// until it does, or until only the new message is left.
 	Reserve int
 
-	session *model.Session
+	session *Session
 	tok     *tokenizer.Tokenizer
 	cached  []int // the ids in the session's cache, in order
 }
 
 // NewConversation starts a chat with m, in a session of its own.
 func NewConversation(m *model.Model, tok *tokenizer.Tokenizer, system string) *Conversation {
-	return &Conversation{System: system, session: m.NewSession(), tok: tok}
+	return &Conversation{System: system, session: NewSession(m), tok: tok}
 }
 
 // Turn is what one exchange did.

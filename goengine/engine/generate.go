@@ -1,15 +1,9 @@
-// Package engine generates text with a model, kept apart from the model as
-// nanochat keeps engine.py apart from gpt.py: Generate is the one generation
-// loop (sample, stop, decode, emit) that the generate and chat commands and the
-// HTTP server share, and Conversation keeps a chat's history in one session's
-// KV cache across turns.
 package engine
 
 import (
 	"context"
 	"strings"
 
-	"gollm/goengine/model"
 	"gollm/goengine/sampler"
 	"gollm/goengine/tokenizer"
 )
@@ -71,7 +65,7 @@ type Result struct {
 // when the cache is full, and says which; or with an error when ctx ends
 // (context.Cause), when emit fails or when a step does. Result.Generated
 // counts the tokens generated before an error too.
-func Generate(ctx context.Context, sess *model.Session, tok *tokenizer.Tokenizer, logits []float32,
+func Generate(ctx context.Context, sess *Session, tok *tokenizer.Tokenizer, logits []float32,
 	pick *sampler.Sampler, opts Options, emit func(text string) error) (Result, error) {
 	step := opts.Step
 	if step == nil {

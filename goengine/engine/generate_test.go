@@ -51,7 +51,7 @@ func greedy() *sampler.Sampler {
 // out step by step: up to n tokens, the end of text or the context's end.
 func greedyIDs(t *testing.T, m *model.Model, tok *tokenizer.Tokenizer, prompt []int, n int) []int {
 	t.Helper()
-	sess := m.NewSession()
+	sess := NewSession(m)
 	logits, err := sess.Prefill(prompt)
 	if err != nil {
 		t.Fatal(err)
@@ -91,9 +91,9 @@ func printed(t *testing.T, tok *tokenizer.Tokenizer, ids []int) string {
 
 // generate runs Generate after prompt in a fresh session and returns the text
 // it emitted, its result and the session.
-func generate(t *testing.T, m *model.Model, tok *tokenizer.Tokenizer, prompt []int, opts Options) (string, Result, *model.Session) {
+func generate(t *testing.T, m *model.Model, tok *tokenizer.Tokenizer, prompt []int, opts Options) (string, Result, *Session) {
 	t.Helper()
-	sess := m.NewSession()
+	sess := NewSession(m)
 	logits, err := sess.Prefill(prompt)
 	if err != nil {
 		t.Fatal(err)
@@ -223,7 +223,7 @@ func TestHeldBack(t *testing.T) {
 func TestGenerateErrors(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 64)
-	sess := m.NewSession()
+	sess := NewSession(m)
 	logits, err := sess.Prefill([]int{tok.BOS, 104, 105})
 	if err != nil {
 		t.Fatal(err)
@@ -243,11 +243,11 @@ func TestGenerateErrors(t *testing.T) {
 		t.Errorf("cancelled after 3 steps: %+v, %v; want 3 tokens and the cause", r, err)
 	}
 	failed := errors.New("write failed")
-	if _, err := Generate(context.Background(), m.NewSession(), tok, logits, greedy(), Options{}, func(string) error { return failed }); err != failed {
+	if _, err := Generate(context.Background(), NewSession(m), tok, logits, greedy(), Options{}, func(string) error { return failed }); err != failed {
 		t.Errorf("emit fails: err = %v", err)
 	}
 	opts.Step = func(context.Context, int) ([]float32, error) { return nil, failed }
-	if _, err := Generate(context.Background(), m.NewSession(), tok, logits, greedy(), opts, emit); err != failed {
+	if _, err := Generate(context.Background(), NewSession(m), tok, logits, greedy(), opts, emit); err != failed {
 		t.Errorf("step fails: err = %v", err)
 	}
 }

@@ -3,7 +3,7 @@
 // the state in named buffers allocated once, and nothing the math does not
 // need: no pool, no batches, no tracing, no transposed cache.
 //
-// It computes what the fast path (package model: sessions, chunked prefill,
+// It computes what the fast path (package engine: sessions, chunked prefill,
 // batched decode, the pool) computes, and the goldens bind both. Read it next
 // to spec/model.md; the weights come from model.Load, shared with the fast path.
 //

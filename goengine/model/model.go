@@ -41,6 +41,18 @@ type Model struct {
 	ropeCos, ropeSin []float32    // (context_length, head_dim/2), built in float64
 }
 
+// Pool is the model's goroutines, on which the fast path (package engine) runs
+// every product; they stop when the model is garbage collected.
+func (m *Model) Pool() *tensor.Pool { return m.pool }
+
+// RoPE is the rotation of position pos (spec/model.md §7.2): cos and sin of
+// pos * theta_i for each pair i, head_dim/2 values each, from the table Load
+// builds in float64. pos must be in 0..context_length-1.
+func (m *Model) RoPE(pos int) (cos, sin []float32) {
+	half := m.Config.HeadDim() / 2
+	return m.ropeCos[pos*half : (pos+1)*half], m.ropeSin[pos*half : (pos+1)*half]
+}
+
 // Load reads and checks a model file (spec/format.md §9 stages 2 and 3). The
 // matrices are views of the file's bytes, which are memory-mapped: loading
 // copies nothing but the norm weights, and f must stay open while the model is

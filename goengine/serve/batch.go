@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"gollm/goengine/model"
+	"gollm/goengine/engine"
 )
 
 // The decode loop of every request runs through one scheduler goroutine, which
@@ -17,7 +17,7 @@ import (
 
 // stepRequest asks for one decode step of a session.
 type stepRequest struct {
-	session *model.Session
+	session *engine.Session
 	token   int
 	done    chan stepResult // the request's own, reused for each of its steps
 }
@@ -39,9 +39,9 @@ const straggler = time.Millisecond
 // Parallel, waiting for stragglers at most the straggler time; runs them as one
 // batch and answers each. It answers every step it took, even when stopping.
 func (s *Server) schedule() {
-	batch := s.model.NewBatch()
+	batch := engine.NewBatch(s.model)
 	var steps []stepRequest
-	var sessions []*model.Session
+	var sessions []*engine.Session
 	var tokens []int
 	timer := time.NewTimer(time.Hour)
 	for {
@@ -82,7 +82,7 @@ func (s *Server) schedule() {
 }
 
 // decodeStep runs token through sess in the next batch and returns its logits.
-func (s *Server) decodeStep(ctx context.Context, sess *model.Session, token int, done chan stepResult) ([]float32, error) {
+func (s *Server) decodeStep(ctx context.Context, sess *engine.Session, token int, done chan stepResult) ([]float32, error) {
 	select {
 	case s.steps <- stepRequest{session: sess, token: token, done: done}:
 	case <-s.stopping.Done():

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"gollm/goengine/engine"
-	"gollm/goengine/model"
 	"gollm/goengine/sampler"
 )
 
@@ -148,7 +147,7 @@ var errStopped = errors.New("the server is shutting down")
 // /health. It ends with "stop" (<|end_of_text|>, <|eot_id|> or a stop
 // sequence) or "length" (max_tokens or the context's end); or with an error
 // when ctx ends (the client went away) or the server stops (errStopped).
-func (s *Server) generate(ctx context.Context, sess *model.Session, prompt []int, opts sampling, pick *sampler.Sampler, emit func(string) error) (finish string, generated int, err error) {
+func (s *Server) generate(ctx context.Context, sess *engine.Session, prompt []int, opts sampling, pick *sampler.Sampler, emit func(string) error) (finish string, generated int, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	defer context.AfterFunc(s.stopping, func() { cancel(errStopped) })()

@@ -21,6 +21,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/model"
 	"gollm/goengine/tokenizer"
 )
@@ -41,8 +42,8 @@ type Server struct {
 	tok          *tokenizer.Tokenizer
 	name         string
 	context      int
-	sessions     chan *model.Session // the free sessions
-	waiting      chan struct{}       // a token per waiting request, capacity Queue
+	sessions     chan *engine.Session // the free sessions
+	waiting      chan struct{}        // a token per waiting request, capacity Queue
 	maxBody      int64
 	writeTimeout time.Duration
 	log          *log.Logger
@@ -73,13 +74,13 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 	}
 	s := &Server{
 		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
-		sessions: make(chan *model.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
+		sessions: make(chan *engine.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
 		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, log: o.Log, created: time.Now().Unix(),
 		mux: http.NewServeMux(), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler
 	}
 	s.stopping, s.stopAll = context.WithCancel(context.Background())
 	for range o.Parallel {
-		s.sessions <- m.NewSession()
+		s.sessions <- engine.NewSession(m)
 	}
 	go s.schedule()
 	s.mux.HandleFunc("POST /v1/completions", s.completions)
@@ -214,7 +215,7 @@ func (s *Server) models(w http.ResponseWriter, r *http.Request) {
 // acquire takes a free session, waiting while fewer than Queue others wait. It
 // fails at once with 429 when the queue is full, and when the client goes away
 // or the server stops while it waits.
-func (s *Server) acquire(ctx context.Context) (*model.Session, *apiError) {
+func (s *Server) acquire(ctx context.Context) (*engine.Session, *apiError) {
 	if s.stopped.Load() {
 		return nil, unavailable()
 	}
@@ -245,7 +246,7 @@ func unavailable() *apiError {
 	return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Message: "the server is shutting down"}
 }
 
-func (s *Server) release(sess *model.Session) {
+func (s *Server) release(sess *engine.Session) {
 	sess.Reset()
 	s.sessions <- sess
 }

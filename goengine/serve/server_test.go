@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/gguf"
 	"gollm/goengine/model"
 	"gollm/goengine/sampler"
@@ -115,7 +116,7 @@ func greedyText(t *testing.T, s *Server, prompt []int, n int) (string, int) {
 
 func greedyIDs(t *testing.T, s *Server, prompt []int, n int) (string, []int) {
 	t.Helper()
-	sess := s.model.NewSession()
+	sess := engine.NewSession(s.model)
 	logits, err := sess.Prefill(prompt)
 	if err != nil {
 		t.Fatal(err)

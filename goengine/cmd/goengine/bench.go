@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/gguf"
 	"gollm/goengine/model"
 	"gollm/goengine/tensor"
@@ -83,14 +84,14 @@ func bench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	start = time.Now()
-	all := []*model.Session{m.NewSession()}
+	all := []*engine.Session{engine.NewSession(m)}
 	if _, err := all[0].Prefill(prompt); err != nil {
 		return err
 	}
 	prefill := time.Since(start)
 	pprof.StopCPUProfile()
 	for len(all) < *sessions { // the others' prompts are not timed
-		s := m.NewSession()
+		s := engine.NewSession(m)
 		if _, err := s.Prefill(prompt); err != nil {
 			return err
 		}
@@ -99,7 +100,7 @@ func bench(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err := startProfile(*cpuProfile, "decode"); err != nil {
 		return err
 	}
-	batch, tokens := m.NewBatch(), make([]int, len(all))
+	batch, tokens := engine.NewBatch(m), make([]int, len(all))
 	start = time.Now()
 	for i := 0; i < *genTokens; i++ {
 		for j := range tokens {

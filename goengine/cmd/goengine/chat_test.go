@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/gguf"
 	"gollm/goengine/sampler"
 	"gollm/goengine/tokenizer"
@@ -51,7 +52,7 @@ func greedyReply(t *testing.T, path string, messages []tokenizer.Message, maxTok
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := l.model.NewSession()
+	sess := engine.NewSession(l.model)
 	logits, err := sess.Prefill(prompt)
 	if err != nil {
 		t.Fatal(err)

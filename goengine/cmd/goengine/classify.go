@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"gollm/goengine/engine"
 	"gollm/goengine/model"
 )
 
@@ -67,7 +68,7 @@ func classify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if l.model.Labels == nil {
 		return fmt.Errorf("%s: not a classifier (no %s): use goengine generate or chat", *modelPath, model.LabelsKey)
 	}
-	c := &classifier{l: l, session: l.model.NewSession(), out: bufio.NewWriter(stdout)}
+	c := &classifier{l: l, session: engine.NewSession(l.model), out: bufio.NewWriter(stdout)}
 	defer c.out.Flush()
 	if given(fs, "text") {
 		_, err := c.classify("--text", *text)
@@ -79,25 +80,25 @@ func classify(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 // classifier classifies texts with one model and session, writing a JSON line each.
 type classifier struct {
 	l       *loaded
-	session *model.Session
+	session *engine.Session
 	out     *bufio.Writer
 }
 
 // classify classifies one text and prints its JSON line; where names the
 // input in errors ("--text", "FILE:LINE").
-func (c *classifier) classify(where, text string) (model.Prediction, error) {
+func (c *classifier) classify(where, text string) (engine.Prediction, error) {
 	tok, m := c.l.tokenizer, c.l.model
 	ids, err := tok.Encode(text) // as ordinary text: special-token text is not special here
 	if err != nil {
-		return model.Prediction{}, fmt.Errorf("%s: %w", where, err)
+		return engine.Prediction{}, fmt.Errorf("%s: %w", where, err)
 	}
 	ids = append([]int{tok.BOS}, ids...)
 	if len(ids) > m.Config.ContextLength {
-		return model.Prediction{}, fmt.Errorf("%s: %d tokens, longer than the context of %d", where, len(ids), m.Config.ContextLength)
+		return engine.Prediction{}, fmt.Errorf("%s: %d tokens, longer than the context of %d", where, len(ids), m.Config.ContextLength)
 	}
 	p, err := c.session.Classify(ids)
 	if err != nil {
-		return model.Prediction{}, fmt.Errorf("%s: %w", where, err)
+		return engine.Prediction{}, fmt.Errorf("%s: %w", where, err)
 	}
 	c.out.WriteString(`{"label": `)
 	writeJSON(c.out, p.Label)

@@ -65,7 +65,7 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 
 	out := bufio.NewWriter(stdout)
 	defer out.Flush()
-	session := m.NewSession()
+	session := engine.NewSession(m)
 	start := time.Now()
 	logits, err := session.Prefill(ids)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"gollm/goengine/engine"
 )
 
 // logits prints the logits of every position for the given token ids as JSON
@@ -35,7 +37,7 @@ func logits(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer l.file.Close()
-	rows, err := l.model.Logits(ids)
+	rows, err := engine.Logits(l.model, ids)
 	if err != nil {
 		return err
 	}

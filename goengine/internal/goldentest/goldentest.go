@@ -1,8 +1,8 @@
-// Package goldentest is what the tests of both forward passes (package model,
-// the fast path, and package llama, the readable one) share to check
-// themselves against the golden files of spec/goldens.md: opening them, and
-// the comparison rule of §3 and §5. It imports no model code, so that the
-// model package's own tests can use it.
+// Package goldentest is what the tests of both forward passes (package engine,
+// the fast path, and package llama, the readable one) and of the loader
+// (package model) share to check themselves against the golden files of
+// spec/goldens.md: opening them, and the comparison rule of §3 and §5. It
+// imports no model code, so that the model package's own tests can use it.
 package goldentest
 
 import (

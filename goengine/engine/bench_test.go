@@ -1,23 +1,24 @@
-package model
+package engine
 
 import (
 	"fmt"
 	"testing"
 
 	"gollm/goengine/gguf"
+	"gollm/goengine/model"
 )
 
 // seedConfig is the seed model of configs/gollm-85m.yaml.
-var seedConfig = Config{VocabSize: 32768, Dim: 768, NLayers: 12, NHeads: 12, NKVHeads: 4, FFNDim: 1536,
+var seedConfig = model.Config{VocabSize: 32768, Dim: 768, NLayers: 12, NHeads: 12, NKVHeads: 4, FFNDim: 1536,
 	ContextLength: 2048, RopeTheta: 10000, NormEps: 1e-5, TieEmbeddings: true}
 
-func seedModel(b *testing.B) *Model {
+func seedModel(b *testing.B) *model.Model {
 	return seedModelOf(b, gguf.F32)
 }
 
-func seedModelOf(b *testing.B, typ gguf.TensorType) *Model {
+func seedModelOf(b *testing.B, typ gguf.TensorType) *model.Model {
 	b.Helper()
-	m, err := Random(seedConfig, typ, 1)
+	m, err := model.Random(seedConfig, typ, 1)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,8 +33,8 @@ func BenchmarkDecodeStep(b *testing.B) {
 	}
 }
 
-func benchmarkDecodeStep(b *testing.B, m *Model) {
-	s := m.NewSession()
+func benchmarkDecodeStep(b *testing.B, m *model.Model) {
+	s := NewSession(m)
 	prompt := make([]int, 128)
 	for i := range prompt {
 		prompt[i] = i * 7
@@ -54,7 +55,7 @@ func benchmarkDecodeStep(b *testing.B, m *Model) {
 // BenchmarkPrefill128 measures a 128-token prompt through the seed model.
 func BenchmarkPrefill128(b *testing.B) {
 	m := seedModel(b)
-	s := m.NewSession()
+	s := NewSession(m)
 	prompt := make([]int, 128)
 	for i := range prompt {
 		prompt[i] = i * 7
@@ -78,7 +79,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/sessions=%d", typ, n), func(b *testing.B) {
 				sessions, tokens := make([]*Session, n), make([]int, n)
 				for i := range sessions {
-					sessions[i] = m.NewSession()
+					sessions[i] = NewSession(m)
 					prompt := make([]int, 128)
 					for j := range prompt {
 						prompt[j] = (i + j*7) % seedConfig.VocabSize
@@ -88,7 +89,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 					}
 					tokens[i] = 42 + i
 				}
-				batch := m.NewBatch()
+				batch := NewBatch(m)
 				b.ResetTimer()
 				for range b.N {
 					for _, s := range sessions {

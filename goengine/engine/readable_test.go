@@ -1,4 +1,4 @@
-package model_test
+package engine
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ import (
 // prompt's last row through the head) as llama.cpp does (spec/model.md §11),
 // so its logits are held to the relative RMS bound of spec/goldens.md §5.
 func TestFastMatchesReadable(t *testing.T) {
-	model.AtEachKernelLevel(t, checkFastMatchesReadable)
+	atEachKernelLevel(t, checkFastMatchesReadable)
 }
 
 func checkFastMatchesReadable(t *testing.T) {
@@ -32,7 +32,7 @@ func checkFastMatchesReadable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fast, readable := m.NewSession(), llama.NewRunState(c)
+			fast, readable := NewSession(m), llama.NewRunState(c)
 			got, err := fast.Prefill(prompt)
 			if err != nil {
 				t.Fatal(err)

@@ -1,4 +1,4 @@
-package model
+package engine
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 
+	"gollm/goengine/model"
 	"gollm/goengine/tensor"
 )
 
@@ -24,7 +25,7 @@ type KVCache struct {
 // token, and a Batch for its own tokens (spec/model.md §10): the whole prompt at
 // once, or one token per decode step.
 type Session struct {
-	m      *Model
+	m      *model.Model
 	cache  KVCache
 	logits []float32 // (vocab_size) of the last token run
 	hidden []float32 // (dim) final-norm hidden state, of Hidden
@@ -36,10 +37,10 @@ type Session struct {
 	Trace func(name string, pos int, value []float32)
 }
 
-// NewSession allocates the cache of one sequence.
-func (m *Model) NewSession() *Session {
+// NewSession allocates the cache of one sequence of m.
+func NewSession(m *model.Model) *Session {
 	c := m.Config
-	s := &Session{m: m, logits: make([]float32, c.VocabSize), hidden: make([]float32, c.Dim), own: m.NewBatch()}
+	s := &Session{m: m, logits: make([]float32, c.VocabSize), hidden: make([]float32, c.Dim), own: NewBatch(m)}
 	s.cache.KStride = c.ContextLength + 16
 	for l := 0; l < c.NLayers; l++ {
 		s.cache.K = append(s.cache.K, make([]float32, c.KVDim()*s.cache.KStride))
@@ -64,7 +65,7 @@ func (s *Session) Reset() { s.cache.Len = 0 }
 // the cache. n must be in 0..Pos().
 func (s *Session) Truncate(n int) {
 	if n < 0 || n > s.cache.Len {
-		panic(fmt.Sprintf("model: Truncate(%d) outside 0..%d", n, s.cache.Len))
+		panic(fmt.Sprintf("engine: Truncate(%d) outside 0..%d", n, s.cache.Len))
 	}
 	s.cache.Len = n
 }
@@ -109,7 +110,7 @@ func (s *Session) checkPrompt(tokens []int) error {
 		return fmt.Errorf("prompt of %d tokens does not fit in the context: %d of %d positions are free",
 			len(tokens), s.m.Config.ContextLength-s.Pos(), s.m.Config.ContextLength)
 	}
-	return s.m.checkTokens(tokens)
+	return checkTokens(s.m, tokens)
 }
 
 // DecodeStep runs one token at position Pos() through every block, appending its
@@ -120,7 +121,7 @@ func (s *Session) DecodeStep(token int) ([]float32, error) {
 		return nil, err
 	}
 	s.one[0] = token
-	if err := s.m.checkTokens(s.one[:]); err != nil {
+	if err := checkTokens(s.m, s.one[:]); err != nil {
 		return nil, err
 	}
 	s.own.sequence(s, s.one[:])
@@ -134,7 +135,7 @@ func (s *Session) checkRoom() error {
 	return nil
 }
 
-func (m *Model) checkTokens(tokens []int) error {
+func checkTokens(m *model.Model, tokens []int) error {
 	for _, token := range tokens {
 		if token < 0 || token >= m.Config.VocabSize {
 			return fmt.Errorf("token id %d is outside the vocabulary (0..%d)", token, m.Config.VocabSize-1)
@@ -151,7 +152,7 @@ func (m *Model) checkTokens(tokens []int) error {
 // cache. The buffers are allocated on first use and reused (as llama2.c's
 // RunState), so a decode step allocates nothing.
 type Batch struct {
-	m        *Model
+	m        *model.Model
 	T        int
 	sessions []*Session // row i's session
 	pos      []int      // row i's position
@@ -168,10 +169,10 @@ type Batch struct {
 	attention attentionTask
 }
 
-// NewBatch makes an empty batch; its buffers grow to the largest T it runs.
-func (m *Model) NewBatch() *Batch {
+// NewBatch makes an empty batch of m; its buffers grow to the largest T it runs.
+func NewBatch(m *model.Model) *Batch {
 	b := &Batch{m: m}
-	b.attention = attentionTask{b: b, scores: make([][]float32, m.pool.Threads())}
+	b.attention = attentionTask{b: b, scores: make([][]float32, m.Pool().Threads())}
 	return b
 }
 
@@ -195,7 +196,7 @@ func (b *Batch) DecodeStep(sessions []*Session, tokens []int) ([][]float32, erro
 			return nil, err
 		}
 	}
-	if err := b.m.checkTokens(tokens); err != nil {
+	if err := checkTokens(b.m, tokens); err != nil {
 		return nil, err
 	}
 	b.sessions, b.one = append(b.sessions[:0], sessions...), len(sessions) == 1
@@ -272,14 +273,14 @@ func (b *Batch) logitsOf(i int, out []float32) {
 	c := b.m.Config
 	h := b.h[:c.Dim]
 	tensor.RMSNorm(h, b.x[i*c.Dim:(i+1)*c.Dim], b.m.OutputNorm, c.NormEps)
-	b.m.pool.MatVec(out, h, &b.m.Output)
+	b.m.Pool().MatVec(out, h, &b.m.Output)
 }
 
 // outputRows computes the logits of the first T rows into out (T, vocab_size).
 func (b *Batch) outputRows(out []float32, T int) {
 	c := b.m.Config
 	b.rmsNormRows(b.h, b.x, b.m.OutputNorm)
-	b.m.pool.MatMul(out[:T*c.VocabSize], b.h[:T*c.Dim], &b.m.Output, T)
+	b.m.Pool().MatMul(out[:T*c.VocabSize], b.h[:T*c.Dim], &b.m.Output, T)
 }
 
 // resize sets the batch to T rows, growing the buffers when needed.
@@ -304,7 +305,7 @@ func grow(buf []float32, n int) []float32 {
 // (spec/model.md §9): x += attention(rms_norm(x)); x += swiglu(rms_norm(x)).
 // After each step the goldens name, b.after shows its output to a trace.
 func (b *Batch) Block(l int) {
-	w, pool := &b.m.Layers[l], b.m.pool
+	w, pool := &b.m.Layers[l], b.m.Pool()
 
 	b.rmsNormRows(b.h, b.x, w.AttnNorm)
 	b.after(l, "attn_norm", b.h)
@@ -368,16 +369,16 @@ func (b *Batch) rmsNormRows(out, x, weight []float32) {
 func (b *Batch) applyRoPERows(x []float32) {
 	width := len(x) / b.T
 	for i := 0; i < b.T; i++ {
-		b.m.ApplyRoPE(x[i*width:(i+1)*width], b.pos[i])
+		applyRoPE(b.m, x[i*width:(i+1)*width], b.pos[i])
 	}
 }
 
-// ApplyRoPE rotates each adjacent pair (x[2i], x[2i+1]) of every head in x by
-// the angle pos * theta_i (spec/model.md §7.2).
-func (m *Model) ApplyRoPE(x []float32, pos int) {
+// applyRoPE rotates each adjacent pair (x[2i], x[2i+1]) of every head in x by
+// the angle pos * theta_i (spec/model.md §7.2), read from the model's table.
+func applyRoPE(m *model.Model, x []float32, pos int) {
 	hd := m.Config.HeadDim()
 	half := hd / 2
-	cos, sin := m.ropeCos[pos*half:(pos+1)*half], m.ropeSin[pos*half:(pos+1)*half]
+	cos, sin := m.RoPE(pos)
 	for head := 0; head < len(x); head += hd {
 		for i := 0; i < half; i++ {
 			x0, x1 := x[head+2*i], x[head+2*i+1]
@@ -471,8 +472,8 @@ func (b *Batch) attend(l, g, first int, q []float32, ldq, rows int, out []float3
 
 // SwiGLU computes (silu(h W_gate^T) * (h W_up^T)) W_down^T of b.h into b.proj;
 // the gated hidden stays in b.gate.
-func (b *Batch) SwiGLU(w *Layer) {
-	pool := b.m.pool
+func (b *Batch) SwiGLU(w *model.Layer) {
+	pool := b.m.Pool()
 	pool.MatMuls(b.h, b.T, tensor.Product{Out: b.gate, W: &w.WGate}, tensor.Product{Out: b.up, W: &w.WUp})
 	tensor.SwiGLUGate(b.gate, b.up) // gate = silu(gate) * up
 	pool.MatMul(b.proj, b.gate, &w.WDown, b.T)
@@ -504,11 +505,11 @@ func (b *Batch) traceRows(name string, value []float32) {
 }
 
 // Logits runs tokens at positions 0..T-1 one decode step at a time in a fresh
-// session and returns every position's logits (T, vocab_size): for tools that
-// compare engines (goengine logits). Generation uses a Session directly; the
-// forward pass to read is package llama's Forward.
-func (m *Model) Logits(tokens []int) ([][]float32, error) {
-	s := m.NewSession()
+// session of m and returns every position's logits (T, vocab_size): for tools
+// that compare engines (goengine logits). Generation uses a Session directly;
+// the forward pass to read is package llama's Forward.
+func Logits(m *model.Model, tokens []int) ([][]float32, error) {
+	s := NewSession(m)
 	if len(tokens) > m.Config.ContextLength {
 		return nil, fmt.Errorf("%d tokens exceed the context length %d", len(tokens), m.Config.ContextLength)
 	}
