@@ -159,8 +159,10 @@ def cross_entropy_sum(logits: jax.Array, targets: jax.Array, mask: jax.Array) ->
     or a prompt in fine-tuning) contribute nothing.
     """
     # -log softmax(z)[y] = logsumexp(z) - z[y]: the (B, T, V) log-probabilities are never stored.
+    # z[y] as a masked sum, not a gather: a gather's gradient is a scatter, slow in XLA on a CPU,
+    # and the compare fuses into the reduction (and its gradient into the softmax's).
     logits = logits.astype(jnp.float32)
-    target_logits = jnp.take_along_axis(logits, targets[..., None], axis=-1)[..., 0]
+    target_logits = jnp.sum(jnp.where(jnp.arange(logits.shape[-1]) == targets[..., None], logits, 0.0), axis=-1)
     losses = jax.nn.logsumexp(logits, axis=-1) - target_logits
     mask = mask.astype(jnp.float32)
     return jnp.sum(losses * mask), jnp.sum(mask)
