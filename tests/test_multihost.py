@@ -10,12 +10,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
-from jaxmodel.shards import write_shards
+from conftest import ROOT, write_counting_shards
 
 MODEL = {"vocab_size": 320, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "ffn_dim": 128,
          "context_length": 32, "rope_theta": 10000.0, "norm_eps": 1.0e-5, "tie_embeddings": True}
@@ -29,9 +27,7 @@ TOLERANCE = 1e-5
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("multihost")
-    rng = np.random.default_rng(0)
-    documents = [(np.arange(n) + rng.integers(0, 200)) % 300 for n in rng.integers(20, 120, 400)]
-    write_shards(root / "data", documents, vocab_size=320, eos_id=313, shard_tokens=8192, val_tokens=2000)
+    write_counting_shards(root / "data")
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump({"model": MODEL, "train": TRAIN}))
     return root, config

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, write_counting_shards
 from jaxmodel.shards import write_shards
 
 MODEL = {"vocab_size": 320, "dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "ffn_dim": 128,
@@ -24,10 +24,7 @@ TRAIN = {"steps": 60, "batch_size": 8, "warmup_steps": 5, "learning_rate": 3.0e-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
-    rng = np.random.default_rng(0)
-    # Documents with structure to learn: runs that count upwards from a random start.
-    documents = [(np.arange(n) + rng.integers(0, 200)) % 300 for n in rng.integers(20, 120, 400)]
-    write_shards(root / "data", documents, vocab_size=320, eos_id=313, shard_tokens=8192, val_tokens=2000)
+    write_counting_shards(root / "data")
     config = root / "tiny.yaml"
     config.write_text(yaml.safe_dump({"model": MODEL, "train": TRAIN}))
     return root, config
