@@ -75,6 +75,7 @@ def measure(config: Path, overrides: list[str], steps: int, profile: Path | None
     batch = {
         "tokens": rng.integers(0, mc.vocab_size, (tc.batch_size, mc.context_length + 1)).astype(np.int32),
         "mask": np.ones((tc.batch_size, mc.context_length), np.int32),
+        "stop": np.zeros(tc.batch_size, np.int32),  # train.StopRequest.vote: nobody stops
     }
     state, metrics = step(state, batch)  # compile
     jax.block_until_ready(metrics)

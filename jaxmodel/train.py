@@ -66,6 +66,8 @@ BATCH_SPEC = P(MESH_AXES, None)  # sequences split over every device
 # What a batch holds: a language model's tokens (b, T+1) and target mask (b, T); a classifier's
 # tokens (b, T), the position of each row's last real token, its label and its weight (0: padding).
 BATCH_KEYS = {"lm": ("tokens", "mask"), "classifier": ("tokens", "last", "label", "weight")}
+# Every batch also carries "stop", each row its process's StopRequest.vote: the step returns the
+# largest, so every process learns from the step itself whether any was signalled.
 
 
 class TrainState(NamedTuple):
@@ -186,7 +188,7 @@ def loss_sum(model: Transformer, batch: dict, n_classes: int) -> tuple[jax.Array
 
 def batch_shardings(mesh: Mesh, n_classes: int) -> dict[str, NamedSharding]:
     """Every array of a batch split by rows over all devices."""
-    keys = BATCH_KEYS["classifier" if n_classes else "lm"]
+    keys = BATCH_KEYS["classifier" if n_classes else "lm"] + ("stop",)
     two_d = {"tokens", "mask"}
     return {key: NamedSharding(mesh, BATCH_SPEC if key in two_d else P(MESH_AXES)) for key in keys}
 
@@ -270,7 +272,8 @@ def make_train_step(mc: ModelConfig, tc: TrainConfig, mesh: Mesh, n_classes: int
         grads = jax.tree.map(lambda g: g / count, grads)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        metrics = {"loss": total / count, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step)}
+        metrics = {"loss": total / count, "grad_norm": optax.tree.norm(grads), "learning_rate": schedule(state.step),
+                   "stop": jnp.max(batch["stop"])}
         return TrainState(state.step + 1, params, opt_state), metrics
 
     shardings = state_shardings(mc, tc, mesh, n_classes)
@@ -395,7 +398,7 @@ def _installed(name: str) -> bool:
 HOST_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
-def _initialize_hosts() -> None:
+def _initialize_hosts() -> int | None:
     """Multi-host runs: join the other processes when JAX_COORDINATOR_ADDRESS (host:port),
     JAX_NUM_PROCESSES and JAX_PROCESS_ID are set; each process then reads only its own rows.
 
@@ -426,10 +429,50 @@ def _initialize_hosts() -> None:
     try:
         jax.distributed.initialize(address, num_processes=count, process_id=index,
                                    initialization_timeout=init_timeout, heartbeat_timeout_seconds=heartbeat)
+        return heartbeat
     except Exception as err:  # XLA's coordination errors come as assorted runtime errors
         raise ConfigError(f"process {index} of {count} could not join the others at {address} within {init_timeout} s "
                           f"({str(err).splitlines()[0] if str(err) else type(err).__name__}): start every process with "
                           "the same JAX_COORDINATOR_ADDRESS and JAX_NUM_PROCESSES and a distinct JAX_PROCESS_ID") from None
+
+
+class PeerWatch:
+    """On several hosts, finds a dead or frozen peer and ends this process with peers_lost's
+    one line. XLA alone does not do it well: a step's collectives wait on a dead peer without
+    end, and when the coordinator's heartbeat timeout finds it, XLA aborts the process from a
+    background thread with pages of C++ log. So each process bumps a counter of its own in the
+    coordinator's key-value store every second, and this thread gives up on a peer whose
+    counter has not moved for `stale` seconds (under the heartbeat timeout), or when the
+    coordinator itself (process 0) is gone."""
+
+    def __init__(self, run_dir: Path, stale: float):
+        import threading
+
+        from jax._src import distributed  # the coordinator's client: JAX has no public handle on it
+
+        self.client, self.run_dir, self.stale = distributed.global_state.client, run_dir, stale
+        self.me, self.count = jax.process_index(), jax.process_count()
+        threading.Thread(target=self._run, name="peer-watch", daemon=True).start()
+
+    def _run(self) -> None:
+        seen: dict[int, tuple[str, float]] = {}  # peer -> (its counter, when it last moved here)
+        while True:
+            try:
+                self.client.key_value_increment(f"gollm/alive/{self.me}", 1)
+                for peer in range(self.count):
+                    if peer == self.me:
+                        continue
+                    try:
+                        value = self.client.key_value_try_get(f"gollm/alive/{peer}")
+                    except Exception:  # not there yet: the peer is still starting
+                        value = ""
+                    if peer not in seen or seen[peer][0] != value:
+                        seen[peer] = (value, time.monotonic())
+                    elif time.monotonic() - seen[peer][1] > self.stale:
+                        peers_lost(f"process {peer} gave no sign of life for {self.stale:.0f} s", self.run_dir)
+            except Exception as err:  # the coordinator is unreachable: process 0 is gone
+                peers_lost(err, self.run_dir)
+            time.sleep(1.0)
 
 
 def _cluster_detected() -> bool:
@@ -624,9 +667,6 @@ def _open_run(run_dir: Path):
 # --- stopping cleanly ----------------------------------------------------------------------
 
 
-STEP_BARRIER_MS = 30 * 60 * 1000  # how long a process waits at a step for the others; a dead one is the heartbeat's to find
-
-
 class StopRequest:
     """SIGINT and SIGTERM during the loop ask it to stop after the current step, save a
     checkpoint and exit (130 or 143): a step is never cut in half, and nothing is lost.
@@ -657,24 +697,21 @@ class StopRequest:
     def exit_code(self) -> int:
         return 128 + (self.signum or 0)
 
-    def agreed(self, step: int) -> bool:
-        """Whether to stop after `step`. On several hosts every process must stop at the same
-        step (a process that went on would wait for the others forever), so each says at
-        every step whether it was signalled, through the coordinator's key-value store and a
-        barrier (host messages only: the step queued on the device runs on meanwhile), and a
-        process that was not takes the signal of one that was."""
-        if jax.process_count() == 1:
-            return self.signum is not None
-        from jax._src import distributed  # the coordinator's client: JAX has no public handle on it
+    @property
+    def vote(self) -> int:
+        """What this process puts into every step (BATCH_KEYS' "stop"): its signal, or 0."""
+        return self.signum or 0
 
-        client = distributed.global_state.client
-        if self.signum is not None:
-            client.key_value_set(f"gollm/stop/{step}/{jax.process_index()}", str(self.signum))
-        client.wait_at_barrier(f"gollm/step/{step}", STEP_BARRIER_MS)
-        signalled = client.key_value_dir_get(f"gollm/stop/{step}/")
-        if signalled and self.signum is None:
-            self.signum = int(signalled[0][1])
-        return bool(signalled)
+    def heard(self, votes: float) -> None:
+        """A step's largest vote over every process (its "stop" metric). On several hosts the
+        loop stops on what the steps report, never on a process's own signal, so that all of
+        them stop after the same step (one that went on would wait for the others forever);
+        the votes travel inside the step, so asking costs no extra message or wait."""
+        if votes and self.signum is None:
+            self.signum = int(votes)  # another process was signalled: stop as it does
+        self.agreed = self.agreed or bool(votes)
+
+    agreed = False
 
 
 class Prefetcher:
@@ -863,7 +900,9 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     """
     mc, tc = load_train_config(config_path, overrides)
     warn_schedule(tc)
-    _initialize_hosts()
+    heartbeat = _initialize_hosts()
+    if heartbeat is not None:
+        PeerWatch(run_dir, stale=max(3.0, heartbeat / 3))  # before XLA's own heartbeat timeout
     if tokenizer_dir is not None:
         check_tokenizer_dir(tokenizer_dir)
     if is_shard_directory(data) or not data.exists():
@@ -949,6 +988,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     def row_of(step: int, metrics: dict) -> dict:
         """The step's metrics as numbers: this waits for the step to finish."""
         row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
+        stop.heard(row.pop("stop"))
         now = time.perf_counter()
         row["tokens_per_s"], clock[0] = tokens_per_step / (now - clock[0]), now
         return row
@@ -967,13 +1007,16 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     with open(metrics_path if writer else os.devnull, "a") as log, StopRequest() as stop, Prefetcher(batch, start, tc.steps) as batches, \
             StepProfiler(profile, start, tc.steps) as profiler:
         for step in range(start, tc.steps):
-            arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in batches.get(step).items()}
+            local = batches.get(step)
+            local["stop"] = np.full(len(local["tokens"]), stop.vote, np.int32)
+            arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in local.items()}
             profiler.before(step)
             state, metrics = step_fn(state, arrays)
             if pending is not None:
                 emit(row_of(*pending))
             pending = (step, metrics)
-            stopping = stop.agreed(step)
+            # One process alone stops on its own signal; several stop on what the steps reported.
+            stopping = stop.agreed or (jax.process_count() == 1 and stop.signum is not None)
             evaluate_now = eval_step is not None and ((step + 1) % tc.eval_every == 0 or step + 1 == tc.steps)
             save_now = (step + 1) % tc.checkpoint_every == 0 or step + 1 == tc.steps or stopping
             if not (evaluate_now or save_now or profiler.ends_at(step)):

@@ -22,6 +22,7 @@ def random_batch(seed, batch_size=8, length=32):
     return {
         "tokens": rng.integers(0, MODEL.vocab_size, (batch_size, length + 1)).astype(np.int32),
         "mask": np.ones((batch_size, length), np.int32),
+        "stop": np.zeros(batch_size, np.int32),  # no process asks to stop (StopRequest.vote)
     }
 
 
@@ -89,7 +90,7 @@ from jaxmodel.train import init_state, make_mesh, make_train_step
 model = load_config("configs/goldens-gqa.yaml")
 tc = TrainConfig(batch_size=8, grad_accum=2, warmup_steps=0, learning_rate=1e-3)
 rng = np.random.default_rng(0)
-batches = [{"tokens": rng.integers(0, model.vocab_size, (8, 33)).astype(np.int32), "mask": np.ones((8, 32), np.int32)} for _ in range(3)]
+batches = [{"tokens": rng.integers(0, model.vocab_size, (8, 33)).astype(np.int32), "mask": np.ones((8, 32), np.int32), "stop": np.zeros(8, np.int32)} for _ in range(3)]
 out = {}
 for data, fsdp in [(1, 1), (8, 1), (2, 4), (1, 8)]:
     mesh = make_mesh(data, fsdp)
