@@ -22,6 +22,7 @@ resumed run repeats an uninterrupted one exactly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -452,16 +453,29 @@ class PeerWatch:
 
         self.client, self.run_dir, self.stale = distributed.global_state.client, run_dir, stale
         self.me, self.count = jax.process_index(), jax.process_count()
+        # Set when this process's training is over: it goes on showing it is alive (a slower
+        # peer may still be finishing) but judges no more, as JAX shuts the coordinator down.
+        self.done = threading.Event()
         threading.Thread(target=self._run, name="peer-watch", daemon=True).start()
+
+    def __enter__(self) -> PeerWatch:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+
+    def _lost(self, why) -> None:
+        if not self.done.is_set():
+            peers_lost(why, self.run_dir)
 
     def _run(self) -> None:
         seen: dict[int, tuple[str, float]] = {}  # peer -> (its counter, when it last moved here)
         while True:
+            time.sleep(1.0)
             try:
                 self.client.key_value_increment(f"gollm/alive/{self.me}", 1)
-                for peer in range(self.count):
-                    if peer == self.me:
-                        continue
+                judged = [] if self.done.is_set() else [p for p in range(self.count) if p != self.me]
+                for peer in judged:
                     try:
                         value = self.client.key_value_try_get(f"gollm/alive/{peer}")
                     except Exception:  # not there yet: the peer is still starting
@@ -469,10 +483,9 @@ class PeerWatch:
                     if peer not in seen or seen[peer][0] != value:
                         seen[peer] = (value, time.monotonic())
                     elif time.monotonic() - seen[peer][1] > self.stale:
-                        peers_lost(f"process {peer} gave no sign of life for {self.stale:.0f} s", self.run_dir)
+                        self._lost(f"process {peer} gave no sign of life for {self.stale:.0f} s")
             except Exception as err:  # the coordinator is unreachable: process 0 is gone
-                peers_lost(err, self.run_dir)
-            time.sleep(1.0)
+                self._lost(err)
 
 
 def _cluster_detected() -> bool:
@@ -901,8 +914,13 @@ def train(config_path: Path, data: Path, run_dir: Path, overrides: list[str], pr
     mc, tc = load_train_config(config_path, overrides)
     warn_schedule(tc)
     heartbeat = _initialize_hosts()
-    if heartbeat is not None:
-        PeerWatch(run_dir, stale=max(3.0, heartbeat / 3))  # before XLA's own heartbeat timeout
+    with PeerWatch(run_dir, stale=max(3.0, heartbeat / 3)) if heartbeat is not None else contextlib.nullcontext():
+        return _train(mc, tc, data, run_dir, progress, tokenizer_dir, profile)
+
+
+def _train(mc: ModelConfig, tc: TrainConfig, data: Path, run_dir: Path, progress: bool, tokenizer_dir: Path | None,
+           profile: Path | None) -> list[dict]:
+    """train() once the hosts are joined."""
     if tokenizer_dir is not None:
         check_tokenizer_dir(tokenizer_dir)
     if is_shard_directory(data) or not data.exists():
