@@ -68,6 +68,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
+from jaxmodel.documents import json_lines
 from jaxmodel.tokenizer import DOCUMENT_SEPARATOR
 
 SEPARATOR = f"\n{DOCUMENT_SEPARATOR}\n"  # between two stories; never before the first or after the last
@@ -655,7 +656,7 @@ def write_examples(path: str | os.PathLike, examples: Iterable[dict]) -> Example
 
 def read_examples(path: str | os.PathLike) -> list[dict]:
     """The examples of a file written by `write_examples`."""
-    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").split("\n") if line]  # "\n" only: JSON Lines
+    return [item for _, item in json_lines(Path(path))]
 
 
 # --- command line -------------------------------------------------------------------------

@@ -111,6 +111,19 @@ def iter_lines(path: Path, on_bytes: Callable[[int], object] | None = None) -> I
                 raise DocumentError(f"{path}:{number}: not valid UTF-8 ({err.reason} at byte {err.start})") from None
 
 
+def json_lines(path: Path) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each non-blank line of a JSON Lines file, the one reader of
+    them. Lines end at "\\n" only, as JSON Lines says: U+2028 and other Unicode line
+    breaks inside a string are text. A line that is not JSON is an error naming it."""
+    for number, line in enumerate(iter_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DocumentError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+
+
 def _text_documents(path: Path, on_bytes) -> Iterator[str]:
     parts: list[str] = []
     for line in iter_lines(path, on_bytes):

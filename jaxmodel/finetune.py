@@ -110,22 +110,13 @@ class Conversation:
 
 
 def json_lines(path: Path) -> list[tuple[str, object]]:
-    """("file:line", value) for each non-blank line of a JSON Lines file. Lines end at "\\n"
-    only, as JSON Lines says: U+2028 and other Unicode line breaks inside a string are text."""
-    from jaxmodel.documents import DocumentError, iter_lines
+    """("file:line", value) for each non-blank line of a JSON Lines file (documents.json_lines)."""
+    from jaxmodel import documents
 
-    found = []
     try:
-        for number, line in enumerate(iter_lines(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                found.append((f"{path}:{number}", json.loads(line)))
-            except json.JSONDecodeError as err:
-                raise FinetuneError(f"{path}:{number}: not valid JSON ({err.msg})") from None
-    except DocumentError as err:
+        return [(f"{path}:{number}", item) for number, item in documents.json_lines(path)]
+    except documents.DocumentError as err:
         raise FinetuneError(str(err)) from None
-    return found
 
 
 def _read_text(path: Path) -> str:

@@ -267,16 +267,10 @@ def classify_texts(model: Model, texts) -> list[dict]:
 
 def read_texts(path: Path) -> list[str]:
     """The "text" of every line of a JSONL file (other keys, such as "label", are ignored)."""
-    from jaxmodel.documents import iter_lines
+    from jaxmodel.documents import json_lines
 
     texts = []
-    for number, line in enumerate(iter_lines(path), start=1):  # lines end at "\\n" only, as JSON Lines says
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+    for number, item in json_lines(path):  # a DocumentError is a ValueError, as the CLI expects
         if not isinstance(item, dict) or not isinstance(item.get("text"), str):
             raise ValueError(f'{path}:{number}: expected an object with a "text" string')
         texts.append(item["text"])

@@ -688,6 +688,7 @@ class StopRequest:
 
     def __init__(self):
         self.signum: int | None = None
+        self.agreed = False  # a step reported a vote to stop (several hosts: see heard)
         self._previous = {}
 
     def __enter__(self) -> StopRequest:
@@ -723,8 +724,6 @@ class StopRequest:
         if votes and self.signum is None:
             self.signum = int(votes)  # another process was signalled: stop as it does
         self.agreed = self.agreed or bool(votes)
-
-    agreed = False
 
 
 class Prefetcher:
