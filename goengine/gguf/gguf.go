@@ -17,7 +17,7 @@
 //
 //	gguf: model.gguf: header: version: expected 3, found 2
 //	gguf: model.gguf: key "llama.block_count": type: expected an integer, found STRING
-//	gguf: model.gguf: tensor "blk.0.attn_q.weight": type: expected F32 (0), F16 (1), Q8_0 (8) or I32 (26), found Q4_K (12)
+//	gguf: model.gguf: tensor "blk.0.attn_q.weight": type: expected F32 (0), F16 (1), Q4_0 (2), … or BF16 (30), found IQ2_XXS (16)
 package gguf
 
 import (
@@ -128,7 +128,7 @@ func (v Value) String() string {
 type TensorInfo struct {
 	Name   string
 	Dims   []uint64   // GGUF order: Dims[0] = ne[0], the fastest-varying
-	Type   TensorType // F32, F16, Q8_0 or I32
+	Type   TensorType // one of the Supported types
 	Offset uint64     // of the data, relative to the data section
 	Size   uint64     // of the data, in bytes
 }

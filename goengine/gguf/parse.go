@@ -401,10 +401,10 @@ func (d *decoder) tensorInfo(t *TensorInfo) error {
 	}
 	t.Type = TensorType(typ)
 	if !t.Type.Supported() {
-		return d.errorf("type: expected F32 (0), F16 (1), Q8_0 (8) or I32 (26), found %s (%d)", t.Type, typ)
+		return d.errorf("type: expected %s, found %s (%d)", supportedTypes, t.Type, typ)
 	}
-	if t.Type == Q8_0 && t.Dims[0]%Q8_0BlockValues != 0 {
-		return d.errorf("Q8_0 needs ne[0] to be a multiple of %d, found ne = %v", Q8_0BlockValues, t.Dims)
+	if values := uint64(t.Type.BlockValues()); t.Dims[0]%values != 0 { // blocks run along ne[0]
+		return d.errorf("%s needs ne[0] to be a multiple of %d, found ne = %v", t.Type, values, t.Dims)
 	}
 	size, ok := t.Type.ByteSize(n)
 	if !ok {

@@ -20,15 +20,16 @@ func (f *File) tensorOf(name string) (*TensorInfo, []byte, error) {
 }
 
 // Float32s returns the values of the tensor named name as float32, in
-// storage (row-major) order: F32 is copied, F16 widened exactly and Q8_0
-// dequantized (spec/format.md §5.3). An I32 tensor is an error.
+// storage (row-major) order: F32 is copied, F16 and BF16 widened exactly and
+// the block types dequantized as ggml does (spec/format.md §5.3). An I32
+// tensor is an error.
 func (f *File) Float32s(name string) ([]float32, error) {
 	t, data, err := f.tensorOf(name)
 	if err != nil {
 		return nil, err
 	}
 	if t.Type == I32 {
-		return nil, errorf(f.Path, tensorWhere(name), "type: expected F32, F16 or Q8_0, found %s", t.Type)
+		return nil, errorf(f.Path, tensorWhere(name), "type: expected %s, found %s", floatTypes, t.Type)
 	}
 	out := make([]float32, t.NumElements())
 	if err := Dequantize(out, data, t.Type); err != nil {
@@ -53,31 +54,22 @@ func (f *File) Int32s(name string) ([]int32, error) {
 	return out, nil
 }
 
-// Dequantize converts len(dst) values of type typ (F32, F16 or Q8_0) stored
-// little-endian in src to float32. src must hold exactly the bytes of
-// len(dst) values (for Q8_0, len(dst) must be a multiple of 32).
+// Dequantize converts len(dst) values of type typ (any supported type but
+// I32) stored little-endian in src to float32, by DequantizeBlocks. src must
+// hold exactly the bytes of len(dst) values, and for a block type len(dst)
+// must be a whole number of blocks; otherwise it returns an error.
 func Dequantize(dst []float32, src []byte, typ TensorType) error {
 	if typ == I32 || !typ.Supported() {
-		return fmt.Errorf("cannot convert %s values to float32", typ)
+		return fmt.Errorf("cannot convert %s values to float32 (expected %s)", typ, floatTypes)
 	}
 	size, ok := typ.ByteSize(uint64(len(dst)))
-	if !ok || size != uint64(len(src)) {
-		return fmt.Errorf("%d %s values need a whole number of blocks; %d bytes given", len(dst), typ, len(src))
+	if !ok {
+		return fmt.Errorf("%d %s values are not a whole number of %d-value blocks", len(dst), typ, typ.BlockValues())
 	}
-	switch typ {
-	case F32:
-		for i := range dst {
-			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
-	case F16:
-		for i := range dst {
-			dst[i] = Float16ToFloat32(binary.LittleEndian.Uint16(src[2*i:]))
-		}
-	case Q8_0:
-		for b := 0; b < len(dst)/Q8_0BlockValues; b++ {
-			DequantizeQ8_0Block(dst[b*Q8_0BlockValues:(b+1)*Q8_0BlockValues], src[b*Q8_0BlockBytes:(b+1)*Q8_0BlockBytes])
-		}
+	if size != uint64(len(src)) {
+		return fmt.Errorf("%d %s values need %d bytes; %d bytes given", len(dst), typ, size, len(src))
 	}
+	DequantizeBlocks(typ, dst, src)
 	return nil
 }
 

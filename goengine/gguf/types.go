@@ -3,6 +3,7 @@ package gguf
 import (
 	"fmt"
 	"math/bits"
+	"strings"
 )
 
 // ValueType is the type of a metadata value (spec/format.md §2).
@@ -80,14 +81,24 @@ func (t ValueType) fixedSize() uint64 {
 // TensorType is a ggml tensor type id (spec/format.md §5.3).
 type TensorType uint32
 
-// The tensor types this package reads. F32, F16 and Q8_0 are the model
-// profile's weight types; I32 appears only in goldens containers
-// (spec/goldens.md), and the model layer rejects it for weights.
+// The tensor types this package reads: plain floats, ggml's block
+// quantizations (spec/format.md §5.3) and I32. I32 appears only in goldens
+// containers (spec/goldens.md), and the model layer rejects it for weights.
 const (
 	F32  TensorType = 0
 	F16  TensorType = 1
+	Q4_0 TensorType = 2
+	Q4_1 TensorType = 3
+	Q5_0 TensorType = 6
+	Q5_1 TensorType = 7
 	Q8_0 TensorType = 8
+	Q2_K TensorType = 10
+	Q3_K TensorType = 11
+	Q4_K TensorType = 12
+	Q5_K TensorType = 13
+	Q6_K TensorType = 14
 	I32  TensorType = 26
+	BF16 TensorType = 30
 )
 
 // Q8_0 block geometry: 32 values per block, stored as a float16 scale and
@@ -96,6 +107,16 @@ const (
 	Q8_0BlockValues = 32
 	Q8_0BlockBytes  = 34
 )
+
+// blockGeometry holds, for each supported type, the values per block and the
+// bytes per block (ggml's blck_size and type_size); the zero entry means
+// unsupported. A plain type is a block of one value. This is the one table of
+// the supported types: Supported, ByteSize and the error messages read it.
+var blockGeometry = [...]struct{ values, bytes int }{
+	F32: {1, 4}, F16: {1, 2}, BF16: {1, 2}, I32: {1, 4},
+	Q4_0: {32, 18}, Q4_1: {32, 20}, Q5_0: {32, 22}, Q5_1: {32, 24}, Q8_0: {Q8_0BlockValues, Q8_0BlockBytes},
+	Q2_K: {256, 84}, Q3_K: {256, 110}, Q4_K: {256, 144}, Q5_K: {256, 176}, Q6_K: {256, 210},
+}
 
 // ggml's names for its tensor types, so that an error about a type outside
 // the profile can say "Q4_K" rather than just "12". Ids 4, 5 and 31–33 were
@@ -118,29 +139,64 @@ func (t TensorType) String() string {
 	return fmt.Sprintf("TensorType(%d)", uint32(t))
 }
 
-// Supported reports whether this package can read tensors of type t:
-// F32, F16, Q8_0 or I32.
-func (t TensorType) Supported() bool {
-	return t == F32 || t == F16 || t == Q8_0 || t == I32
+// BlockValues returns the number of values in one block of type t: 1 for F32,
+// F16, BF16 and I32, 32 or 256 for the block quantizations, 0 if t is not
+// supported.
+func (t TensorType) BlockValues() int {
+	if uint64(t) < uint64(len(blockGeometry)) {
+		return blockGeometry[t].values
+	}
+	return 0
 }
 
+// BlockBytes returns the size in bytes of one block of type t (4 for F32 and
+// I32, 2 for F16 and BF16), or 0 if t is not supported.
+func (t TensorType) BlockBytes() int {
+	if uint64(t) < uint64(len(blockGeometry)) {
+		return blockGeometry[t].bytes
+	}
+	return 0
+}
+
+// Supported reports whether this package can read tensors of type t: F32,
+// F16, BF16, I32, or one of the block quantizations Q4_0, Q4_1, Q5_0, Q5_1,
+// Q8_0, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K.
+func (t TensorType) Supported() bool { return t.BlockValues() > 0 }
+
 // ByteSize returns the number of bytes that n values of type t occupy, and
-// false if t is not supported, n is not a whole number of Q8_0 blocks, or the
-// size overflows 64 bits.
+// false if t is not supported, n is not a whole number of blocks, or the size
+// overflows 64 bits.
 func (t TensorType) ByteSize(n uint64) (uint64, bool) {
-	var hi, size uint64
-	switch t {
-	case F32, I32:
-		hi, size = bits.Mul64(n, 4)
-	case F16:
-		hi, size = bits.Mul64(n, 2)
-	case Q8_0:
-		if n%Q8_0BlockValues != 0 {
-			return 0, false
-		}
-		hi, size = bits.Mul64(n/Q8_0BlockValues, Q8_0BlockBytes)
-	default:
+	values, bytes := uint64(t.BlockValues()), uint64(t.BlockBytes())
+	if values == 0 || n%values != 0 {
 		return 0, false
 	}
+	hi, size := bits.Mul64(n/values, bytes)
 	return size, hi == 0
 }
+
+// typeList names the supported types, in id order, as an error message lists
+// them: "F32 (0), F16 (1), … or BF16 (30)" with ids, or "F32, F16, … or BF16"
+// without. I32 is left out unless withI32.
+func typeList(withIDs, withI32 bool) string {
+	var names []string
+	for t := range blockGeometry {
+		typ := TensorType(t)
+		if !typ.Supported() || (typ == I32 && !withI32) {
+			continue
+		}
+		if withIDs {
+			names = append(names, fmt.Sprintf("%s (%d)", typ, t))
+		} else {
+			names = append(names, typ.String())
+		}
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
+var (
+	// supportedTypes is what the container accepts, for parse errors.
+	supportedTypes = typeList(true, true)
+	// floatTypes is what converts to float32, for Dequantize and Float32s.
+	floatTypes = typeList(false, false)
+)
