@@ -8,7 +8,7 @@
     python -m jaxmodel.finetune eval-classify --model classifier.gguf --data heldout.jsonl   # accuracy, confusion
 
 SOURCE is a training run directory (its newest checkpoint) or any model file in the
-profile (F32, F16 or Q8_0, dequantized to float32). The tokenizer comes from the
+profile (F32, F16, Q8_0 or another of ggml's types, dequantized to float32). The tokenizer comes from the
 source and is saved in OUT/tokenizer, so the run exports by itself.
 
 The story of `sft`: load the source; read the conversations (chat JSONL, or Alpaca

@@ -35,6 +35,45 @@ DTYPES = {
 # general.file_type, llama.cpp's LLAMA_FTYPE_* for each choice.
 FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7}
 
+# The tensor types a model file may store weights in (spec/format.md §5.3): what `export`
+# writes (DTYPES) and ggml's other block types that published models use. Reading any of
+# them dequantizes exactly as ggml does (gguf.quants, the NumPy twin of ggml-quants.c).
+_T = gguf.GGMLQuantizationType
+WEIGHT_TYPES = (_T.F32, _T.F16, _T.BF16, _T.Q4_0, _T.Q4_1, _T.Q5_0, _T.Q5_1, _T.Q8_0, _T.Q2_K, _T.Q3_K, _T.Q4_K, _T.Q5_K, _T.Q6_K)
+# Byte offsets, inside one block, of each block type's float16 scales (d, and the min m or
+# dmin where the type has one): a file with a NaN or infinite scale is refused on reading.
+SCALE_OFFSETS = {
+    _T.Q4_0: (0,), _T.Q4_1: (0, 2), _T.Q5_0: (0,), _T.Q5_1: (0, 2), _T.Q8_0: (0,),
+    _T.Q2_K: (80, 82), _T.Q3_K: (108,), _T.Q4_K: (0, 2), _T.Q5_K: (0, 2), _T.Q6_K: (208,),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocks:
+    """A matrix already in ggml blocks of `qtype`: `data` is (rows, bytes per row) uint8.
+    `write_model` stores it as it is (the goldens of the block types are made this way)."""
+
+    data: np.ndarray
+    qtype: gguf.GGMLQuantizationType
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        values, size = gguf.GGML_QUANT_SIZES[self.qtype]
+        return self.data.shape[0], self.data.shape[1] // size * values
+
+
+def first_non_finite_scale(data: np.ndarray, qtype: gguf.GGMLQuantizationType) -> int | None:
+    """The index of the first block of `data` (a tensor's bytes) whose float16 scale is NaN
+    or infinite, or None: such a block would make every product it enters NaN."""
+    if qtype not in SCALE_OFFSETS:
+        return None
+    size = gguf.GGML_QUANT_SIZES[qtype][1]
+    blocks = np.asarray(data, np.uint8).reshape(-1, size)
+    bad = np.zeros(len(blocks), bool)
+    for offset in SCALE_OFFSETS[qtype]:
+        bad |= ~np.isfinite(blocks[:, offset:offset + 2].copy().view("<f2")[:, 0])
+    return int(np.argmax(bad)) if bad.any() else None
+
 # ModelConfig field -> (metadata key, value type). tie_embeddings is not a key:
 # it is the absence of output.weight.
 CONFIG_KEYS = {
@@ -115,7 +154,8 @@ def write_model(
     """Writes one self-contained model file: config, tokenizer and weights.
 
     `tensors` must hold exactly the names and shapes of `tensor_shapes(config, len(labels))`.
-    Norm weights (1-D) are always F32; matrices are stored as `dtype`.
+    Norm weights (1-D) are always F32; matrices are stored as `dtype`, or as they are
+    when given as `Blocks` (already quantized).
     `chat_template` (a chat model's) goes to `tokenizer.chat_template` (spec/format.md).
     `labels` (a classifier's) go to llama.classifier.output_labels, and its head
     cls.output.weight is always F32: n_classes x dim numbers, too few to be worth rounding.
@@ -164,7 +204,10 @@ def tokenizer_metadata(vocab: Vocabulary) -> dict[str, gguf.GGUFValue]:
     }
 
 
-def _add_tensor(writer: gguf.GGUFWriter, path: Path, name: str, value: np.ndarray, dtype: str) -> None:
+def _add_tensor(writer: gguf.GGUFWriter, path: Path, name: str, value: np.ndarray | Blocks, dtype: str) -> None:
+    if isinstance(value, Blocks):
+        writer.add_tensor(name, np.ascontiguousarray(value.data, np.uint8), raw_dtype=value.qtype)
+        return
     value = np.ascontiguousarray(value, dtype=np.float32)
     if not np.all(np.isfinite(value)):
         raise GGUFError(f"{path}: tensor {name} holds NaN or infinity")
@@ -216,7 +259,7 @@ class Model:
     config: ModelConfig
     vocab: Vocabulary
     tensors: dict[str, np.ndarray]
-    dtypes: dict[str, str]  # tensor name -> "F32" / "F16" / "Q8_0" as stored
+    dtypes: dict[str, str]  # tensor name -> "F32", "Q8_0", "Q4_K", ... as stored
     labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's, one per row of cls.output.weight
 
 
@@ -290,8 +333,12 @@ def read_model(path: str | Path) -> Model:
     tensors, dtypes = {}, {}
     for tensor in reader.tensors:
         kind = gguf.GGMLQuantizationType(tensor.tensor_type)
-        if kind not in DTYPES.values():
-            raise GGUFError(f"{path}: tensor {tensor.name}: type {kind.name} is outside the profile (F32, F16, Q8_0)")
+        if kind not in WEIGHT_TYPES:
+            raise GGUFError(f"{path}: tensor {tensor.name}: type {kind.name} is not a weight type "
+                            f"({', '.join(t.name for t in WEIGHT_TYPES)})")
+        block = first_non_finite_scale(tensor.data, kind)
+        if block is not None:
+            raise GGUFError(f"{path}: tensor {tensor.name}: block {block} has a NaN or infinite scale")
         tensors[tensor.name] = gguf.quants.dequantize(tensor.data, kind).astype(np.float32, copy=False)
         dtypes[tensor.name] = kind.name
     return Model(config, vocab, tensors, dtypes, labels)

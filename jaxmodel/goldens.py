@@ -12,12 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import gguf
 import numpy as np
 from gguf import GGUFValue, GGUFValueType
 
 from jaxmodel import reference
 from jaxmodel.config import ModelConfig, load_config
-from jaxmodel.gguf_io import tensor_shapes, tokenizer_metadata, write_arrays, write_model
+from jaxmodel.gguf_io import SCALE_OFFSETS, Blocks, tensor_shapes, tokenizer_metadata, write_arrays, write_model
 from jaxmodel.sampler import Rng, Sampler
 from jaxmodel.tokenizer import placeholder_vocabulary
 
@@ -68,8 +69,90 @@ def random_weights(config: ModelConfig, seed: int, n_classes: int = 0) -> dict[s
     return weights
 
 
-def model_goldens(name: str, model: reference.Model, seed: int) -> tuple[dict, dict]:
-    """Activations of a full forward and the logits of a greedy KV-cache decode."""
+# The quants golden (spec/goldens.md §2.6): each matrix in one of ggml's types, so that one
+# file holds them all, mixed as a published file mixes them. Q8_0 is left out: the fast
+# path multiplies it with activations quantized to int8, which is not within the float32
+# tolerance (spec/goldens.md §5); the F32-vs-Q8_0 tests cover it.
+QUANTS_SEED = 3
+QUANTS_ROWS = 2
+QUANTS_TYPES = {
+    "token_embd.weight": "Q4_K",
+    "blk.0.attn_q.weight": "Q4_0", "blk.0.attn_k.weight": "BF16", "blk.0.attn_v.weight": "F16",
+    "blk.0.attn_output.weight": "Q5_1", "blk.0.ffn_gate.weight": "Q2_K", "blk.0.ffn_up.weight": "Q3_K",
+    "blk.0.ffn_down.weight": "Q5_K",
+    "blk.1.attn_q.weight": "Q5_0", "blk.1.attn_k.weight": "Q4_1", "blk.1.attn_v.weight": "Q6_K",
+    "blk.1.attn_output.weight": "Q3_K", "blk.1.ffn_gate.weight": "Q4_K", "blk.1.ffn_up.weight": "Q6_K",
+    "blk.1.ffn_down.weight": "Q2_K",
+}
+
+
+def random_blocks(qtype: str, shape: tuple[int, int], std: float, rng: np.random.Generator) -> Blocks:
+    """A (rows, cols) matrix of random but valid `qtype` blocks whose values have mean ~0
+    and standard deviation ~`std` per block: random quant and sub-block scale bytes, then
+    the float16 super-scales chosen to give that mean and spread. The values are whatever
+    ggml makes of these bytes; no quantizer is involved, so every type is made the same way.
+    F16 and BF16 are N(0, std²) values rounded to the type."""
+    kind = gguf.GGMLQuantizationType[qtype]
+    if qtype in ("F16", "BF16"):
+        value = (rng.standard_normal(shape) * std).astype(np.float32)
+        return Blocks(np.ascontiguousarray(gguf.quants.quantize(value, kind)).view(np.uint8), kind)
+    values, size = gguf.GGML_QUANT_SIZES[kind]
+    rows, cols = shape
+    blocks = rng.integers(0, 256, (rows * cols // values, size), dtype=np.uint8)
+    d_at, *m_at = SCALE_OFFSETS[kind]
+
+    def decoded(d: float, m: float) -> np.ndarray:  # the blocks' values with every d = d, m (or dmin) = m
+        trial = blocks.copy()
+        trial[:, d_at:d_at + 2] = np.full((len(blocks), 1), d, "<f2").view(np.uint8)
+        for offset in m_at:
+            trial[:, offset:offset + 2] = np.full((len(blocks), 1), m, "<f2").view(np.uint8)
+        return gguf.quants.dequantize(trial, kind).astype(np.float64).reshape(len(blocks), values)
+
+    # Values are linear in the scales: x = d * by_d + m * by_m (by_m is 1 for Q4_1's and
+    # Q5_1's offset m, minus the sub-block mins for the K-quants' dmin).
+    by_d, by_m = decoded(1.0, 0.0), decoded(0.0, 1.0)
+    ratio = np.zeros(len(blocks))  # m / d that centres each block
+    if m_at:
+        mean_m = by_m.mean(axis=1)
+        ratio = np.divide(-by_d.mean(axis=1), mean_m, out=np.zeros(len(blocks)), where=mean_m != 0)
+    spread = (by_d + ratio[:, None] * by_m).std(axis=1)
+    d = np.divide(std, spread, out=np.zeros(len(blocks)), where=spread > 0)
+    blocks[:, d_at:d_at + 2] = d.astype("<f2")[:, None].view(np.uint8)
+    for offset in m_at:
+        blocks[:, offset:offset + 2] = (ratio * d).astype("<f2")[:, None].view(np.uint8)
+    return Blocks(blocks.reshape(rows, -1), kind)
+
+
+def quants_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray | Blocks]:
+    """random_weights' scales (N(0, 1/in) matrices, norms 1 + 0.1 N(0, 1)) in QUANTS_TYPES."""
+    rng = np.random.default_rng(seed)
+    weights = {}
+    for name, shape in tensor_shapes(config).items():
+        if len(shape) == 1:
+            weights[name] = (1.0 + 0.1 * rng.standard_normal(shape)).astype(np.float32)
+        else:
+            weights[name] = random_blocks(QUANTS_TYPES[name], shape, 1 / np.sqrt(shape[1]), rng)
+    return weights
+
+
+def write_quants_goldens(out: Path) -> list[Path]:
+    config = load_config(CONFIGS / "goldens-quants.yaml")
+    model_path = out / "quants.gguf"
+    vocab = placeholder_vocabulary(config.vocab_size, N_SPECIAL)
+    write_model(model_path, config, quants_weights(config, QUANTS_SEED), vocab, name="gollm-goldens-quants")
+    model = reference.load_model(model_path)
+    arrays, metadata = model_goldens("quants", model, QUANTS_SEED, per_layer=False)
+    # Two rows of every matrix as ggml dequantizes them (gguf.quants, float32), to check each
+    # type's decoder on its own before the model's logits check them all together.
+    arrays |= {f"rows.{name}": value[:QUANTS_ROWS].astype(np.float32)
+               for name, value in model.weights.items() if value.ndim == 2}
+    write_arrays(out / "quants.activations.gguf", arrays, metadata)
+    return [model_path, out / "quants.activations.gguf"]
+
+
+def model_goldens(name: str, model: reference.Model, seed: int, per_layer: bool = True) -> tuple[dict, dict]:
+    """Activations of a full forward and the logits of a greedy KV-cache decode; without
+    `per_layer`, only the embeddings, the final norm and the logits of the forward."""
     rng = np.random.default_rng(seed + 1000)
     n_ordinary = len(model.vocab.mergeable_ranks)  # random ids avoid the special tokens
     tokens = np.concatenate([[model.vocab.bos_id], rng.integers(0, n_ordinary, SEQUENCE_LENGTH - 1)])
@@ -85,7 +168,7 @@ def model_goldens(name: str, model: reference.Model, seed: int) -> tuple[dict, d
             raise RuntimeError(f"{name}: decode step {step}: top-2 margin {top - second:.2e} is within the tolerance; change the seed")
 
     arrays = {"tokens": tokens.astype(np.int32)}
-    arrays |= {key: value.astype(np.float32) for key, value in trace.items()}
+    arrays |= {key: value.astype(np.float32) for key, value in trace.items() if per_layer or not key.startswith("blk.")}
     arrays |= {
         "decode.prompt": prompt.astype(np.int32),
         "decode.tokens": np.array(decoded, dtype=np.int32),
@@ -258,6 +341,7 @@ def write_goldens(out: Path) -> list[Path]:
     arrays, metadata = sampler_goldens()
     write_arrays(out / "sampler.gguf", arrays, metadata)
     write_arrays(out / "tokenizer.gguf", {}, tokenizer_goldens(placeholder_vocabulary(320, N_SPECIAL)))
+    written += write_quants_goldens(out)
     return written + write_classifier_goldens(out) + [out / "sampler.gguf", out / "tokenizer.gguf"]
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import CONFIGS, GOLDENS
 from jaxmodel.config import load_config
 from jaxmodel.goldens import random_weights
-from jaxmodel.gguf_io import GGUFError, read_model, tensor_shapes, write_model
+from jaxmodel.gguf_io import WEIGHT_TYPES, GGUFError, first_non_finite_scale, read_model, tensor_shapes, write_model
 from jaxmodel.tokenizer import placeholder_vocabulary
 
 CONFIG = load_config(CONFIGS / "goldens-gqa.yaml")
@@ -204,3 +204,57 @@ def test_reader_rejects_overlapping_tensors(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(GGUFError, match=r"nothing\.gguf: no such file"):
         read_model(tmp_path / "nothing.gguf")
+
+
+def test_every_weight_type_reads_as_ggml_dequantizes_it():
+    # goldens/quants.gguf stores each matrix in another type (spec/goldens.md §2.6).
+    model = read_model(GOLDENS / "quants.gguf")
+    stored = {model.dtypes[name] for name, value in model.tensors.items() if value.ndim == 2}
+    assert stored == {t.name for t in WEIGHT_TYPES} - {"F32", "Q8_0"}
+    for name, value in model.tensors.items():
+        if value.ndim == 2:  # random_blocks' aim: mean ~0, std ~1/sqrt(in) per matrix
+            assert abs(value.mean()) < 0.2 * value.std() and 0.9 < value.std() * np.sqrt(value.shape[1]) < 1.1, name
+
+
+def _quants_with(tmp_path, name: str, edit):
+    """goldens/quants.gguf with tensor `name`'s bytes changed in place by edit(bytes)."""
+    data = bytearray((GOLDENS / "quants.gguf").read_bytes())
+    tensor = next(t for t in gguf.GGUFReader(GOLDENS / "quants.gguf").tensors if t.name == name)
+    start = int(tensor.data_offset)
+    data[start:start + int(tensor.n_bytes)] = edit(bytearray(data[start:start + int(tensor.n_bytes)]))
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("name, offset, what", [
+    ("blk.0.attn_q.weight", 18 * 3, "d of block 3"),  # Q4_0: d at byte 0 of an 18-byte block
+    ("blk.1.attn_k.weight", 20 * 5 + 2, "m of block 5"),  # Q4_1: m at byte 2
+    ("blk.0.ffn_gate.weight", 84 * 7 + 82, "dmin of block 7"),  # Q2_K: dmin at byte 82
+])
+@pytest.mark.parametrize("bits", [0x7E00, 0x7C00, 0xFC00])  # NaN, +Inf, -Inf
+def test_reader_rejects_a_non_finite_block_scale(tmp_path, name, offset, what, bits):
+    def edit(blocks):
+        blocks[offset:offset + 2] = struct.pack("<H", bits)
+        return blocks
+
+    block = int(what.rsplit(" ", 1)[1])
+    with pytest.raises(GGUFError, match=rf"tensor {name}: block {block} has a NaN or infinite scale"):
+        read_model(_quants_with(tmp_path, name, edit))
+    assert first_non_finite_scale(np.zeros(18 * 4, np.uint8), gguf.GGMLQuantizationType.Q4_0) is None
+
+
+def test_reader_rejects_a_type_that_is_not_a_weight_type(tmp_path):
+    path = tmp_path / "iq.gguf"
+    reader = gguf.GGUFReader(GOLDENS / "quants.gguf")
+    data = bytearray((GOLDENS / "quants.gguf").read_bytes())
+    # The type field of the first tensor info follows its name, n_dims and ne.
+    name = reader.tensors[0].name.encode()
+    at = data.index(struct.pack("<Q", len(name)) + name) + 8 + len(name)
+    n_dims = struct.unpack_from("<I", data, at)[0]
+    type_at = at + 4 + 8 * n_dims
+    assert struct.unpack_from("<I", data, type_at)[0] == int(gguf.GGMLQuantizationType.Q4_K)
+    struct.pack_into("<I", data, type_at, int(gguf.GGMLQuantizationType.IQ4_XS))  # same 4.25 bits, unsupported
+    path.write_bytes(bytes(data))
+    with pytest.raises(GGUFError, match=r"token_embd\.weight: type IQ4_XS is not a weight type \(F32, F16, BF16, Q4_0"):
+        read_model(path)

@@ -16,7 +16,8 @@ def test_committed_goldens_equal_a_fresh_run(tmp_path):
 
 
 def test_goldens_are_small():
-    assert sum(p.stat().st_size for p in GOLDENS.iterdir()) < 2 * 2**20
+    # 3 MiB: quants.gguf, ggml's block types at their 256-value rows, is half a megabyte of it.
+    assert sum(p.stat().st_size for p in GOLDENS.iterdir()) < 3 * 2**20
 
 
 def test_golden_models_cover_both_heads_and_attention_kinds():

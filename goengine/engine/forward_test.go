@@ -48,8 +48,11 @@ func TestGoldenActivations(t *testing.T) {
 	atEachKernelLevel(t, checkGoldenActivations)
 }
 
+//
+// quants (spec/goldens.md §2.6), every matrix in another of ggml's types, has
+// goldens of the embeddings, the final norm and the logits only.
 func checkGoldenActivations(t *testing.T) {
-	for _, name := range []string{"gqa", "mha"} {
+	for _, name := range []string{"gqa", "mha", "quants"} {
 		for _, mode := range []string{"prompt", "batches of 5", "token by token"} {
 			t.Run(name+"/"+mode, func(t *testing.T) {
 				m := loadGolden(t, name)
@@ -70,6 +73,9 @@ func checkGoldenActivations(t *testing.T) {
 				run(t, s, tokens, mode)
 				if len(order) != 3+11*m.Config.NLayers {
 					t.Errorf("traced %d activations, want %d: %v", len(order), 3+11*m.Config.NLayers, order)
+				}
+				if name == "quants" {
+					order = []string{"embeddings", "output_norm", "logits"}
 				}
 				for _, key := range order {
 					want, err := golden.Float32s(key)
@@ -172,7 +178,7 @@ func TestGoldenDecode(t *testing.T) {
 }
 
 func checkGoldenDecode(t *testing.T) {
-	for _, name := range []string{"gqa", "mha"} {
+	for _, name := range []string{"gqa", "mha", "quants"} {
 		t.Run(name, func(t *testing.T) {
 			m := loadGolden(t, name)
 			golden := goldentest.Open(t, name+".activations.gguf")

@@ -201,7 +201,7 @@ func Softmax(x []float32) {
 }
 
 // MatVec computes out = x Wᵀ (spec/model.md §1, for one row x), with W of
-// shape (len(out), len(x)) in any stored type (F32, F16, Q8_0): each row is
+// shape (len(out), len(x)) in any stored type (F32, F16, Q8_0, Q4_K, ...): each row is
 // widened to float32 (dequantised, spec/format.md §5) on the fly and dotted
 // with x. Every linear layer of this package is one call.
 func MatVec(out, x []float32, w *tensor.Matrix) {

@@ -21,8 +21,12 @@ func load(t *testing.T, name string) *model.Model {
 
 // TestGoldenLogits runs the golden tokens one at a time through Forward and
 // compares every position's final norm and logits with the goldens.
+//
+// quants (spec/goldens.md §2.6) has every matrix in another of ggml's types,
+// dequantized row by row as Forward goes; its goldens are within the same
+// float32 tolerance, as the reference multiplies the same dequantized values.
 func TestGoldenLogits(t *testing.T) {
-	for _, name := range []string{"gqa", "mha"} {
+	for _, name := range []string{"gqa", "mha", "quants"} {
 		t.Run(name, func(t *testing.T) {
 			m := load(t, name+".gguf")
 			golden := goldentest.Open(t, name+".activations.gguf")
@@ -94,7 +98,7 @@ func TestGoldenBlocks(t *testing.T) {
 // TestGoldenDecode feeds the golden prompt, then decodes greedily: the same
 // tokens exactly, the same logits within tolerance (spec/goldens.md §2.2).
 func TestGoldenDecode(t *testing.T) {
-	for _, name := range []string{"gqa", "mha"} {
+	for _, name := range []string{"gqa", "mha", "quants"} {
 		t.Run(name, func(t *testing.T) {
 			m := load(t, name+".gguf")
 			golden := goldentest.Open(t, name+".activations.gguf")

@@ -137,19 +137,31 @@ var (
 // it: RoPE rotates whole heads (spec/model.md §7.2).
 const ropeDimsKey = "llama.rope.dimension_count"
 
+// Defaults that llama.cpp assumes for keys a published file may leave out
+// (spec/format.md §6.1): our writers always write them.
+const (
+	vocabSizeKey     = "llama.vocab_size"    // absent: the length of tokenizer.ggml.tokens
+	ropeThetaKey     = "llama.rope.freq_base" // absent: 10000
+	defaultRopeTheta = 10000.0
+)
+
 // ConfigFromGGUF reads the config from the metadata keys of spec/format.md §6.1.
-// tie_embeddings is whether the file lacks output.weight.
+// tie_embeddings is whether the file lacks output.weight. A feature of the
+// llama architecture that goengine does not implement is refused by name.
 func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	arch, err := f.String("general.architecture")
 	if err != nil {
 		return Config{}, err
 	}
 	if arch != "llama" {
-		return Config{}, fmt.Errorf("%s: general.architecture: expected \"llama\", found %q", f.Path, arch)
+		return Config{}, fmt.Errorf("%s: general.architecture: architecture %q is not supported (goengine runs \"llama\")", f.Path, arch)
 	}
 	var c Config
 	for _, k := range intKeys {
 		v, err := f.Uint(k.key)
+		if _, present := f.Metadata[k.key]; !present && k.key == vocabSizeKey {
+			v, err = vocabSizeFromTokens(f)
+		}
 		if err != nil {
 			return Config{}, err
 		}
@@ -159,6 +171,10 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 		*k.field(&c) = int(v)
 	}
 	for _, k := range floatKeys {
+		if _, present := f.Metadata[k.key]; !present && k.key == ropeThetaKey {
+			*k.field(&c) = defaultRopeTheta
+			continue
+		}
 		if *k.field(&c), err = f.Float(k.key); err != nil {
 			return Config{}, err
 		}
@@ -168,14 +184,52 @@ func ConfigFromGGUF(f *gguf.File) (Config, error) {
 	if err := c.Validate(); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	ropeDims, err := f.Uint(ropeDimsKey)
-	if err != nil {
+	if err := checkUnsupported(f, c); err != nil {
 		return Config{}, err
 	}
-	if ropeDims != uint64(c.HeadDim()) {
-		return Config{}, fmt.Errorf("%s: %s: expected head_dim = %d, found %d", f.Path, ropeDimsKey, c.HeadDim(), ropeDims)
-	}
 	return c, nil
+}
+
+// vocabSizeFromTokens is the vocabulary's size when llama.vocab_size is absent.
+func vocabSizeFromTokens(f *gguf.File) (uint64, error) {
+	v, ok := f.Metadata["tokenizer.ggml.tokens"]
+	if !ok || v.Type != gguf.ARRAY {
+		return 0, fmt.Errorf("%s: %s: missing, and no tokenizer.ggml.tokens array to count instead", f.Path, vocabSizeKey)
+	}
+	return uint64(v.Len()), nil
+}
+
+// checkUnsupported refuses, by name, the llama-architecture features whose
+// math goengine does not implement: rotating part of a head, keys or values of
+// another length than dim/n_heads, RoPE scaling, mixtures of experts.
+func checkUnsupported(f *gguf.File, c Config) error {
+	for _, key := range []string{ropeDimsKey, "llama.attention.key_length", "llama.attention.value_length"} {
+		if _, present := f.Metadata[key]; !present {
+			continue // llama.cpp's default: head_dim
+		}
+		v, err := f.Uint(key)
+		if err != nil {
+			return err
+		}
+		if v != uint64(c.HeadDim()) {
+			return fmt.Errorf("%s: %s: %d is not supported: goengine needs head_dim = dim/n_heads = %d", f.Path, key, v, c.HeadDim())
+		}
+	}
+	if _, present := f.Metadata["llama.rope.scaling.type"]; present {
+		scaling, err := f.String("llama.rope.scaling.type")
+		if err != nil {
+			return err
+		}
+		if scaling != "none" {
+			return fmt.Errorf("%s: llama.rope.scaling.type: rope scaling %q is not supported", f.Path, scaling)
+		}
+	}
+	if _, present := f.Metadata["llama.expert_count"]; present {
+		if n, err := f.Uint("llama.expert_count"); err != nil || n > 0 {
+			return fmt.Errorf("%s: llama.expert_count: a mixture of experts is not supported", f.Path)
+		}
+	}
+	return nil
 }
 
 // Metadata is the model keys of spec/format.md §6.1 for config c (no tokenizer).

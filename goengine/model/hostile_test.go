@@ -1,6 +1,7 @@
 package model
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,93 @@ func TestVocabularyMatchesTheTokenizer(t *testing.T) {
 	_, err := Load(f)
 	if want := "tokenizer.ggml.tokens has 321 tokens but llama.vocab_size is 320"; err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want %q", err, want)
+	}
+}
+
+// rewritten is goldens/gqa.gguf's model keys and tensors with edit applied to
+// the keys (no tokenizer: ConfigFromGGUF reads only the model keys).
+func rewritten(t *testing.T, edit func([]gguf.KV) []gguf.KV) *gguf.File {
+	t.Helper()
+	f := goldentest.Open(t, "gqa.gguf")
+	c, err := ConfigFromGGUF(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tensors []gguf.TensorToWrite
+	for _, info := range f.Tensors {
+		tensors = append(tensors, gguf.TensorToWrite{Name: info.Name, Shape: info.Shape(), Type: info.Type, Data: f.TensorData(&info)})
+	}
+	var buf strings.Builder
+	if err := gguf.Write(&buf, edit(Metadata(c)), tensors); err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := gguf.Parse([]byte(buf.String()), "published.gguf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return parsed
+}
+
+func str(key, value string) gguf.KV {
+	return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.STRING, Str: value}}
+}
+
+func u32(key string, value uint64) gguf.KV {
+	return gguf.KV{Key: key, Value: gguf.Value{Type: gguf.UINT32, Uint: value}}
+}
+
+// TestConfigOfPublishedFiles: keys a published file may leave out get
+// llama.cpp's defaults, and llama-architecture features goengine does not
+// implement are refused by name rather than run wrongly.
+func TestConfigOfPublishedFiles(t *testing.T) {
+	without := func(keys ...string) func([]gguf.KV) []gguf.KV {
+		return func(kvs []gguf.KV) []gguf.KV {
+			var out []gguf.KV
+			for _, kv := range kvs {
+				if !slices.Contains(keys, kv.Key) {
+					out = append(out, kv)
+				}
+			}
+			return out
+		}
+	}
+	with := func(extra ...gguf.KV) func([]gguf.KV) []gguf.KV {
+		return func(kvs []gguf.KV) []gguf.KV {
+			for _, kv := range extra {
+				kvs = slices.DeleteFunc(kvs, func(old gguf.KV) bool { return old.Key == kv.Key })
+			}
+			return append(kvs, extra...)
+		}
+	}
+	want, err := ConfigFromGGUF(goldentest.Open(t, "gqa.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ConfigFromGGUF(rewritten(t, without("llama.rope.freq_base", "llama.rope.dimension_count")))
+	if err != nil || c != want {
+		t.Errorf("without freq_base and rope.dimension_count: %+v, %v; want %+v (10000 and head_dim)", c, err, want)
+	}
+	tokens := make([]string, want.VocabSize)
+	withTokens := func(kvs []gguf.KV) []gguf.KV {
+		kvs = without("llama.vocab_size")(kvs)
+		return append(kvs, gguf.KV{Key: "tokenizer.ggml.tokens", Value: gguf.Value{Type: gguf.ARRAY, ElemType: gguf.STRING, Strs: tokens}})
+	}
+	if c, err := ConfigFromGGUF(rewritten(t, withTokens)); err != nil || c.VocabSize != want.VocabSize {
+		t.Errorf("without llama.vocab_size: vocab %d, %v; want %d, the tokens' count", c.VocabSize, err, want.VocabSize)
+	}
+	for _, bad := range []struct {
+		edit func([]gguf.KV) []gguf.KV
+		want string
+	}{
+		{with(str("general.architecture", "qwen2")), `architecture "qwen2" is not supported`},
+		{with(str("llama.rope.scaling.type", "yarn")), `rope scaling "yarn" is not supported`},
+		{with(u32("llama.rope.dimension_count", 8)), "llama.rope.dimension_count: 8 is not supported"},
+		{with(u32("llama.attention.key_length", 32)), "llama.attention.key_length: 32 is not supported"},
+		{with(u32("llama.expert_count", 8)), "mixture of experts is not supported"},
+		{without("llama.vocab_size"), "llama.vocab_size: missing"},
+	} {
+		if _, err := ConfigFromGGUF(rewritten(t, bad.edit)); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("err = %v, want one saying %q", err, bad.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gollm/goengine/gguf"
 	"gollm/goengine/tensor"
@@ -128,7 +129,7 @@ func readWeights(f *gguf.File, c Config, labels []string) (*Model, error) {
 		shape := t.Shape()
 		var mat tensor.Matrix
 		if err == nil {
-			mat, err = tensor.NewMatrix(shape[0], shape[1], dtypes[t.Type], f.TensorData(t))
+			mat, err = tensor.FromGGUF(shape[0], shape[1], t.Type, f.TensorData(t))
 		}
 		return mat
 	}
@@ -159,9 +160,6 @@ func readWeights(f *gguf.File, c Config, labels []string) (*Model, error) {
 	return m, err
 }
 
-// dtypes maps the profile's tensor types to the kernels' storage types.
-var dtypes = map[gguf.TensorType]tensor.DType{gguf.F32: tensor.F32, gguf.F16: tensor.F16, gguf.Q8_0: tensor.Q8_0}
-
 // Matrices lists every weight matrix with its spec name, in file order.
 func (m *Model) Matrices() map[string]*tensor.Matrix {
 	all := map[string]*tensor.Matrix{"token_embd.weight": &m.TokenEmbd}
@@ -180,9 +178,26 @@ func (m *Model) Matrices() map[string]*tensor.Matrix {
 	return all
 }
 
+// WeightTypes are the tensor types a weight may be stored in (spec/format.md
+// §5.3): the profile's F32, F16 and Q8_0, and the other ggml types that
+// published models use.
+var WeightTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0,
+	gguf.Q5_1, gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K}
+
+// IsWeightType reports whether t is one of WeightTypes.
+func IsWeightType(t gguf.TensorType) bool { return slices.Contains(WeightTypes, t) }
+
+func weightTypeList() string {
+	names := make([]string, len(WeightTypes))
+	for i, t := range WeightTypes {
+		names[i] = t.String()
+	}
+	return strings.Join(names, ", ")
+}
+
 // checkTensors requires exactly the profile's tensors with the config's shapes,
-// stored as F32, F16 or Q8_0, and a classifier's head when it has nClasses > 0
-// labels.
+// each in one of WeightTypes with rows of whole blocks and finite block
+// scales, and a classifier's head when it has nClasses > 0 labels.
 func checkTensors(f *gguf.File, c Config, nClasses int) error {
 	if err := checkClassifier(f, c, nClasses); err != nil {
 		return err
@@ -201,10 +216,15 @@ func checkTensors(f *gguf.File, c Config, nClasses int) error {
 		if shape := t.Shape(); !slices.Equal(shape, spec.Shape) {
 			return fmt.Errorf("%s: tensor %s: expected shape %v, found %v", f.Path, spec.Name, spec.Shape, shape)
 		}
-		switch t.Type {
-		case gguf.F32, gguf.F16, gguf.Q8_0:
-		default:
-			return fmt.Errorf("%s: tensor %s: type %s is outside the profile (F32, F16, Q8_0)", f.Path, spec.Name, t.Type)
+		if !IsWeightType(t.Type) {
+			return fmt.Errorf("%s: tensor %s: type %s is not a weight type (%s)", f.Path, spec.Name, t.Type, weightTypeList())
+		}
+		if len(spec.Shape) == 2 && spec.Shape[1]%t.Type.BlockValues() != 0 {
+			return fmt.Errorf("%s: tensor %s: %s rows are whole blocks of %d values; a row of %d is not",
+				f.Path, spec.Name, t.Type, t.Type.BlockValues(), spec.Shape[1])
+		}
+		if b := gguf.FirstNonFiniteScale(t.Type, f.TensorData(t)); b >= 0 {
+			return fmt.Errorf("%s: tensor %s: block %d has a NaN or infinite scale", f.Path, spec.Name, b)
 		}
 	}
 	for _, t := range f.Tensors {

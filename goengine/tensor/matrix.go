@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"math"
 	"unsafe"
+
+	"gollm/goengine/gguf"
 )
 
 // DType is how a weight matrix's values are stored (spec/format.md §5).
 type DType uint8
 
 const (
-	F32  DType = iota // float32
-	F16               // IEEE half float, widened on the fly
-	Q8_0              // blocks of 32 int8 values and one F16 scale
+	F32    DType = iota // float32
+	F16                 // IEEE half float, widened on the fly
+	Q8_0                // blocks of 32 int8 values and one F16 scale
+	Blocks              // another of ggml's types (Matrix.Quant: Q4_0 … Q6_K, BF16), decoded a block at a time
 )
 
 func (t DType) String() string {
@@ -24,6 +27,8 @@ func (t DType) String() string {
 		return "F16"
 	case Q8_0:
 		return "Q8_0"
+	case Blocks:
+		return "Blocks"
 	}
 	return fmt.Sprintf("DType(%d)", uint8(t))
 }
@@ -31,12 +36,47 @@ func (t DType) String() string {
 // Matrix is a row-major weight matrix of shape (Rows, Cols) in its storage type.
 // Exactly one of the data slices is set; for a loaded model it is a view of the
 // memory-mapped file, so loading copies nothing.
+//
+// F32, F16 and Q8_0 have kernels of their own (the activations of a Q8_0
+// product are quantized as llama.cpp does, spec/model.md §11). Every other
+// ggml type is a Blocks matrix: its products decode one block of weights at a
+// time with gguf.DequantizeBlocks, ggml's exact dequantization, and multiply
+// it with the float32 activations, so they compute the file's weights exactly
+// (spec/format.md §5.3).
 type Matrix struct {
 	Rows, Cols int
 	Type       DType
-	F32        []float32 // Rows*Cols values
-	F16        []uint16  // Rows*Cols values
-	Q8         []byte    // Rows*Cols/32 blocks of Q8BlockBytes
+	Quant      gguf.TensorType // the ggml type of a Blocks matrix
+	F32        []float32       // Rows*Cols values
+	F16        []uint16        // Rows*Cols values
+	Q8         []byte          // Rows*Cols/32 blocks of Q8BlockBytes
+	Data       []byte          // a Blocks matrix's blocks, Rows*Cols/Quant.BlockValues() of Quant.BlockBytes()
+}
+
+// FromGGUF views data, the bytes of a (rows, cols) tensor of ggml type typ as
+// a GGUF file stores them, as a Matrix: F32, F16 and Q8_0 as NewMatrix does,
+// every other type gguf supports as a Blocks matrix, whose rows must be whole
+// blocks (256 values for the K-quants, 32 for Q4_0 … Q5_1).
+func FromGGUF(rows, cols int, typ gguf.TensorType, data []byte) (Matrix, error) {
+	switch typ {
+	case gguf.F32:
+		return NewMatrix(rows, cols, F32, data)
+	case gguf.F16:
+		return NewMatrix(rows, cols, F16, data)
+	case gguf.Q8_0:
+		return NewMatrix(rows, cols, Q8_0, data)
+	}
+	if !typ.Supported() || typ == gguf.I32 {
+		return Matrix{}, fmt.Errorf("%s is not a weight type", typ)
+	}
+	m := Matrix{Rows: rows, Cols: cols, Type: Blocks, Quant: typ, Data: data}
+	if per := typ.BlockValues(); cols%per != 0 {
+		return Matrix{}, fmt.Errorf("a %s matrix's rows are whole blocks of %d values; %d columns are not", typ, per, cols)
+	}
+	if want := m.ByteSize(); int64(len(data)) != want {
+		return Matrix{}, fmt.Errorf("a (%d, %d) %s matrix needs %d bytes, got %d", rows, cols, typ, want, len(data))
+	}
+	return m, nil
 }
 
 // NewMatrix views data, the little-endian bytes of a (rows, cols) matrix of
@@ -89,6 +129,8 @@ func (m *Matrix) ByteSize() int64 {
 		return 2 * n
 	case Q8_0:
 		return n / Q8BlockSize * Q8BlockBytes
+	case Blocks:
+		return n / int64(m.Quant.BlockValues()) * int64(m.Quant.BlockBytes())
 	}
 	return 4 * n
 }
@@ -104,7 +146,15 @@ func (m *Matrix) Row(dst []float32, r int) {
 	case Q8_0:
 		rowBytes := c / Q8BlockSize * Q8BlockBytes
 		DequantizeQ8Row(dst[:c], m.Q8[r*rowBytes:(r+1)*rowBytes])
+	case Blocks:
+		gguf.DequantizeBlocks(m.Quant, dst[:c], m.blocksRow(r))
 	}
+}
+
+// blocksRow is row r's blocks of a Blocks matrix.
+func (m *Matrix) blocksRow(r int) []byte {
+	rowBytes := m.Cols / m.Quant.BlockValues() * m.Quant.BlockBytes()
+	return m.Data[r*rowBytes : (r+1)*rowBytes]
 }
 
 // q8Row is row r's blocks of a Q8_0 matrix.

@@ -310,6 +310,8 @@ func (t *matVecTask) rowsOf(pr Product, start, end int) {
 			case Q8_0:
 				xq, xs := t.xq[tok*cols:(tok+1)*cols], t.xs[tok*blocks:(tok+1)*blocks]
 				matVecRowsQ8(out, w.Q8, blocks*Q8BlockBytes, xq, xs, r0, r1)
+			case Blocks:
+				matVecRowsBlocks(out, w, x, r0, r1)
 			}
 		}
 	}
@@ -329,7 +331,7 @@ func (p *Pool) matMulLocked(out []float32, w *Matrix, x []float32, T int) {
 	p.run(t, p.partsFor(T*w.Rows*w.Cols, w.ByteSize()))
 }
 
-// tileRows is how many rows of an F16 or Q8_0 matrix are widened to float32 at a
+// tileRows is how many rows of a matrix not in F32 are widened to float32 at a
 // time for MatMul: 16 rows of 1536 columns are 96 KiB, at home in L2 while all T
 // tokens pass over them.
 const tileRows = 16

@@ -1,5 +1,6 @@
 // Package tensor holds the numeric kernels of the fast path: dot products and
-// matrix products over weights stored as F32, F16 or Q8_0 (Matrix), RMSNorm,
+// matrix products over weights stored as F32, F16, Q8_0 or another of ggml's
+// block types (Matrix), RMSNorm,
 // softmax and the SwiGLU gate on float32 slices. Package model calls them for
 // every product and norm, so speed work stays in this package and never
 // touches the model's logic. Beside the kernels it holds what runs them:
