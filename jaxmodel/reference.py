@@ -51,9 +51,10 @@ class Model:
         return self.weights.get("output.weight", self.weights["token_embd.weight"])
 
 
-def load_model(path: str | Path, dtype: type = np.float64) -> Model:
-    """Reads a GGUF model file (checked against the profile) and casts weights to `dtype`."""
-    file = read_model(path)
+def load_model(path: str | Path, dtype: type = np.float64, tokenizer: bool = True) -> Model:
+    """Reads a GGUF model file (checked against the profile) and casts weights to `dtype`.
+    Without `tokenizer` its vocabulary is not read (vocab None: logits from token ids only)."""
+    file = read_model(path, tokenizer=tokenizer)
     weights = {name: tensor.astype(dtype) for name, tensor in file.tensors.items()}
     return Model(file.config, file.vocab, weights, file.labels)
 

@@ -258,3 +258,13 @@ def test_reader_rejects_a_type_that_is_not_a_weight_type(tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(GGUFError, match=r"token_embd\.weight: type IQ4_XS is not a weight type \(F32, F16, BF16, Q4_0"):
         read_model(path)
+
+
+def test_reading_without_the_tokenizer(tmp_path):
+    # A file whose vocabulary this package cannot read still gives its config and weights.
+    bad_vocab = rewrite(tmp_path, change={"tokenizer.ggml.model": ("llama", gguf.GGUFValueType.STRING)})
+    with pytest.raises(GGUFError, match="tokenizer.ggml.model"):
+        read_model(bad_vocab)
+    model, golden = read_model(bad_vocab, tokenizer=False), read_model(GOLDENS / "gqa.gguf")
+    assert model.vocab is None and model.config == golden.config
+    assert all(np.array_equal(model.tensors[name], golden.tensors[name]) for name in golden.tensors)
