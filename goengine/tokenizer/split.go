@@ -1,11 +1,8 @@
 package tokenizer
 
-import (
-	"unicode"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
-// The pre-tokenizer: LLaMA 3's split pattern (spec/tokenizer.md §2.2),
+// The pre-tokenizer llama-bpe: LLaMA 3's split pattern (spec/tokenizer.md §2.2),
 //
 //	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
 //
@@ -19,7 +16,7 @@ const (
 	classSymbol class = iota // [^\s\p{L}\p{N}]: punctuation, symbols, marks, controls
 	classLetter              // \p{L}: Unicode category L
 	classNumber              // \p{N}: Unicode category N (Nd, Nl, No)
-	classSpace               // \s: Unicode White_Space, which is unicode.IsSpace
+	classSpace               // \s: Unicode White_Space
 )
 
 // asciiClass is classOf for the ASCII characters, the common case.
@@ -30,13 +27,16 @@ var asciiClass = func() (t [utf8.RuneSelf]class) {
 	return t
 }()
 
+// unicodeClass takes the categories from llama.cpp's Unicode data
+// (pretokenize.go), which is newer than Go's unicode package may be.
 func unicodeClass(r rune) class {
+	f := flagsOf(r)
 	switch {
-	case unicode.IsLetter(r):
+	case f&cpLetter != 0:
 		return classLetter
-	case unicode.IsNumber(r):
+	case f&cpNumber != 0:
 		return classNumber
-	case unicode.IsSpace(r):
+	case f&cpWhitespace != 0:
 		return classSpace
 	}
 	return classSymbol

@@ -7,6 +7,8 @@ import (
 	"os"
 	"slices"
 	"testing"
+
+	"gollm/goengine/gguf"
 )
 
 // tiktokenCases is testdata/tiktoken_cases.json, written by testdata/make_cases.py
@@ -49,9 +51,17 @@ func loadCases(t testing.TB) *tiktokenCases {
 // cover multi-byte characters, digits and spaces.
 func trainedTokenizer(t testing.TB, c *tiktokenCases) *Tokenizer {
 	t.Helper()
+	tokens, special := trainedVocabulary(t, c)
+	return tiktokenTokenizer(t, tokens, special)
+}
+
+// trainedVocabulary is the trained vocabulary of the cases file: tokens[id]
+// the bytes of each token, special[id] true for the special tokens.
+func trainedVocabulary(t testing.TB, c *tiktokenCases) (tokens [][]byte, special []bool) {
+	t.Helper()
 	v := c.TrainedVocabulary
 	n := len(v.RanksBase64) + len(v.SpecialTokens)
-	tokens, special := make([][]byte, n), make([]bool, n)
+	tokens, special = make([][]byte, n), make([]bool, n)
 	for id, s := range v.RanksBase64 {
 		b, err := base64.StdEncoding.DecodeString(s)
 		if err != nil {
@@ -62,11 +72,95 @@ func trainedTokenizer(t testing.TB, c *tiktokenCases) *Tokenizer {
 	for text, id := range v.SpecialTokens {
 		tokens[id], special[id] = []byte(text), true
 	}
-	tok, err := newTokenizer(tokens, special)
+	return tokens, special
+}
+
+// tiktokenTokenizer loads a tiktoken vocabulary (tokens[id] the bytes of
+// ordinary token id, its rank; special[id] marks the special tokens) through
+// FromGGUF.
+func tiktokenTokenizer(t testing.TB, tokens [][]byte, special []bool) *Tokenizer {
+	t.Helper()
+	tok, err := FromGGUF(tiktokenGGUF(t, tokens, special))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// tiktokenGGUF writes a tiktoken vocabulary as gollm's GGUF export does
+// (spec/tokenizer.md §4): token strings in byte-to-unicode form, and for each
+// merged token the merge rule that BPE with the lower ranks ends in.
+func tiktokenGGUF(t testing.TB, tokens [][]byte, special []bool) *gguf.File {
+	t.Helper()
+	ranks := map[string]int{}
+	texts := make([]string, len(tokens))
+	types := make([]int64, len(tokens))
+	var merges []string
+	bos, eos := uint64(0), uint64(0)
+	for id, b := range tokens {
+		if special[id] {
+			texts[id], types[id] = string(b), 3
+			switch string(b) {
+			case "<|begin_of_text|>":
+				bos = uint64(id)
+			case "<|end_of_text|>":
+				eos = uint64(id)
+			}
+			continue
+		}
+		texts[id], types[id] = bytesToUnicode(b), 1
+		if len(b) > 1 {
+			parts := lowerRankParts(ranks, b)
+			if len(parts) != 2 {
+				t.Fatalf("token %d %q is not reachable by BPE from its bytes: %q", id, b, parts)
+			}
+			merges = append(merges, bytesToUnicode(parts[0])+" "+bytesToUnicode(parts[1]))
+		}
+		ranks[string(b)] = id
+	}
+	return &gguf.File{Path: "tiktoken vocabulary", Metadata: map[string]gguf.Value{
+		"tokenizer.ggml.model":        {Type: gguf.STRING, Str: "gpt2"},
+		"tokenizer.ggml.pre":          {Type: gguf.STRING, Str: "llama-bpe"},
+		"tokenizer.ggml.tokens":       {Type: gguf.ARRAY, ElemType: gguf.STRING, Strs: texts},
+		"tokenizer.ggml.token_type":   {Type: gguf.ARRAY, ElemType: gguf.INT32, Ints: types},
+		"tokenizer.ggml.merges":       {Type: gguf.ARRAY, ElemType: gguf.STRING, Strs: merges},
+		"tokenizer.ggml.bos_token_id": {Type: gguf.UINT32, Uint: bos},
+		"tokenizer.ggml.eos_token_id": {Type: gguf.UINT32, Uint: eos},
+	}}
+}
+
+// lowerRankParts runs tiktoken's BPE on b with the ranks learned so far.
+func lowerRankParts(ranks map[string]int, b []byte) [][]byte {
+	var parts [][]byte
+	for i := range b {
+		parts = append(parts, b[i:i+1])
+	}
+	for {
+		best, at := -1, -1
+		for i := 0; i+1 < len(parts); i++ {
+			if r, ok := ranks[string(parts[i])+string(parts[i+1])]; ok && (best < 0 || r < best) {
+				best, at = r, i
+			}
+		}
+		if at < 0 {
+			return parts
+		}
+		parts = slices.Replace(parts, at, at+2, append(slices.Clip(parts[at]), parts[at+1]...))
+	}
+}
+
+// bytesToUnicode writes bytes in GPT-2's byte-to-unicode form.
+func bytesToUnicode(b []byte) string {
+	var s []rune
+	for _, c := range b {
+		for r, back := range byteOfRune {
+			if back == int16(c) {
+				s = append(s, rune(r))
+				break
+			}
+		}
+	}
+	return string(s)
 }
 
 // diff describes where got and want differ, or returns "" if they are equal.

@@ -1,175 +1,90 @@
-// Package tokenizer reads the byte-level BPE vocabulary of a GGUF file
-// (spec/tokenizer.md) and turns text into token ids and back.
+// Package tokenizer reads the vocabulary of a GGUF file (spec/tokenizer.md)
+// and turns text into token ids and back, giving exactly llama.cpp's ids.
 //
-// Encode gives exactly tiktoken's ids: the text is cut into pieces by LLaMA 3's
-// split pattern (written by hand in split.go, since Go's regexp has no
-// lookahead), and each piece is merged by BPE, lowest rank first, with the token
-// id as the rank (bpe.go). Special-token text is ordinary text for Encode;
-// EncodeWithSpecial recognises it. Decode is exact for any ids.
+// Two kinds of vocabulary are read. tokenizer.ggml.model = "gpt2" is
+// byte-level BPE: the text is cut into pieces by the file's pre-tokenizer
+// (pretokenize.go; "llama-bpe" is LLaMA 3's split pattern, written by hand in
+// split.go and equal to tiktoken's), and each piece is merged by the file's
+// merge rules (bpe.go). On gollm's own vocabularies this gives exactly
+// tiktoken's ids. tokenizer.ggml.model = "llama" is SentencePiece, as in
+// Llama 2 or Mistral (spm.go). User text never produces a control id: Encode
+// treats control-token text as ordinary text, EncodeWithSpecial recognises it
+// (special.go). Decode is exact for any ids.
 package tokenizer
 
 import (
 	"fmt"
-	"slices"
-	"strings"
 	"unicode/utf8"
-
-	"gollm/goengine/gguf"
 )
 
-// Token types of tokenizer.ggml.token_type that the profile uses.
+// attr is what llama.cpp knows of a token (its llama_token_attr): the type of
+// tokenizer.ggml.token_type, plus the overrides FromGGUF applies by text.
+type attr uint16
+
 const (
-	typeNormal  = 1
-	typeControl = 3
+	attrNormal      attr = 1 << iota // type 1
+	attrUnknown                      // type 2
+	attrControl                      // type 3, or a control token recognised by its text
+	attrUserDefined                  // type 4
+	attrUnused                       // type 5
+	attrByte                         // type 6, <0xNN>
+	attrUndefined                    // type 0 or any other
+	attrLStrip                       // EncodeWithSpecial drops the white space before it
+	attrRStrip                       // EncodeWithSpecial drops the white space after it
 )
 
 // Tokenizer maps between text and token ids of one vocabulary.
 type Tokenizer struct {
-	tokens      [][]byte       // id -> bytes (special tokens: their text)
-	special     []bool         // id -> is a control token
-	byteToken   [256]int       // byte -> id of the single-byte token
-	specials    map[string]int // text -> id of each special token
-	ranks       map[string]int // bytes -> id of each ordinary token; the id is the BPE rank
-	maxTokenLen int            // the longest ordinary token in bytes: longer strings need no lookup
-	// specialsByFirst lists, for each first byte, the special tokens' texts that
-	// start with it, longest first (for EncodeWithSpecial).
-	specialsByFirst [256][]string
-	BOS, EOS        int
-	// EOT is <|eot_id|>, the end of a chat turn, or -1 if the vocabulary has none.
+	model  string   // tokenizer.ggml.model: "gpt2" or "llama"
+	pre    string   // tokenizer.ggml.pre of a gpt2 vocabulary
+	tokens [][]byte // id -> the bytes it decodes to (a control token: its text)
+	attrs  []attr   // id -> attributes
+	// specials maps the text of every token that EncodeWithSpecial recognises
+	// (control, user-defined and unknown tokens) to its id.
+	specials map[string]int
+	// inText holds the tokens EncodeWithSpecial cuts out of text, and
+	// userText the ones Encode cuts out (user-defined tokens only).
+	inText, userText *cutSet
+	bpe              *bpeVocab    // model gpt2
+	spm              *spmVocab    // model llama
+	split            preTokenizer // model gpt2
+	addSpacePrefix   bool         // tokenizer.ggml.add_space_prefix
+	eog              map[int]bool // tokens that end generation
+
+	// BOS and EOS are the begin- and end-of-sequence ids, or -1 if the
+	// vocabulary has none.
+	BOS, EOS int
+	// EOT is the end of a chat turn (tokenizer.ggml.eot_token_id, or the token
+	// found by its text, such as <|eot_id|> or <|im_end|>), or -1 if none.
 	EOT int
-}
-
-// FromGGUF reads the gpt2-model tokenizer keys of a model file.
-func FromGGUF(f *gguf.File) (*Tokenizer, error) {
-	model, err := f.String("tokenizer.ggml.model")
-	if err != nil {
-		return nil, err
-	}
-	if model != "gpt2" {
-		return nil, fmt.Errorf("%s: tokenizer.ggml.model: expected \"gpt2\" (byte-level BPE), found %q", f.Path, model)
-	}
-	pre, err := f.String("tokenizer.ggml.pre")
-	if err != nil {
-		return nil, err
-	}
-	if pre != "llama-bpe" {
-		return nil, fmt.Errorf("%s: tokenizer.ggml.pre: expected \"llama-bpe\", found %q", f.Path, pre)
-	}
-	texts, err := f.Strings("tokenizer.ggml.tokens")
-	if err != nil {
-		return nil, err
-	}
-	types, err := f.Int32Array("tokenizer.ggml.token_type")
-	if err != nil {
-		return nil, err
-	}
-	if len(types) != len(texts) {
-		return nil, fmt.Errorf("%s: tokenizer.ggml.token_type has %d entries, tokenizer.ggml.tokens has %d", f.Path, len(types), len(texts))
-	}
-	tokens := make([][]byte, len(texts))
-	special := make([]bool, len(texts))
-	for id, text := range texts {
-		if types[id] == typeControl {
-			tokens[id], special[id] = []byte(text), true
-			continue
-		}
-		b, err := unicodeToBytes(text)
-		if err != nil {
-			return nil, fmt.Errorf("%s: tokenizer.ggml.tokens[%d]: %w", f.Path, id, err)
-		}
-		tokens[id] = b
-	}
-	t, err := newTokenizer(tokens, special)
-	if err != nil {
-		return nil, fmt.Errorf("%s: tokenizer.ggml.tokens: %w", f.Path, err)
-	}
-	for _, k := range []struct {
-		key string
-		dst *int
-	}{{"tokenizer.ggml.bos_token_id", &t.BOS}, {"tokenizer.ggml.eos_token_id", &t.EOS}} {
-		id, err := f.Uint(k.key)
-		if err != nil {
-			return nil, err
-		}
-		if id >= uint64(len(texts)) {
-			return nil, fmt.Errorf("%s: %s: id %d is outside the vocabulary (0..%d)", f.Path, k.key, id, len(texts)-1)
-		}
-		*k.dst = int(id)
-	}
-	return t, nil
-}
-
-// newTokenizer builds the lookup tables of a vocabulary: tokens[id] is the
-// token's bytes (a special token's text) and special[id] marks the control tokens.
-// BOS and EOS are left for the caller.
-func newTokenizer(tokens [][]byte, special []bool) (*Tokenizer, error) {
-	t := &Tokenizer{
-		tokens:   tokens,
-		special:  special,
-		specials: map[string]int{},
-		ranks:    make(map[string]int, len(tokens)),
-		EOT:      -1,
-	}
-	for i := range t.byteToken {
-		t.byteToken[i] = -1
-	}
-	for id, b := range tokens {
-		if special[id] {
-			if len(b) == 0 {
-				return nil, fmt.Errorf("special token %d is empty", id)
-			}
-			if other, dup := t.specials[string(b)]; dup {
-				return nil, fmt.Errorf("special tokens %d and %d are both %q", other, id, b)
-			}
-			t.specials[string(b)] = id
-			continue
-		}
-		if len(b) == 0 {
-			return nil, fmt.Errorf("token %d is empty", id)
-		}
-		// tiktoken's mergeable_ranks is a map: one id per byte string.
-		if other, dup := t.ranks[string(b)]; dup {
-			return nil, fmt.Errorf("tokens %d and %d are both %q", other, id, b)
-		}
-		t.ranks[string(b)] = id
-		t.maxTokenLen = max(t.maxTokenLen, len(b))
-		if len(b) == 1 {
-			t.byteToken[b[0]] = id
-		}
-	}
-	for b, id := range t.byteToken {
-		if id < 0 {
-			return nil, fmt.Errorf("no token for byte 0x%02x (a byte-level vocabulary needs all 256)", b)
-		}
-	}
-	for text := range t.specials {
-		t.specialsByFirst[text[0]] = append(t.specialsByFirst[text[0]], text)
-	}
-	for _, list := range t.specialsByFirst {
-		slices.SortFunc(list, func(a, b string) int { // longest first, then by text for determinism
-			if len(a) != len(b) {
-				return len(b) - len(a)
-			}
-			return strings.Compare(a, b)
-		})
-	}
-	if id, ok := t.specials["<|eot_id|>"]; ok {
-		t.EOT = id
-	}
-	return t, nil
+	// UNK is the unknown token of a SentencePiece vocabulary, or -1.
+	UNK int
+	// AddBOS and AddEOS say whether a prompt should start with BOS and end with
+	// EOS (tokenizer.ggml.add_bos_token, add_eos_token, or llama.cpp's default
+	// for the vocabulary). Encode never adds them: the caller does.
+	AddBOS, AddEOS bool
 }
 
 // VocabSize is the number of token ids.
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
 
-// IsControl reports whether id is a special (control) token. Generation prints
-// nothing for one: its text is markup, not output.
-func (t *Tokenizer) IsControl(id int) bool { return id >= 0 && id < len(t.special) && t.special[id] }
+// IsControl reports whether id is a control (or unknown) token. Generation
+// prints nothing for one: its text is markup, not output (llama.cpp's
+// token_to_piece without special).
+func (t *Tokenizer) IsControl(id int) bool {
+	return id >= 0 && id < len(t.attrs) && t.attrs[id]&(attrControl|attrUnknown) != 0
+}
 
-// NumSpecial is the number of special (control) tokens.
+// IsEndOfGeneration reports whether generation should stop at id: EOS, EOT and
+// the other end-of-generation tokens llama.cpp recognises by their text (its
+// llama_vocab_is_eog), such as <|endoftext|> beside <|im_end|>.
+func (t *Tokenizer) IsEndOfGeneration(id int) bool { return t.eog[id] }
+
+// NumSpecial is the number of tokens EncodeWithSpecial recognises in text:
+// control, user-defined and unknown tokens.
 func (t *Tokenizer) NumSpecial() int { return len(t.specials) }
 
-// TokenBytes returns the bytes that id stands for (a special token's text).
+// TokenBytes returns the bytes that id stands for (a control token's text).
 func (t *Tokenizer) TokenBytes(id int) ([]byte, error) {
 	if id < 0 || id >= len(t.tokens) {
 		return nil, fmt.Errorf("token id %d is outside the vocabulary (0..%d)", id, len(t.tokens)-1)
@@ -177,13 +92,19 @@ func (t *Tokenizer) TokenBytes(id int) ([]byte, error) {
 	return t.tokens[id], nil
 }
 
-// Decode returns the text of ids; bytes that do not form valid UTF-8 become U+FFFD.
+// Decode returns the text of ids, as llama.cpp's detokenize with control
+// tokens shown: the tokens' bytes one after the other, except that a
+// vocabulary that adds a space prefix (SentencePiece) loses the leading space
+// of its first token again. Bytes that do not form valid UTF-8 become U+FFFD.
 func (t *Tokenizer) Decode(ids []int) (string, error) {
 	var out []byte
-	for _, id := range ids {
+	for i, id := range ids {
 		b, err := t.TokenBytes(id)
 		if err != nil {
 			return "", err
+		}
+		if i == 0 && t.addSpacePrefix && len(b) > 0 && b[0] == ' ' {
+			b = b[1:]
 		}
 		out = append(out, b...)
 	}
@@ -193,11 +114,16 @@ func (t *Tokenizer) Decode(ids []int) (string, error) {
 // validText converts bytes to text, each byte that is not part of valid UTF-8
 // becoming U+FFFD, so that what the engine prints is always valid UTF-8.
 func validText(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
 	return string([]rune(string(b)))
 }
 
 // StreamDecoder turns ids into text one at a time without splitting a UTF-8
-// character across writes: bytes of an incomplete character wait for the next id.
+// character across writes: bytes of an incomplete character wait for the next
+// id. Each token gives its bytes unchanged (llama.cpp's token_to_piece), so a
+// SentencePiece reply keeps the space before its first word.
 type StreamDecoder struct {
 	t       *Tokenizer
 	pending []byte
