@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -177,6 +178,94 @@ func FuzzEncodeRoundTrip(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzEveryVocabulary encodes arbitrary text with every pre-tokenizer (the
+// trained vocabulary under each), with a SentencePiece vocabulary, and with
+// llama.cpp's test vocabularies when $GOLLM_LLAMA_VOCAB_DIR is set: valid UTF-8
+// always encodes, to ids of the vocabulary, and decodes back to the text. The
+// one exception is SentencePiece's: a ▁ (U+2581) in the text is how it writes
+// a space, and decodes as one.
+func FuzzEveryVocabulary(f *testing.F) {
+	c := loadCases(f)
+	for _, cs := range c.Cases[:100] {
+		f.Add(cs.Text)
+	}
+	for _, text := range loadLlamaCases(f).Texts {
+		f.Add(text)
+	}
+	tokenizers := fuzzTokenizers(f, c)
+	f.Fuzz(func(t *testing.T, s string) {
+		if !utf8.ValidString(s) {
+			return // FuzzEncodeRoundTrip checks the error
+		}
+		for name, tok := range tokenizers {
+			ids, err := tok.Encode(s)
+			if err != nil {
+				t.Fatalf("%s: Encode(%q): %v", name, s, err)
+			}
+			for _, id := range ids {
+				if id < 0 || id >= tok.VocabSize() {
+					t.Fatalf("%s: Encode(%q): id %d", name, s, id)
+				}
+			}
+			back, err := tok.Decode(ids)
+			if err != nil || back != s && !(tok.spm != nil && strings.Contains(s, spaceMark)) {
+				t.Fatalf("%s: Decode(Encode(%q)) = %q, %v", name, s, back, err)
+			}
+			if _, err := tok.EncodeWithSpecial(s); err != nil {
+				t.Fatalf("%s: EncodeWithSpecial(%q): %v", name, s, err)
+			}
+		}
+	})
+}
+
+// fuzzTokenizers are the vocabularies of FuzzEveryVocabulary, by name.
+func fuzzTokenizers(t testing.TB, c *tiktokenCases) map[string]*Tokenizer {
+	tokenizers := map[string]*Tokenizer{}
+	tokens, special := trainedVocabulary(t, c)
+	for pre := range preTokenizers {
+		file := tiktokenGGUF(t, tokens, special)
+		file.Metadata["tokenizer.ggml.pre"] = gguf.Value{Type: gguf.STRING, Str: pre}
+		tok, err := FromGGUF(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokenizers["trained/"+pre] = tok
+	}
+	// SentencePiece: the trained tokens that are text, spaces written ▁,
+	// scored by their rank.
+	var pieces []string
+	var scores []float32
+	seen := map[string]bool{}
+	for id, b := range tokens {
+		piece := strings.ReplaceAll(string(b), " ", spaceMark)
+		if special[id] || !utf8.Valid(b) || seen[piece] || strings.HasPrefix(piece, "<0x") {
+			continue
+		}
+		seen[piece] = true
+		pieces, scores = append(pieces, piece), append(scores, -float32(id))
+	}
+	tok, err := FromGGUF(spmVocabulary(t, pieces, scores))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenizers["trained/sentencepiece"] = tok
+	if dir := os.Getenv("GOLLM_LLAMA_VOCAB_DIR"); dir != "" {
+		for _, name := range llamaVocabs {
+			f, err := gguf.Open(filepath.Join(dir, "ggml-vocab-"+name+".gguf"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := FromGGUF(f)
+			f.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokenizers[name] = tok
+		}
+	}
+	return tokenizers
 }
 
 // benchText is about 4 MB: the cases' texts, one a line, repeated. (Python
