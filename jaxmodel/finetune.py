@@ -194,6 +194,11 @@ def _check_turns(messages: list[tuple[str, str]], where: str) -> None:
 # --- rendering with the loss mask -------------------------------------------------------------
 
 
+# The white space the chat format trims from each message's ends: the C locale's, as
+# llama.cpp does (its llama3 format, and the exported template's "| trim") and goengine.
+TRIMMED = " \t\n\v\f\r"
+
+
 def render(messages, encoding, vocab: tk.Vocabulary) -> tuple[list[int], list[int]]:
     """The conversation's ids in the chat format of spec/tokenizer.md §5, and for each id
     whether it is learned: 1 for assistant content and the <|eot_id|> that ends an
@@ -201,7 +206,8 @@ def render(messages, encoding, vocab: tk.Vocabulary) -> tuple[list[int], list[in
 
         <|begin_of_text|>{<|start_header_id|>ROLE<|end_header_id|>ENCODE("\\n\\n" + CONTENT)<|eot_id|>}...
 
-    Each turn is encoded as "\\n\\n" + content, as goengine's ChatPrompt does, so the
+    CONTENT is the message with the white space of TRIMMED cut from its ends. Each turn
+    is encoded as "\\n\\n" + content, as goengine's Chat.Prompt does, so the
     prompt a model sees at inference is token for token a prefix of what it learned
     from; the "\\n\\n" ids that start an assistant turn belong to the prompt (goengine
     sends them), so they get 0 too.
@@ -212,7 +218,7 @@ def render(messages, encoding, vocab: tk.Vocabulary) -> tuple[list[int], list[in
     ids, learned = [vocab.bos_id], [0]
     for role, content in messages:
         header = [start, *encoding.encode_ordinary(role), end]
-        text = encoding.encode_ordinary("\n\n" + content)
+        text = encoding.encode_ordinary("\n\n" + content.strip(TRIMMED))
         ids += header + text + [eot]
         if role == "assistant":
             lead = len(blank) if text[: len(blank)] == blank else 0
@@ -647,7 +653,7 @@ def eval_classify(model_path: Path, data: Path, limit: int | None = None) -> tup
 
 def chat_prompt(messages, encoding, vocab: tk.Vocabulary) -> list[int]:
     """The ids a chat model is given to answer `messages`: their rendering and the header
-    of the assistant turn to write, "\n\n" included (goengine's ChatPrompt)."""
+    of the assistant turn to write, "\n\n" included (goengine's Chat.Prompt)."""
     ids, _ = render(messages, encoding, vocab)
     s = vocab.special_tokens
     return ids + [s["<|start_header_id|>"], *encoding.encode_ordinary("assistant"), s["<|end_header_id|>"],

@@ -12,9 +12,10 @@ import (
 )
 
 // Conversation is a chat held in one session. Between turns the session's
-// cache holds the history in the chat format, every turn closed by <|eot_id|>
-// (tokenizer.ChatHistory), so that a turn runs through the model only what the
-// cache lacks: its user message and the header of the reply.
+// cache holds the history in the model's chat format, every turn closed by
+// the format's end (<|eot_id|>, <|im_end|>: tokenizer.Chat.History), so that a
+// turn runs through the model only what the cache lacks: its user message and
+// the header of the reply.
 //
 // Each turn renders the whole history anew and keeps the longest prefix the
 // cache shares with it, so the cache can never drift from the text: a reply
@@ -31,13 +32,13 @@ type Conversation struct {
 	Reserve int
 
 	session *Session
-	tok     *tokenizer.Tokenizer
+	chat    *tokenizer.Chat
 	cached  []int // the ids in the session's cache, in order
 }
 
-// NewConversation starts a chat with m, in a session of its own.
-func NewConversation(m *model.Model, tok *tokenizer.Tokenizer, system string) *Conversation {
-	return &Conversation{System: system, session: NewSession(m), tok: tok}
+// NewConversation starts a chat with m in the format of chat, in a session of its own.
+func NewConversation(m *model.Model, chat *tokenizer.Chat, system string) *Conversation {
+	return &Conversation{System: system, session: NewSession(m), chat: chat}
 }
 
 // Turn is what one exchange did.
@@ -52,7 +53,7 @@ type Turn struct {
 }
 
 // Reset starts a new conversation with the same system message. The cache's
-// start (<|begin_of_text|> and the system message) is reused by the next turn.
+// start (BOS and the system message) is reused by the next turn.
 func (c *Conversation) Reset() { c.Messages = nil }
 
 // fit is the prompt a message is sent with after the history, and how many of
@@ -88,7 +89,7 @@ func (c *Conversation) fit(text string) (prompt []int, dropped int, err error) {
 // Send adds a user message, generates the reply with pick and opts, passing
 // its text to emit as Generate does, and adds the reply to the history. A reply
 // that ends at opts.MaxTokens or at the context's end is kept as it stands and
-// closed by <|eot_id|> like any other, so the history stays in the chat format.
+// closed like any other, so the history stays in the chat format.
 //
 // On an error the exchange is not kept, and the history is as it was; but when
 // ctx ends (the user interrupted the reply) the reply so far is kept, as one
@@ -115,7 +116,7 @@ func (c *Conversation) Send(ctx context.Context, text string, pick *sampler.Samp
 			sampled(id)
 		}
 	}
-	turn.Result, err = Generate(ctx, c.session, c.tok, logits, pick, opts, func(piece string) error {
+	turn.Result, err = Generate(ctx, c.session, c.chat.Tokenizer(), logits, pick, opts, func(piece string) error {
 		reply.WriteString(piece)
 		return emit(piece)
 	})
@@ -132,8 +133,8 @@ func (c *Conversation) Send(ctx context.Context, text string, pick *sampler.Samp
 	return turn, err
 }
 
-// close brings the cache to the history's rendering, the reply closed by
-// <|eot_id|>: that token was drawn but not run, a reply cut at MaxTokens lacks
+// close brings the cache to the history's rendering, the reply closed by the
+// format's end (<|eot_id|>): that token was drawn but not run, a reply cut at MaxTokens lacks
 // its last token too, and a reply's text may encode to other tokens than
 // those drawn. Run now, while the user reads the reply, it leaves the next
 // turn only its own tokens to run. A history too long for the context is left
@@ -167,13 +168,13 @@ func (c *Conversation) extend(tokens []int) ([]float32, int, error) {
 
 // render is the chat format of the system message and messages: a prompt,
 // ending with the header of the reply, or the history, ending with the last
-// message's <|eot_id|>.
+// message's end.
 func (c *Conversation) render(messages []tokenizer.Message, prompt bool) ([]int, error) {
 	if c.System != "" {
 		messages = append([]tokenizer.Message{{Role: "system", Content: c.System}}, messages...)
 	}
 	if prompt {
-		return c.tok.ChatPrompt(messages)
+		return c.chat.Prompt(messages)
 	}
-	return c.tok.ChatHistory(messages)
+	return c.chat.History(messages)
 }

@@ -27,10 +27,10 @@ func send(t *testing.T, c *Conversation, text string, opts Options) Turn {
 }
 
 // expectedReply is the greedy reply to messages computed apart from the
-// Conversation: ChatPrompt of the whole history in a fresh session.
+// Conversation: Chat.Prompt of the whole history in a fresh session.
 func expectedReply(t *testing.T, m *model.Model, tok *tokenizer.Tokenizer, messages []tokenizer.Message, maxTokens int) string {
 	t.Helper()
-	prompt, err := tok.ChatPrompt(messages)
+	prompt, err := chatOf(t, tok).Prompt(messages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,19 +38,29 @@ func expectedReply(t *testing.T, m *model.Model, tok *tokenizer.Tokenizer, messa
 }
 
 // checkCache requires the cache to hold exactly the history in the chat format:
-// ChatPrompt(history) less the header of the next reply.
+// Chat.Prompt(history) less the header of the next reply.
 func checkCache(t *testing.T, c *Conversation, history []tokenizer.Message) {
 	t.Helper()
-	want, err := c.tok.ChatHistory(history)
+	want, err := c.chat.History(history)
 	if err != nil {
 		t.Fatal(err)
 	}
-	prompt, _ := c.tok.ChatPrompt(history)
+	prompt, _ := c.chat.Prompt(history)
 	header := len(prompt) - len(want)
 	if !slices.Equal(c.cached, want) || c.session.Pos() != len(want) {
-		t.Errorf("the cache holds %d tokens %v\nwant len(ChatPrompt(history)) - %d (the reply header) = %d: %v",
+		t.Errorf("the cache holds %d tokens %v\nwant len(Chat.Prompt(history)) - %d (the reply header) = %d: %v",
 			c.session.Pos(), c.cached, header, len(want), want)
 	}
+}
+
+// chatOf is tok's chat in the llama3 format, which the goldens' vocabulary has.
+func chatOf(t *testing.T, tok *tokenizer.Tokenizer) *tokenizer.Chat {
+	t.Helper()
+	chat, err := tokenizer.NewChat(tok, tokenizer.ChatFormats["llama3"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chat
 }
 
 func user(text string) tokenizer.Message { return tokenizer.Message{Role: "user", Content: text} }
@@ -59,13 +69,13 @@ func assistant(text string) tokenizer.Message {
 }
 
 // TestConversationReusesTheCache: each reply is the greedy reply to the whole
-// history rendered with ChatPrompt, the second turn runs only its own tokens
+// history rendered with Chat.Prompt, the second turn runs only its own tokens
 // (the user message and the reply header, the first reply's <|eot_id|> having
 // been run when it ended), and the cache then holds exactly the history.
 func TestConversationReusesTheCache(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 256)
-	c := NewConversation(m, tok, "be brief")
+	c := NewConversation(m, chatOf(t, tok), "be brief")
 	system := tokenizer.Message{Role: "system", Content: "be brief"}
 	opts := Options{MaxTokens: 8}
 
@@ -82,7 +92,7 @@ func TestConversationReusesTheCache(t *testing.T) {
 	if want := expectedReply(t, m, tok, history, 8); second.Reply != want {
 		t.Errorf("turn 2: %q, want %q", second.Reply, want)
 	}
-	prompt, _ := tok.ChatPrompt(history)
+	prompt, _ := chatOf(t, tok).Prompt(history)
 	ownTurn, _ := tok.EncodeWithSpecial("<|start_header_id|>user<|end_header_id|>\n\nhow are you<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
 	if second.Prefilled != len(ownTurn) || len(prompt)-before != len(ownTurn) {
 		t.Errorf("turn 2 prefilled %d tokens (the prompt is %d, %d of them cached); want only its own %d", second.Prefilled, len(prompt), before, len(ownTurn))
@@ -100,14 +110,14 @@ func TestConversationReusesTheCache(t *testing.T) {
 func TestConversationReset(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 256)
-	c := NewConversation(m, tok, "be brief")
+	c := NewConversation(m, chatOf(t, tok), "be brief")
 	opts := Options{MaxTokens: 6}
 	first := send(t, c, "hi", opts)
 	send(t, c, "and then?", opts)
 	c.Reset()
 	again := send(t, c, "hi", opts)
-	system, _ := tok.ChatHistory([]tokenizer.Message{{Role: "system", Content: "be brief"}})
-	prompt, _ := tok.ChatPrompt([]tokenizer.Message{{Role: "system", Content: "be brief"}, user("hi")})
+	system, _ := chatOf(t, tok).History([]tokenizer.Message{{Role: "system", Content: "be brief"}})
+	prompt, _ := chatOf(t, tok).Prompt([]tokenizer.Message{{Role: "system", Content: "be brief"}, user("hi")})
 	if again.Reply != first.Reply || again.Prefilled > len(prompt)-len(system) {
 		t.Errorf("after Reset: %q, %d tokens prefilled; want %q and at most %d (all but the system message)", again.Reply, again.Prefilled, first.Reply, len(prompt)-len(system))
 	}
@@ -122,7 +132,7 @@ func TestConversationReset(t *testing.T) {
 func TestConversationDropsTheOldestTurns(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 64)
-	c := NewConversation(m, tok, "sys")
+	c := NewConversation(m, chatOf(t, tok), "sys")
 	c.Reserve = 8
 	opts := Options{MaxTokens: 8}
 	dropped := 0
@@ -132,7 +142,7 @@ func TestConversationDropsTheOldestTurns(t *testing.T) {
 		dropped += turn.Dropped
 		history := append([]tokenizer.Message{{Role: "system", Content: "sys"}}, kept[2*turn.Dropped:]...)
 		history = append(history, user(text))
-		prompt, _ := tok.ChatPrompt(history)
+		prompt, _ := chatOf(t, tok).Prompt(history)
 		if want := expectedReply(t, m, tok, history, 8); turn.Reply != want || len(prompt)+c.Reserve > 64 {
 			t.Errorf("turn %d: %q after dropping %d, prompt %d tokens; want %q and room for 8", i, turn.Reply, turn.Dropped, len(prompt), want)
 		}
@@ -155,7 +165,7 @@ func TestConversationDropsTheOldestTurns(t *testing.T) {
 func TestConversationContextFull(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 48)
-	c := NewConversation(m, tok, "")
+	c := NewConversation(m, chatOf(t, tok), "")
 	c.Reserve = 8
 	first := send(t, c, "hi", Options{})
 	if first.Finish != ContextFull || c.session.Room() != 0 {
@@ -172,7 +182,7 @@ func TestConversationContextFull(t *testing.T) {
 func TestConversationTooLongMessage(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 64)
-	c := NewConversation(m, tok, "")
+	c := NewConversation(m, chatOf(t, tok), "")
 	opts := Options{MaxTokens: 4}
 	first := send(t, c, "hi", opts)
 	cached := slices.Clone(c.cached)
@@ -197,10 +207,10 @@ func TestConversationTooLongMessage(t *testing.T) {
 func TestConversationHealsTheCache(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 256)
-	prompt, _ := tok.ChatPrompt([]tokenizer.Message{user("hi")})
+	prompt, _ := chatOf(t, tok).Prompt([]tokenizer.Message{user("hi")})
 	header, _ := tok.EncodeWithSpecial("<|start_header_id|>")
 	swapOutputRows(m, greedyIDs(t, m, tok, prompt, 1)[0], header[0])
-	c := NewConversation(m, tok, "")
+	c := NewConversation(m, chatOf(t, tok), "")
 	var drawn []int
 	first := send(t, c, "hi", Options{MaxTokens: 6, Sampled: func(id int) { drawn = append(drawn, id) }})
 	if drawn[0] != header[0] {
@@ -219,7 +229,7 @@ func TestConversationHealsTheCache(t *testing.T) {
 func TestConversationInterrupted(t *testing.T) {
 	tok := goldenTokenizer(t)
 	m := randomModel(t, tok, 256)
-	c := NewConversation(m, tok, "")
+	c := NewConversation(m, chatOf(t, tok), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
 	opts := Options{MaxTokens: 20, Sampled: func(int) {

@@ -82,7 +82,7 @@ func Generate(ctx context.Context, sess *Session, tok *tokenizer.Tokenizer, logi
 		if err != nil {
 			return r, err
 		}
-		if id == tok.EOS || id == tok.EOT {
+		if tok.IsEndOfGeneration(id) { // <|eot_id|>, <|im_end|>, EOS, ...: the file's end-of-generation tokens
 			r.Finish = EndOfText
 			break
 		}

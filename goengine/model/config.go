@@ -140,7 +140,7 @@ const ropeDimsKey = "llama.rope.dimension_count"
 // Defaults that llama.cpp assumes for keys a published file may leave out
 // (spec/format.md §6.1): our writers always write them.
 const (
-	vocabSizeKey     = "llama.vocab_size"    // absent: the length of tokenizer.ggml.tokens
+	vocabSizeKey     = "llama.vocab_size"     // absent: the length of tokenizer.ggml.tokens
 	ropeThetaKey     = "llama.rope.freq_base" // absent: 10000
 	defaultRopeTheta = 10000.0
 )

@@ -360,7 +360,7 @@ func (s *Server) promptTokens(raw json.RawMessage) ([]int, *apiError) {
 	if err != nil {
 		return nil, invalid("prompt", "prompt: %v", err)
 	}
-	return append([]int{s.tok.BOS}, encoded...), nil
+	return s.tok.WithBOS(encoded), nil
 }
 
 // chatMessages reads the messages of a chat request.

@@ -46,7 +46,11 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, e)
 		return
 	}
-	prompt, err := s.tok.ChatPrompt(messages)
+	if s.chat == nil {
+		s.writeError(w, invalid("messages", "this server has no chat format: %v; use /v1/completions, or restart it with --chat-format", s.noChat))
+		return
+	}
+	prompt, err := s.chat.Prompt(messages)
 	if err != nil {
 		s.writeError(w, invalid("messages", "messages: %v", err))
 		return

@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"log"
 	"net/http"
 	"runtime"
@@ -34,12 +35,19 @@ type Options struct {
 	MaxBodyBytes int64         // largest request body [1 MiB]
 	WriteTimeout time.Duration // for each write to a client [30 s]
 	Log          *log.Logger   // one line per request when set: "POST /v1/completions 200 prompt=12 completion=40 512ms" [none]
+	// Chat renders /v1/chat/completions conversations in the model's chat
+	// format (tokenizer.ChatFromGGUF) [none: that endpoint answers 400, and
+	// /v1/completions works as ever]
+	Chat   *tokenizer.Chat
+	NoChat error // why there is no Chat, for that 400 ["the model has no chat format"]
 }
 
 // Server serves one model. Create it with New; it is an http.Handler.
 type Server struct {
 	model        *model.Model
 	tok          *tokenizer.Tokenizer
+	chat         *tokenizer.Chat // nil: no chat endpoint, for the reason noChat
+	noChat       error
 	name         string
 	context      int
 	sessions     chan *engine.Session // the free sessions
@@ -73,7 +81,8 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 		o.WriteTimeout = 30 * time.Second
 	}
 	s := &Server{
-		model: m, tok: tok, name: o.Name, context: m.Config.ContextLength,
+		model: m, tok: tok, chat: o.Chat, noChat: cmp.Or(o.NoChat, errors.New("the model has no chat format")),
+		name: o.Name, context: m.Config.ContextLength,
 		sessions: make(chan *engine.Session, o.Parallel), waiting: make(chan struct{}, o.Queue),
 		maxBody: o.MaxBodyBytes, writeTimeout: o.WriteTimeout, log: o.Log, created: time.Now().Unix(),
 		mux: http.NewServeMux(), steps: make(chan stepRequest), // unbuffered: a step is taken only by a running scheduler

@@ -41,11 +41,24 @@ func loadGolden(tb testing.TB) (*model.Model, *tokenizer.Tokenizer) {
 	return m, tok
 }
 
+// llama3 is the chat of the goldens' vocabulary, which has LLaMA 3's tokens.
+func llama3(t *testing.T, tok *tokenizer.Tokenizer) *tokenizer.Chat {
+	t.Helper()
+	chat, err := tokenizer.NewChat(tok, tokenizer.ChatFormats["llama3"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return chat
+}
+
 // goldenServer serves goldens/gqa.gguf as "gqa".
 func goldenServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	t.Helper()
 	m, tok := loadGolden(t)
 	o.Name = "gqa"
+	if o.Chat == nil && o.NoChat == nil {
+		o.Chat = llama3(t, tok)
+	}
 	s := New(m, tok, o)
 	h := httptest.NewServer(s)
 	t.Cleanup(h.Close)
@@ -125,7 +138,7 @@ func greedyIDs(t *testing.T, s *Server, prompt []int, n int) (string, []int) {
 	var ids []int
 	for len(ids) < n && sess.Pos() < s.context {
 		id, _ := pick.Sample(logits)
-		if id == s.tok.EOS || id == s.tok.EOT {
+		if s.tok.IsEndOfGeneration(id) {
 			break
 		}
 		ids = append(ids, id)
@@ -253,7 +266,7 @@ func TestPromptAsTokenIDs(t *testing.T) {
 
 func TestChatFormat(t *testing.T) {
 	s, h := goldenServer(t, Options{})
-	prompt, err := s.tok.ChatPrompt([]tokenizer.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello"}})
+	prompt, err := s.chat.Prompt([]tokenizer.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello"}})
 	if err != nil {
 		t.Fatal(err)
 	}

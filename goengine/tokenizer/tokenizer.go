@@ -65,6 +65,24 @@ type Tokenizer struct {
 	AddBOS, AddEOS bool
 }
 
+// Kind names the vocabulary's algorithm as the file does (tokenizer.ggml.model
+// and pre): "gpt2 byte-level BPE, pre-tokenizer smollm" or "llama SentencePiece".
+func (t *Tokenizer) Kind() string {
+	if t.model == "llama" {
+		return "llama SentencePiece"
+	}
+	return "gpt2 byte-level BPE, pre-tokenizer " + t.pre
+}
+
+// WithBOS is ids as a sequence the model reads starts: after BOS when the
+// vocabulary asks for one (AddBOS; LLaMA 3's does, SmolLM2's does not).
+func (t *Tokenizer) WithBOS(ids []int) []int {
+	if !t.AddBOS || t.BOS < 0 {
+		return ids
+	}
+	return append([]int{t.BOS}, ids...)
+}
+
 // VocabSize is the number of token ids.
 func (t *Tokenizer) VocabSize() int { return len(t.tokens) }
 

@@ -29,6 +29,7 @@ func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	topP := fs.Float64("top-p", 0.95, "sample from the smallest set of tokens whose probability reaches p; 1 = all")
 	seed := fs.Uint64("seed", 0, "random seed (the same seed and messages give the same replies); without it, a fresh one, printed on stderr")
 	threads := threadsFlag(fs)
+	chatFormat := chatFormatFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,21 +52,25 @@ func chat(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer loaded.file.Close()
-	m, tok := loaded.model, loaded.tokenizer
+	m := loaded.model
+	chat, err := tokenizer.ChatFromGGUF(loaded.file, loaded.tokenizer, *chatFormat)
+	if err != nil {
+		return err
+	}
 	contextLength := m.Config.ContextLength
-	if start, err := tok.ChatPrompt(systemMessage(*system)); err != nil {
+	if start, err := chat.Prompt(systemMessage(*system)); err != nil {
 		return fmt.Errorf("%s: %w", *modelPath, err)
 	} else if len(start) >= contextLength {
 		return usagef("--system: with the chat format it is %d tokens, but the model's context is %d", len(start), contextLength)
 	}
 
-	conv := engine.NewConversation(m, tok, *system)
+	conv := engine.NewConversation(m, chat, *system)
 	conv.Reserve = min(*maxTokens, contextLength/2) // a long --max-tokens must not crowd out the whole history
 	c := &chatter{conv: conv, pick: pick, opts: engine.Options{MaxTokens: *maxTokens},
 		out: bufio.NewWriter(stdout), stderr: stderr, interactive: isTerminal(stdin)}
 	if c.interactive {
-		fmt.Fprintf(stderr, "chatting with %s (context %d tokens): /reset starts over, /exit or Ctrl-D ends, Ctrl-C stops a reply\n",
-			*modelPath, contextLength)
+		fmt.Fprintf(stderr, "chatting with %s (context %d tokens, chat format %s): /reset starts over, /exit or Ctrl-D ends, Ctrl-C stops a reply\n",
+			*modelPath, contextLength, chat.Format.Name)
 	}
 	return c.run(bufio.NewReader(stdin))
 }

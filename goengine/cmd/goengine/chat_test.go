@@ -37,7 +37,7 @@ func longerGolden(t *testing.T, contextLength uint32) string {
 }
 
 // greedyReply is the reply to messages computed apart from the chat command:
-// ChatPrompt of the whole history, greedily decoded in a fresh session up to
+// Chat.Prompt of the whole history, greedily decoded in a fresh session up to
 // maxTokens tokens, <|eot_id|>, <|end_of_text|> or the context's end, with
 // control tokens printing nothing.
 func greedyReply(t *testing.T, path string, messages []tokenizer.Message, maxTokens int) string {
@@ -48,7 +48,11 @@ func greedyReply(t *testing.T, path string, messages []tokenizer.Message, maxTok
 	}
 	defer l.file.Close()
 	tok := l.tokenizer
-	prompt, err := tok.ChatPrompt(messages)
+	chat, err := tokenizer.ChatFromGGUF(l.file, tok, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, err := chat.Prompt(messages)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +65,7 @@ func greedyReply(t *testing.T, path string, messages []tokenizer.Message, maxTok
 	var printed []int
 	for n := 0; n < maxTokens; n++ {
 		id, _ := pick.Sample(logits)
-		if id == tok.EOT || id == tok.EOS {
+		if tok.IsEndOfGeneration(id) {
 			break
 		}
 		if !tok.IsControl(id) {
@@ -84,7 +88,7 @@ func assistant(text string) tokenizer.Message {
 }
 
 // TestChatRepliesToTheWholeHistory: with stdin not a terminal, each line is a
-// message and each reply one line of stdout, the greedy reply to ChatPrompt of
+// message and each reply one line of stdout, the greedy reply to Chat.Prompt of
 // the whole history so far (system message included).
 func TestChatRepliesToTheWholeHistory(t *testing.T) {
 	model := longerGolden(t, 256)
@@ -162,13 +166,17 @@ func TestChatDropsTheOldestTurns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.file.Close()
+	llama3, err := tokenizer.ChatFromGGUF(l.file, l.tokenizer, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	system := tokenizer.Message{Role: "system", Content: "sys"}
 	var kept []tokenizer.Message // the turns the chat still holds
 	var want strings.Builder
 	drops := 0
 	for _, text := range messages {
 		for { // the documented policy: drop until the prompt leaves --max-tokens free
-			prompt, _ := l.tokenizer.ChatPrompt(append(append([]tokenizer.Message{system}, kept...), user(text)))
+			prompt, _ := llama3.Prompt(append(append([]tokenizer.Message{system}, kept...), user(text)))
 			if len(prompt)+maxTokens <= 64 || len(kept) == 0 {
 				break
 			}

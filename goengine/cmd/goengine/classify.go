@@ -92,7 +92,7 @@ func (c *classifier) classify(where, text string) (engine.Prediction, error) {
 	if err != nil {
 		return engine.Prediction{}, fmt.Errorf("%s: %w", where, err)
 	}
-	ids = append([]int{tok.BOS}, ids...)
+	ids = tok.WithBOS(ids)
 	if len(ids) > m.Config.ContextLength {
 		return engine.Prediction{}, fmt.Errorf("%s: %d tokens, longer than the context of %d", where, len(ids), m.Config.ContextLength)
 	}

@@ -57,7 +57,7 @@ func generate(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usagef("--prompt: %v", err)
 	}
-	ids := append([]int{tok.BOS}, textIDs...) // llama-bpe prompts start with <|begin_of_text|>
+	ids := tok.WithBOS(textIDs) // llama-bpe prompts start with <|begin_of_text|>; SmolLM2's with no BOS
 	contextLength := m.Config.ContextLength
 	if len(ids) >= contextLength {
 		return fmt.Errorf("the prompt is %d tokens but the model's context is %d: it must be shorter to leave room for output", len(ids), contextLength)

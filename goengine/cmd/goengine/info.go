@@ -69,8 +69,16 @@ func info(args []string, stdout, stderr io.Writer) error {
 	if labels := l.model.Labels; labels != nil {
 		fmt.Fprintf(w, "classifier\t%d labels: %s (run it with goengine classify)\n", len(labels), strings.Join(labels, ", "))
 	}
-	fmt.Fprintf(w, "tokenizer\tgpt2 byte-level BPE, %d tokens (%d special), bos %d, eos %d\n",
-		l.tokenizer.VocabSize(), l.tokenizer.NumSpecial(), l.tokenizer.BOS, l.tokenizer.EOS)
+	tok := l.tokenizer
+	fmt.Fprintf(w, "tokenizer\t%s, %d tokens (%d special), bos %d (added: %v), eos %d\n",
+		tok.Kind(), tok.VocabSize(), tok.NumSpecial(), tok.BOS, tok.AddBOS, tok.EOS)
+	if chat, err := tokenizer.ChatFromGGUF(l.file, tok, ""); err != nil {
+		fmt.Fprintf(w, "chat format\tnone: %v\n", err)
+	} else if chat.Format.DefaultSystem != "" {
+		fmt.Fprintf(w, "chat format\t%s, default system message %q\n", chat.Format.Name, chat.Format.DefaultSystem)
+	} else {
+		fmt.Fprintf(w, "chat format\t%s\n", chat.Format.Name)
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "tensor\ttype\tshape\tbytes")
 	var total uint64

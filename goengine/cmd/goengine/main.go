@@ -195,6 +195,12 @@ func freshSeed(fs *flag.FlagSet, seed *uint64, temperature float64, stderr io.Wr
 	}
 }
 
+// chatFormatFlag adds --chat-format, which overrides the format detected from
+// the file's tokenizer.chat_template (tokenizer.ChatFromGGUF).
+func chatFormatFlag(fs *flag.FlagSet) *string {
+	return fs.String("chat-format", "", "chat format instead of the one detected from the file's template: chatml, gemma, llama3, phi3 or zephyr")
+}
+
 // threadsFlag adds --threads, the goroutines for the matrix products; call
 // setThreads with it before loading the model, whose pool takes that size.
 func threadsFlag(fs *flag.FlagSet) *int {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gollm/goengine/serve"
+	"gollm/goengine/tokenizer"
 )
 
 // serveCmd runs the OpenAI-compatible HTTP server until SIGINT or SIGTERM.
@@ -25,6 +26,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	parallel := fs.Int("parallel", 4, "requests generating at once, each with its own KV cache; their decode steps run as one batch")
 	queue := fs.Int("queue", 8, "requests waiting for a free slot before the server answers 429")
 	name := fs.String("name", "", "model id clients use (default: the file name without .gguf)")
+	chatFormat := chatFormatFlag(fs)
 	threads := threadsFlag(fs)
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled")
 	if err := parse(fs, args); err != nil {
@@ -44,8 +46,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 	if *name == "" {
 		*name = strings.TrimSuffix(filepath.Base(*modelPath), ".gguf")
 	}
+	chat, noChat := tokenizer.ChatFromGGUF(loaded.file, loaded.tokenizer, *chatFormat)
+	if noChat != nil && *chatFormat != "" {
+		return usageError{noChat}
+	}
+	if noChat != nil { // a base model serves completions all the same
+		fmt.Fprintf(stderr, "goengine serve: no chat endpoint: %v\n", noChat)
+	}
 	server := serve.New(loaded.model, loaded.tokenizer, serve.Options{Name: *name, Parallel: *parallel, Queue: *queue,
-		Log: log.New(stderr, "", log.LstdFlags)}) // a line per request, stamped with the time
+		Chat: chat, NoChat: noChat, Log: log.New(stderr, "", log.LstdFlags)}) // a line per request, stamped with the time
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err

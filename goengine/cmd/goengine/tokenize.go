@@ -14,7 +14,7 @@ import (
 func tokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := newFlags("tokenize", stderr)
 	modelPath := fs.String("model", "", "model or vocabulary file (.gguf)")
-	bos := fs.Bool("bos", false, "start with the <|begin_of_text|> id")
+	bos := fs.Bool("bos", false, "start with the BOS id, as the model's prompts do (when its vocabulary asks for one: add_bos_token)")
 	textFile := promptFileFlag(fs)
 	// The text is the one positional argument: parse flags around it.
 	var text []string
@@ -58,7 +58,7 @@ func tokenize(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if *bos {
-		ids = append([]int{tok.BOS}, ids...)
+		ids = tok.WithBOS(ids)
 	}
 	words := make([]string, len(ids))
 	for i, id := range ids {
