@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -48,9 +49,10 @@ func TestGoldenActivations(t *testing.T) {
 	atEachKernelLevel(t, checkGoldenActivations)
 }
 
-//
 // quants (spec/goldens.md §2.6), every matrix in another of ggml's types, has
-// goldens of the embeddings, the final norm and the logits only.
+// goldens of the embeddings, the final norm and the logits only, and what
+// comes out of a decode product is held to quantsDecodeBound instead of the
+// elementwise tolerance (checkQuantsActivations).
 func checkGoldenActivations(t *testing.T) {
 	for _, name := range []string{"gqa", "mha", "quants"} {
 		for _, mode := range []string{"prompt", "batches of 5", "token by token"} {
@@ -75,7 +77,8 @@ func checkGoldenActivations(t *testing.T) {
 					t.Errorf("traced %d activations, want %d: %v", len(order), 3+11*m.Config.NLayers, order)
 				}
 				if name == "quants" {
-					order = []string{"embeddings", "output_norm", "logits"}
+					checkQuantsActivations(t, m, golden, got, mode)
+					return
 				}
 				for _, key := range order {
 					want, err := golden.Float32s(key)
@@ -87,6 +90,67 @@ func checkGoldenActivations(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// quantsDecodeBound is the relative RMS error, rms(got - golden)/rms(golden),
+// allowed on goldens/quants.gguf's activations where they come out of decode
+// products, whose activations are rounded to 8 bits per block as llama.cpp
+// rounds them (Q8_0 blocks of 32 for Q4_0 … Q5_1, Q8_K blocks of 256 for the
+// K-quants: spec/model.md §11); the goldens multiply float activations. We
+// measure 1.4% to 3.4% on the logits of each decode step (2.2% over all of
+// them, at every kernel level), 2.1% on the final norm token by token and
+// 0.8% on prompt logits (only the head's products quantize there). The bound
+// is a few times that; a kernel bug (a wrong scale, sub-block or row) moves
+// the logits by tens of percent.
+const quantsDecodeBound = 0.08
+
+// quantsNearTop is how far, in units of the golden logits' RMS, the golden
+// logit of the token we pick greedily may lie below the golden maximum. Our
+// tokens are the goldens' today, but several steps' top two golden logits
+// are only 2.5% to 6% of their RMS apart, less than the largest single
+// logit's error (12.5% measured): a token that differs there is a near-tie,
+// not a bug, so exact tokens are not the robust check.
+const quantsNearTop = 0.5
+
+// checkQuantsActivations compares quants' traced activations for one mode.
+// The embeddings are a lookup, exact in every mode. A prompt runs the blocks
+// as prefill products with float activations, so its final norm meets the
+// elementwise tolerance; its logits, traced a row at a time, are decode
+// products of the head (relative RMS), and the same rows through the head as
+// one prefill product (MatMul of all of them) meet the elementwise tolerance
+// too. Batches of 5 and single tokens are decode products throughout.
+func checkQuantsActivations(t *testing.T, m *model.Model, golden *gguf.File, got map[string][]float32, mode string) {
+	t.Helper()
+	want := func(key string) []float32 {
+		w, err := golden.Float32s(key)
+		if err != nil {
+			t.Fatalf("golden %s: %v", key, err)
+		}
+		return w
+	}
+	exact := []string{"embeddings"}
+	if mode == "prompt" {
+		exact = append(exact, "output_norm")
+	}
+	for _, key := range exact {
+		if msg := goldentest.Mismatch("quants.activations.gguf: "+key, got[key], want(key), m.Config.Dim); msg != "" {
+			t.Fatal(msg)
+		}
+	}
+	for _, key := range []string{"output_norm", "logits"}[len(exact)-1:] {
+		if e := goldentest.RelativeRMS(got[key], want(key)); e > quantsDecodeBound {
+			t.Fatalf("quants.activations.gguf: %s (%s) differs by %.3g relative RMS, bound %.3g", key, mode, e, quantsDecodeBound)
+		}
+	}
+	if mode == "prompt" {
+		norm, V := got["output_norm"], m.Config.VocabSize
+		T := len(norm) / m.Config.Dim
+		logits := make([]float32, T*V)
+		m.Pool().MatMul(logits, norm, &m.Output, T)
+		if msg := goldentest.Mismatch("quants.activations.gguf: logits as one prefill product", logits, want("logits"), V); msg != "" {
+			t.Fatal(msg)
 		}
 	}
 }
@@ -196,15 +260,24 @@ func checkGoldenDecode(t *testing.T) {
 			}
 			V := m.Config.VocabSize
 			for i, want := range wantTokens {
-				if msg := goldentest.Mismatch(fmt.Sprintf("decode.logits step %d", i), logits, wantLogits[i*V:(i+1)*V], V); msg != "" {
-					t.Fatal(msg)
-				}
+				golden := wantLogits[i*V : (i+1)*V]
 				token, err := greedy.Sample(logits)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if token != want {
-					t.Fatalf("decode step %d: token %d, golden %d", i, token, want)
+				if name == "quants" {
+					// Decode products throughout (the 8-token prompt is a small
+					// batch): relative RMS, a near-top token, and the golden
+					// token fed back so that a near-tie cannot derail the rest.
+					checkQuantsStep(t, i, logits, golden, token, want)
+					token = want
+				} else {
+					if msg := goldentest.Mismatch(fmt.Sprintf("decode.logits step %d", i), logits, golden, V); msg != "" {
+						t.Fatal(msg)
+					}
+					if token != want {
+						t.Fatalf("decode step %d: token %d, golden %d", i, token, want)
+					}
 				}
 				if i+1 < len(wantTokens) {
 					if logits, err = s.DecodeStep(token); err != nil {
@@ -213,6 +286,25 @@ func checkGoldenDecode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkQuantsStep holds one decode step of quants to quantsDecodeBound and
+// its greedy token to quantsNearTop.
+func checkQuantsStep(t *testing.T, step int, logits, golden []float32, token, want int) {
+	t.Helper()
+	if e := goldentest.RelativeRMS(logits, golden); e > quantsDecodeBound {
+		t.Fatalf("decode.logits step %d: %.3g relative RMS from the goldens, bound %.3g", step, e, quantsDecodeBound)
+	}
+	var sumSquares float64
+	for _, v := range golden {
+		sumSquares += float64(v) * float64(v)
+	}
+	rms := math.Sqrt(sumSquares / float64(len(golden)))
+	// want, the reference's greedy token, has the largest golden logit.
+	if gap := float64(golden[want] - golden[token]); gap > quantsNearTop*rms {
+		t.Fatalf("decode step %d: token %d, golden %d, whose golden logit is higher by %.3g, %.2g of the logits' RMS (near-tie bound %.2g)",
+			step, token, want, gap, gap/rms, quantsNearTop)
 	}
 }
 

@@ -10,14 +10,16 @@ import (
 	"gollm/goengine/model"
 )
 
-// TestFastMatchesReadable runs random models of every stored type through the
-// fast path (a Session: a prompt prefilled in one batch, then decode steps)
-// and through the readable one (package llama, a token at a time), at every
-// kernel level: the same logits after the prompt and after each step. They
-// agree within the goldens' tolerance, except Q8_0: the fast path quantises
-// the activations of every product of a few tokens (the decode steps, and the
-// prompt's last row through the head) as llama.cpp does (spec/model.md §11),
-// so its logits are held to the relative RMS bound of spec/goldens.md §5.
+// TestFastMatchesReadable runs random models of every stored type, and
+// goldens/quants.gguf (every other ggml type), through the fast path (a
+// Session: a prompt prefilled in one batch, then decode steps) and through the
+// readable one (package llama, a token at a time, float activations
+// throughout), at every kernel level: the same logits after the prompt and
+// after each step. They agree within the goldens' tolerance, except where the
+// fast path quantises the activations of every product of a few tokens (the
+// decode steps, and the prompt's last row through the head) as llama.cpp does
+// (spec/model.md §11): Q8_0 is held to the relative RMS bound of
+// spec/goldens.md §5, quants to quantsDecodeBound (forward_test.go).
 func TestFastMatchesReadable(t *testing.T) {
 	atEachKernelLevel(t, checkFastMatchesReadable)
 }
@@ -32,32 +34,43 @@ func checkFastMatchesReadable(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			fast, readable := NewSession(m), llama.NewRunState(c)
-			got, err := fast.Prefill(prompt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var want []float32
-			for pos, token := range prompt {
-				want = llama.Forward(m, readable, token, pos)
-			}
-			compare(t, "prefill", typ, got, want)
-			for i, token := range steps {
-				if got, err = fast.DecodeStep(token); err != nil {
-					t.Fatal(err)
-				}
-				want = llama.Forward(m, readable, token, len(prompt)+i)
-				compare(t, fmt.Sprintf("decode step %d", i), typ, got, want)
-			}
+			bound := map[gguf.TensorType]float64{gguf.F32: 0, gguf.F16: 0, gguf.Q8_0: 0.05}[typ]
+			fastAndReadable(t, m, prompt, steps, bound)
 		})
+	}
+	t.Run("quants", func(t *testing.T) {
+		fastAndReadable(t, loadGolden(t, "quants"), prompt, steps, quantsDecodeBound)
+	})
+}
+
+// fastAndReadable compares the two paths' logits for prompt, then each of
+// steps: within the goldens' tolerance, or relative RMS bound if it is not 0.
+func fastAndReadable(t *testing.T, m *model.Model, prompt, steps []int, bound float64) {
+	t.Helper()
+	fast, readable := NewSession(m), llama.NewRunState(m.Config)
+	got, err := fast.Prefill(prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []float32
+	for pos, token := range prompt {
+		want = llama.Forward(m, readable, token, pos)
+	}
+	compare(t, "prefill", bound, got, want)
+	for i, token := range steps {
+		if got, err = fast.DecodeStep(token); err != nil {
+			t.Fatal(err)
+		}
+		want = llama.Forward(m, readable, token, len(prompt)+i)
+		compare(t, fmt.Sprintf("decode step %d", i), bound, got, want)
 	}
 }
 
-func compare(t *testing.T, what string, typ gguf.TensorType, got, want []float32) {
+func compare(t *testing.T, what string, bound float64, got, want []float32) {
 	t.Helper()
-	if typ == gguf.Q8_0 {
-		if e := goldentest.RelativeRMS(got, want); e > 0.05 {
-			t.Errorf("%s: fast and readable logits differ by %.3g relative RMS, bound 0.05", what, e)
+	if bound > 0 {
+		if e := goldentest.RelativeRMS(got, want); e > bound {
+			t.Errorf("%s: fast and readable logits differ by %.3g relative RMS, bound %.3g", what, e, bound)
 		}
 		return
 	}
