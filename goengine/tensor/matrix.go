@@ -37,12 +37,13 @@ func (t DType) String() string {
 // Exactly one of the data slices is set; for a loaded model it is a view of the
 // memory-mapped file, so loading copies nothing.
 //
-// F32, F16 and Q8_0 have kernels of their own (the activations of a Q8_0
-// product are quantized as llama.cpp does, spec/model.md §11). Every other
-// ggml type is a Blocks matrix: its products decode one block of weights at a
-// time with gguf.DequantizeBlocks, ggml's exact dequantization, and multiply
-// it with the float32 activations, so they compute the file's weights exactly
-// (spec/format.md §5.3).
+// F32, F16 and Q8_0 have kernels of their own. Every other ggml type is a
+// Blocks matrix. A prompt's products decode its rows with
+// gguf.DequantizeBlocks, ggml's exact dequantization (spec/format.md §5.3),
+// and multiply them with the float32 activations; a decode product (a few
+// tokens), of Q8_0 and Blocks matrices alike, quantizes the activations as
+// llama.cpp does and multiplies quants by quants in integers (blocks.go,
+// spec/model.md §11).
 type Matrix struct {
 	Rows, Cols int
 	Type       DType

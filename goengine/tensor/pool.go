@@ -42,8 +42,7 @@ type Pool struct {
 	// Scratch, reused by every call under mu.
 	matVec matVecTask
 	matMul matMulTask
-	xq     []int8    // the activation quantised for a Q8_0 product
-	xs     []float32 // its block scales
+	acts   blockActs // the activations quantised for the decode products
 	tiles  [][]float32
 }
 
@@ -253,22 +252,21 @@ func (p *Pool) MatMuls(x []float32, T int, products ...Product) {
 	// multiplied by every token while it is in cache.
 	t := &p.matVec
 	*t = matVecTask{x: x, T: T, n: len(products)}
-	work, bytes := 0, int64(0)
+	work, bytes, cols := 0, int64(0), 0
+	var formats activationFormat
 	for i, pr := range products {
 		t.products[i] = pr
 		t.rows += pr.W.Rows
 		work += T * pr.W.Rows * pr.W.Cols
 		bytes += pr.W.ByteSize()
-		if pr.W.Type == Q8_0 && t.xq == nil {
-			// Activations are quantised per block as llama.cpp does, so the
-			// inner loop multiplies int8 by int8 (spec/model.md §11).
-			cols := pr.W.Cols
-			p.xq, p.xs = grow(p.xq, len(x)), grow(p.xs, len(x)/Q8BlockSize)
-			for tok := 0; tok < T; tok++ {
-				QuantizeQ8(p.xq[tok*cols:(tok+1)*cols], p.xs[tok*cols/Q8BlockSize:(tok+1)*cols/Q8BlockSize], x[tok*cols:(tok+1)*cols])
-			}
-			t.xq, t.xs = p.xq, p.xs
-		}
+		cols = pr.W.Cols // the same for every product: x is (T, cols)
+		formats |= activationFormatOf(pr.W)
+	}
+	// Activations are quantised per block as llama.cpp does, once for all the
+	// products, so the inner loops multiply int8 by int8 (spec/model.md §11).
+	p.acts.quantize(x, T, cols, formats)
+	for tok := range T {
+		t.acts[tok] = p.acts.token(tok)
 	}
 	p.run(t, p.partsFor(work, bytes))
 }
@@ -278,8 +276,7 @@ type matVecTask struct {
 	n, rows  int // products, and their rows in all
 	T        int // tokens
 	x        []float32
-	xq       []int8
-	xs       []float32
+	acts     [smallBatch]blockAct // each token's x in the formats the products need
 }
 
 // Part does rows [start, end) of the products' rows laid end to end.
@@ -297,21 +294,19 @@ func (t *matVecTask) Part(i, n, w int) {
 // at a time so that they stay in L1 while each token passes over them.
 func (t *matVecTask) rowsOf(pr Product, start, end int) {
 	w, rows, cols := pr.W, pr.W.Rows, pr.W.Cols
-	blocks := cols / Q8BlockSize
 	for r0 := start; r0 < end; r0 += 8 {
 		r1 := min(r0+8, end)
 		for tok := 0; tok < t.T; tok++ {
-			out, x := pr.Out[tok*rows:(tok+1)*rows], t.x[tok*cols:(tok+1)*cols]
+			out, x, a := pr.Out[tok*rows:(tok+1)*rows], t.x[tok*cols:(tok+1)*cols], &t.acts[tok]
 			switch w.Type {
 			case F32:
 				matVecRowsF32(out, w.F32, x, r0, r1)
 			case F16:
 				matVecRowsF16(out, w.F16, cols, x, r0, r1)
 			case Q8_0:
-				xq, xs := t.xq[tok*cols:(tok+1)*cols], t.xs[tok*blocks:(tok+1)*blocks]
-				matVecRowsQ8(out, w.Q8, blocks*Q8BlockBytes, xq, xs, r0, r1)
+				matVecRowsQ8(out, w.Q8, cols/Q8BlockSize*Q8BlockBytes, a.q8, a.d8, r0, r1)
 			case Blocks:
-				matVecRowsBlocks(out, w, x, r0, r1)
+				matVecRowsBlocks(out, w, a, r0, r1)
 			}
 		}
 	}

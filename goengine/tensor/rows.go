@@ -1,7 +1,5 @@
 package tensor
 
-import "gollm/goengine/gguf"
-
 // Matrix-vector rows for quantized weights: out[r] = row r · x for rows
 // [start, end). At the avx512 level (rows_amd64.go) the Q8_0 (with VNNI) and
 // F16 kernels take four rows per call, load each piece of the activation once
@@ -30,25 +28,23 @@ func matVecRowsF16Generic(out []float32, w []uint16, cols int, x []float32, star
 	}
 }
 
-// maxBlockValues is the most values a ggml block holds (the K-quants' 256).
-const maxBlockValues = 256
-
 // matVecRowsBlocks sets out[r] = row r · x for rows [start, end) of a Blocks
-// matrix: each block of weights is decoded into a buffer on the stack, exactly
-// as ggml dequantizes it, and multiplied with its stretch of x by Dot. The
-// activations stay float32, so the product is the file's weights times x to
-// float32 rounding (llama.cpp instead rounds x to 8 bits per block first).
-func matVecRowsBlocks(out []float32, w *Matrix, x []float32, start, end int) {
-	per, size := w.Quant.BlockValues(), w.Quant.BlockBytes()
-	var buf [maxBlockValues]float32
-	values := buf[:per]
-	for r := start; r < end; r++ {
-		row := w.blocksRow(r)
-		var sum float32
-		for b := 0; b < len(row)/size; b++ {
-			gguf.DequantizeBlocks(w.Quant, values, row[b*size:(b+1)*size])
-			sum += Dot(values, x[b*per:(b+1)*per])
-		}
-		out[r] = sum
+// matrix, with x given as a, quantized in the format w's type pairs with
+// (blocks.go): the assembly rows kernel of the level in use where there is
+// one (blockRowsAsm), else the generic dot product row by row. Either way a
+// row's result does not depend on the rows around it.
+func matVecRowsBlocks(out []float32, w *Matrix, a *blockAct, start, end int) {
+	if start >= end {
+		return
+	}
+	rowBytes := w.Cols / w.Quant.BlockValues() * w.Quant.BlockBytes()
+	rows := w.Data[start*rowBytes : end*rowBytes]
+	if kernel := blockRowsAsm(w.Quant); kernel != nil && rowBytes > 0 {
+		kernel(out[start:end], rows, rowBytes, a)
+		return
+	}
+	dot := blockDotGeneric(w.Quant)
+	for r := range end - start {
+		out[start+r] = dot(rows[r*rowBytes:(r+1)*rowBytes], a)
 	}
 }
