@@ -84,6 +84,9 @@ def load_source(path: Path) -> Source:
     if not path.is_file():
         raise FinetuneError(f"{path}: no such file or directory (--from takes a run directory or a .gguf model file)")
     model = read_model(path)
+    if "rope_freqs.weight" in model.tensors or model.rope_scale != 1.0:
+        raise FinetuneError(f"{path}: its RoPE is scaled (rope_freqs.weight or linear scaling), "
+                            "which the JAX model does not implement; goengine and the reference run it")
     tensors = {name: t for name, t in model.tensors.items() if name != CLASSIFIER_TENSOR}
     if model.labels:  # a classifier's body is a language model's; its head is not reused
         from jaxmodel.train import say

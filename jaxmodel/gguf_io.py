@@ -88,6 +88,11 @@ CONFIG_KEYS = {
     "norm_eps": (f"{ARCH}.attention.layer_norm_rms_epsilon", gguf.GGUFValueType.FLOAT32),
 }
 ROPE_DIMENSION_KEY = f"{ARCH}.rope.dimension_count"
+# Published files may rotate more slowly than spec/model.md §7.2's θ_i (LLaMA 3.1/3.2's
+# frequency factors, linear "position interpolation"): θ_i / (rope_freqs[i] · factor).
+ROPE_FREQS_TENSOR = "rope_freqs.weight"  # (head_dim / 2,) F32, optional
+ROPE_SCALING_TYPE_KEY = f"{ARCH}.rope.scaling.type"  # absent or "none", or "linear"
+ROPE_SCALING_FACTOR_KEY = f"{ARCH}.rope.scaling.factor"
 # A classifier (spec/finetune.md §6): llama.cpp's names for a sequence-classification head
 # (n_classes, dim) and the label of each of its rows.
 CLASSIFIER_LABELS_KEY = f"{ARCH}.classifier.output_labels"
@@ -150,6 +155,7 @@ def write_model(
     name: str = "gollm",
     chat_template: str | None = None,
     labels: list[str] | None = None,
+    rope_scale: float = 1.0,
 ) -> None:
     """Writes one self-contained model file: config, tokenizer and weights.
 
@@ -159,6 +165,8 @@ def write_model(
     `chat_template` (a chat model's) goes to `tokenizer.chat_template` (spec/format.md).
     `labels` (a classifier's) go to llama.classifier.output_labels, and its head
     cls.output.weight is always F32: n_classes x dim numbers, too few to be worth rounding.
+    `tensors` may hold rope_freqs.weight, and `rope_scale` != 1 writes linear RoPE scaling:
+    the published-model features of spec/format.md §7 (the goldens use them).
     """
     path = Path(path)
     if dtype not in DTYPES:
@@ -182,10 +190,15 @@ def write_model(
         writer.add_key_value(key, value.value, value.type, value.sub_type)
     if chat_template is not None:
         writer.add_key_value(CHAT_TEMPLATE_KEY, chat_template, gguf.GGUFValueType.STRING)
+    if rope_scale != 1.0:
+        writer.add_key_value(ROPE_SCALING_TYPE_KEY, "linear", gguf.GGUFValueType.STRING)
+        writer.add_key_value(ROPE_SCALING_FACTOR_KEY, rope_scale, gguf.GGUFValueType.FLOAT32)
     if labels:
         writer.add_key_value(CLASSIFIER_LABELS_KEY, labels, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.STRING)
     for tensor_name in tensor_shapes(config, len(labels)):
         _add_tensor(writer, path, tensor_name, tensors[tensor_name], "f32" if tensor_name == CLASSIFIER_TENSOR else dtype)
+    if ROPE_FREQS_TENSOR in tensors:
+        _add_tensor(writer, path, ROPE_FREQS_TENSOR, tensors[ROPE_FREQS_TENSOR], "f32")
     _write_atomically(writer, path)
 
 
@@ -261,6 +274,7 @@ class Model:
     tensors: dict[str, np.ndarray]
     dtypes: dict[str, str]  # tensor name -> "F32", "Q8_0", "Q4_K", ... as stored
     labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's, one per row of cls.output.weight
+    rope_scale: float = 1.0  # linear RoPE scaling's factor (1: none); rope_freqs.weight, if any, is in tensors
 
 
 @dataclasses.dataclass
@@ -322,6 +336,7 @@ def read_model(path: str | Path, tokenizer: bool = True) -> Model:
     config = _read_config(path, reader, metadata)
     vocab = _read_vocab(path, metadata, config) if tokenizer else None
     labels = _read_labels(path, metadata)
+    rope_scale = _read_rope_scale(path, metadata)
     _check_tensor_set(path, config, {t.name: tuple(int(n) for n in reversed(t.shape)) for t in reader.tensors}, len(labels))
     tensors, dtypes = {}, {}
     for tensor in reader.tensors:
@@ -334,7 +349,23 @@ def read_model(path: str | Path, tokenizer: bool = True) -> Model:
             raise GGUFError(f"{path}: tensor {tensor.name}: block {block} has a NaN or infinite scale")
         tensors[tensor.name] = gguf.quants.dequantize(tensor.data, kind).astype(np.float32, copy=False)
         dtypes[tensor.name] = kind.name
-    return Model(config, vocab, tensors, dtypes, labels)
+    freqs = tensors.get(ROPE_FREQS_TENSOR)
+    if freqs is not None and not np.all(np.isfinite(freqs) & (freqs > 0)):
+        raise GGUFError(f"{path}: tensor {ROPE_FREQS_TENSOR}: every frequency factor must be positive and finite")
+    return Model(config, vocab, tensors, dtypes, labels, rope_scale)
+
+
+def _read_rope_scale(path: Path, metadata: dict) -> float:
+    """Linear RoPE scaling's factor, or 1; another kind of scaling is refused by name."""
+    if ROPE_SCALING_TYPE_KEY not in metadata or _get(path, metadata, ROPE_SCALING_TYPE_KEY, str) == "none":
+        return 1.0
+    kind = _get(path, metadata, ROPE_SCALING_TYPE_KEY, str)
+    if kind != "linear":
+        raise GGUFError(f"{path}: {ROPE_SCALING_TYPE_KEY}: rope scaling {kind!r} is not supported")
+    factor = _get(path, metadata, ROPE_SCALING_FACTOR_KEY, float)
+    if not (np.isfinite(factor) and factor > 0):
+        raise GGUFError(f"{path}: {ROPE_SCALING_FACTOR_KEY}: expected a positive factor, found {factor}")
+    return factor
 
 
 def _read_config(path: Path, reader: gguf.GGUFReader, metadata: dict) -> ModelConfig:
@@ -428,6 +459,8 @@ def _check_tensor_set(path: Path, config: ModelConfig, found: dict[str, tuple[in
     if CLASSIFIER_TENSOR in found and not n_classes:
         raise GGUFError(f"{path}: tensor {CLASSIFIER_TENSOR} (a classifier head) without {CLASSIFIER_LABELS_KEY}")
     expected = tensor_shapes(config, n_classes)
+    if ROPE_FREQS_TENSOR in found:  # optional: published LLaMA 3.1/3.2 files have it
+        expected[ROPE_FREQS_TENSOR] = (config.head_dim // 2,)
     for name, shape in expected.items():
         if name not in found:
             raise GGUFError(f"{path}: missing tensor {name} (expected shape {shape})")

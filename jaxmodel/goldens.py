@@ -135,6 +135,25 @@ def quants_weights(config: ModelConfig, seed: int) -> dict[str, np.ndarray | Blo
     return weights
 
 
+# The RoPE golden (spec/goldens.md §2.7): LLaMA 3.1-style frequency factors (one per pair
+# of a head's 8 values, from 1 to 8 so that every pair turns at another rate) and linear
+# scaling by 4 (positions 0..63 turn as 0..16 would).
+ROPE_SEED = 4
+ROPE_FREQS = np.array([1.0, 1.5, 3.0, 8.0], np.float32)
+ROPE_SCALE = 4.0
+
+
+def write_rope_goldens(out: Path) -> list[Path]:
+    config = load_config(CONFIGS / "goldens-rope.yaml")
+    model_path = out / "rope.gguf"
+    weights = random_weights(config, ROPE_SEED) | {"rope_freqs.weight": ROPE_FREQS}
+    write_model(model_path, config, weights, placeholder_vocabulary(config.vocab_size, N_SPECIAL),
+                name="gollm-goldens-rope", rope_scale=ROPE_SCALE)
+    arrays, metadata = model_goldens("rope", reference.load_model(model_path), ROPE_SEED)
+    write_arrays(out / "rope.activations.gguf", arrays, metadata)
+    return [model_path, out / "rope.activations.gguf"]
+
+
 def write_quants_goldens(out: Path) -> list[Path]:
     config = load_config(CONFIGS / "goldens-quants.yaml")
     model_path = out / "quants.gguf"
@@ -341,7 +360,7 @@ def write_goldens(out: Path) -> list[Path]:
     arrays, metadata = sampler_goldens()
     write_arrays(out / "sampler.gguf", arrays, metadata)
     write_arrays(out / "tokenizer.gguf", {}, tokenizer_goldens(placeholder_vocabulary(320, N_SPECIAL)))
-    written += write_quants_goldens(out)
+    written += write_quants_goldens(out) + write_rope_goldens(out)
     return written + write_classifier_goldens(out) + [out / "sampler.gguf", out / "tokenizer.gguf"]
 
 

@@ -41,6 +41,7 @@ class Model:
     vocab: Vocabulary
     weights: dict[str, np.ndarray]
     labels: list[str] = dataclasses.field(default_factory=list)  # a classifier's (spec/finetune.md §6)
+    rope_scale: float = 1.0  # linear RoPE scaling's factor; weights may hold rope_freqs.weight (spec/model.md §7.2)
 
     def weight(self, name: str) -> np.ndarray:
         return self.weights[name]
@@ -56,7 +57,7 @@ def load_model(path: str | Path, dtype: type = np.float64, tokenizer: bool = Tru
     Without `tokenizer` its vocabulary is not read (vocab None: logits from token ids only)."""
     file = read_model(path, tokenizer=tokenizer)
     weights = {name: tensor.astype(dtype) for name, tensor in file.tensors.items()}
-    return Model(file.config, file.vocab, weights, file.labels)
+    return Model(file.config, file.vocab, weights, file.labels, file.rope_scale)
 
 
 class KVCache:
@@ -77,19 +78,26 @@ def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
     return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * weight
 
 
-def rope_angles(positions: np.ndarray, head_dim: int, theta: float) -> np.ndarray:
-    """m * theta^(-2i/head_dim) for each position m and pair i: (T, head_dim // 2), float64."""
+def rope_angles(positions: np.ndarray, head_dim: int, theta: float, freq_factors: np.ndarray | None = None,
+                scale: float = 1.0) -> np.ndarray:
+    """m * theta_i for each position m and pair i: (T, head_dim // 2), float64, where
+    theta_i = theta^(-2i/head_dim), divided by freq_factors[i] and by the linear scale
+    when a published file has them (spec/model.md §7.2)."""
     i = np.arange(head_dim // 2, dtype=np.float64)
     inv_freq = theta ** (-2.0 * i / head_dim)
+    if freq_factors is not None:
+        inv_freq = inv_freq / np.asarray(freq_factors, np.float64)
+    inv_freq = inv_freq / scale
     return positions.astype(np.float64)[:, None] * inv_freq[None, :]
 
 
-def apply_rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+def apply_rope(x: np.ndarray, positions: np.ndarray, theta: float, freq_factors: np.ndarray | None = None,
+               scale: float = 1.0) -> np.ndarray:
     """Rotates adjacent pairs (x[2i], x[2i+1]) of each head by angle m * theta_i.
 
     x: (T, n_heads, head_dim); positions: (T,) absolute positions.
     """
-    angles = rope_angles(positions, x.shape[-1], theta)[:, None, :]  # (T, 1, head_dim // 2)
+    angles = rope_angles(positions, x.shape[-1], theta, freq_factors, scale)[:, None, :]  # (T, 1, head_dim // 2)
     cos, sin = np.cos(angles).astype(x.dtype), np.sin(angles).astype(x.dtype)
     x0, x1 = x[..., 0::2], x[..., 1::2]
     out = np.empty_like(x)
@@ -145,8 +153,9 @@ def block(model: Model, layer: int, x: np.ndarray, positions: np.ndarray, cache:
     q = (h @ w("attn_q").T).reshape(n_tokens, c.n_heads, c.head_dim)
     k = (h @ w("attn_k").T).reshape(n_tokens, c.n_kv_heads, c.head_dim)
     v = (h @ w("attn_v").T).reshape(n_tokens, c.n_kv_heads, c.head_dim)
-    q = apply_rope(q, positions, c.rope_theta)
-    k = apply_rope(k, positions, c.rope_theta)
+    factors = model.weights.get("rope_freqs.weight")
+    q = apply_rope(q, positions, c.rope_theta, factors, model.rope_scale)
+    k = apply_rope(k, positions, c.rope_theta, factors, model.rope_scale)
     record("q_rope", q.reshape(n_tokens, -1))
     record("k_rope", k.reshape(n_tokens, -1))
     record("v", v.reshape(n_tokens, -1))

@@ -268,3 +268,16 @@ def test_reading_without_the_tokenizer(tmp_path):
     model, golden = read_model(bad_vocab, tokenizer=False), read_model(GOLDENS / "gqa.gguf")
     assert model.vocab is None and model.config == golden.config
     assert all(np.array_equal(model.tensors[name], golden.tensors[name]) for name in golden.tensors)
+
+
+def test_rope_golden_reads_its_scaling_and_factors(tmp_path):
+    model = read_model(GOLDENS / "rope.gguf")
+    assert model.rope_scale == 4.0 and model.tensors["rope_freqs.weight"].tolist() == [1.0, 1.5, 3.0, 8.0]
+    assert read_model(GOLDENS / "gqa.gguf").rope_scale == 1.0
+    for change, message in [
+        ({"llama.rope.scaling.type": ("yarn", gguf.GGUFValueType.STRING)}, r"rope scaling 'yarn' is not supported"),
+        ({"llama.rope.scaling.type": ("linear", gguf.GGUFValueType.STRING),
+          "llama.rope.scaling.factor": (-2.0, gguf.GGUFValueType.FLOAT32)}, r"expected a positive factor"),
+    ]:
+        with pytest.raises(GGUFError, match=message):
+            read_model(rewrite(tmp_path, change=change))

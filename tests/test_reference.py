@@ -171,10 +171,10 @@ def test_reference_reproduces_decode_goldens(golden):
     np.testing.assert_array_equal(arrays["decode.logits"][0], arrays["logits"][len(arrays["decode.prompt"]) - 1])
 
 
-def rope_on_halves(x, positions, theta):
+def rope_on_halves(x, positions, theta, freq_factors=None, scale=1.0):
     """The 'rotate-half' layout (pairs i, i + head_dim/2): a plausible bug for this spec."""
     half = x.shape[-1] // 2
-    angles = ref.rope_angles(positions, x.shape[-1], theta)[:, None, :]
+    angles = ref.rope_angles(positions, x.shape[-1], theta, freq_factors, scale)[:, None, :]
     x0, x1 = x[..., :half], x[..., half:]
     return np.concatenate([x0 * np.cos(angles) - x1 * np.sin(angles), x0 * np.sin(angles) + x1 * np.cos(angles)], -1)
 

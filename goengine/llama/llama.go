@@ -91,8 +91,8 @@ func Block(m *model.Model, s *RunState, l, pos int) {
 	MatVec(s.Q, s.H, &w.Wq)
 	MatVec(s.K, s.H, &w.Wk)
 	MatVec(s.V, s.H, &w.Wv)
-	ApplyRoPE(s.Q, pos, c.HeadDim(), c.RopeTheta)
-	ApplyRoPE(s.K, pos, c.HeadDim(), c.RopeTheta)
+	ApplyRoPE(m, s.Q, pos)
+	ApplyRoPE(m, s.K, pos)
 
 	// §10: the cache's row pos holds this position's key (after RoPE) and value.
 	kvDim := c.KVDim()
@@ -168,13 +168,15 @@ func RMSNorm(out, x, weight []float32, eps float64) {
 }
 
 // ApplyRoPE rotates each adjacent pair (x[2i], x[2i+1]) of every head of x
-// (heads of headDim values) by the angle pos·θ_i, θ_i = theta^(-2i/headDim)
-// (§7.2). The angle is computed in float64: in float32, m·θ_i loses precision
-// at large positions.
-func ApplyRoPE(x []float32, pos, headDim int, theta float64) {
+// (heads of head_dim values) by the angle pos·θ_i, θ_i = theta^(-2i/head_dim)
+// (§7.2; m.RopeFrequency, which also applies a published file's frequency
+// factors and linear scaling). The angle is computed in float64: in float32,
+// m·θ_i loses precision at large positions.
+func ApplyRoPE(m *model.Model, x []float32, pos int) {
+	headDim := m.Config.HeadDim()
 	for head := 0; head < len(x); head += headDim {
 		for i := 0; i < headDim/2; i++ {
-			angle := float64(pos) * math.Pow(theta, -2*float64(i)/float64(headDim))
+			angle := float64(pos) * m.RopeFrequency(i)
 			cos, sin := float32(math.Cos(angle)), float32(math.Sin(angle))
 			x0, x1 := x[head+2*i], x[head+2*i+1]
 			x[head+2*i] = x0*cos - x1*sin

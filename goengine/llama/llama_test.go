@@ -26,7 +26,7 @@ func load(t *testing.T, name string) *model.Model {
 // dequantized row by row as Forward goes; its goldens are within the same
 // float32 tolerance, as the reference multiplies the same dequantized values.
 func TestGoldenLogits(t *testing.T) {
-	for _, name := range []string{"gqa", "mha", "quants"} {
+	for _, name := range []string{"gqa", "mha", "quants", "rope"} {
 		t.Run(name, func(t *testing.T) {
 			m := load(t, name+".gguf")
 			golden := goldentest.Open(t, name+".activations.gguf")
@@ -55,8 +55,11 @@ func TestGoldenLogits(t *testing.T) {
 // of the same names (spec/goldens.md §2.2): the ones a block leaves holding
 // its last value (attn_norm, attn_out and attn_resid are overwritten by the
 // feed-forward half).
+//
+// rope (spec/goldens.md §2.7) turns RoPE with frequency factors and linear
+// scaling, which q_rope and k_rope show first.
 func TestGoldenBlocks(t *testing.T) {
-	for _, name := range []string{"gqa", "mha"} {
+	for _, name := range []string{"gqa", "mha", "rope"} {
 		t.Run(name, func(t *testing.T) {
 			m := load(t, name+".gguf")
 			golden := goldentest.Open(t, name+".activations.gguf")
@@ -98,7 +101,7 @@ func TestGoldenBlocks(t *testing.T) {
 // TestGoldenDecode feeds the golden prompt, then decodes greedily: the same
 // tokens exactly, the same logits within tolerance (spec/goldens.md §2.2).
 func TestGoldenDecode(t *testing.T) {
-	for _, name := range []string{"gqa", "mha", "quants"} {
+	for _, name := range []string{"gqa", "mha", "quants", "rope"} {
 		t.Run(name, func(t *testing.T) {
 			m := load(t, name+".gguf")
 			golden := goldentest.Open(t, name+".activations.gguf")

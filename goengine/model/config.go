@@ -201,7 +201,8 @@ func vocabSizeFromTokens(f *gguf.File) (uint64, error) {
 
 // checkUnsupported refuses, by name, the llama-architecture features whose
 // math goengine does not implement: rotating part of a head, keys or values of
-// another length than dim/n_heads, RoPE scaling, mixtures of experts.
+// another length than dim/n_heads, RoPE scaling other than linear, mixtures
+// of experts.
 func checkUnsupported(f *gguf.File, c Config) error {
 	for _, key := range []string{ropeDimsKey, "llama.attention.key_length", "llama.attention.value_length"} {
 		if _, present := f.Metadata[key]; !present {
@@ -220,8 +221,8 @@ func checkUnsupported(f *gguf.File, c Config) error {
 		if err != nil {
 			return err
 		}
-		if scaling != "none" {
-			return fmt.Errorf("%s: llama.rope.scaling.type: rope scaling %q is not supported", f.Path, scaling)
+		if scaling != "none" && scaling != "linear" {
+			return fmt.Errorf("%s: llama.rope.scaling.type: rope scaling %q is not supported (none and linear are)", f.Path, scaling)
 		}
 	}
 	if _, present := f.Metadata["llama.expert_count"]; present {

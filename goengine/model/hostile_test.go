@@ -1,6 +1,7 @@
 package model
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -174,6 +175,32 @@ func TestConfigOfPublishedFiles(t *testing.T) {
 	} {
 		if _, err := ConfigFromGGUF(rewritten(t, bad.edit)); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("err = %v, want one saying %q", err, bad.want)
+		}
+	}
+}
+
+// TestRopeScalingKeys: linear scaling needs its factor, a positive one.
+func TestRopeScalingKeys(t *testing.T) {
+	scaled := func(extra ...gguf.KV) func([]gguf.KV) []gguf.KV {
+		return func(kvs []gguf.KV) []gguf.KV { return append(kvs, extra...) }
+	}
+	linear := str("llama.rope.scaling.type", "linear")
+	factor := func(v float64) gguf.KV {
+		return gguf.KV{Key: "llama.rope.scaling.factor", Value: gguf.Value{Type: gguf.FLOAT32, Float: v}}
+	}
+	m, err := Load(rewritten(t, scaled(linear, factor(8))))
+	if err != nil || m.RopeScale != 8 || m.RopeFrequency(1) != m.RopeFrequency(0)*math.Pow(m.Config.RopeTheta, -2.0/float64(m.Config.HeadDim())) {
+		t.Errorf("linear scaling by 8: scale %v, %v", m.RopeScale, err)
+	}
+	for _, c := range []struct {
+		kvs  []gguf.KV
+		want string
+	}{
+		{[]gguf.KV{linear}, `key "llama.rope.scaling.factor": missing`},
+		{[]gguf.KV{linear, factor(0)}, "expected a positive factor"},
+	} {
+		if _, err := Load(rewritten(t, scaled(c.kvs...))); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("err = %v, want one saying %q", err, c.want)
 		}
 	}
 }

@@ -38,6 +38,11 @@ type Model struct {
 	Labels     []string       // llama.classifier.output_labels: the label of each row of Classifier
 	Classifier *tensor.Matrix // (n_classes, dim) cls.output.weight
 
+	// Published files may turn RoPE more slowly (spec/model.md §7.2): LLaMA
+	// 3.1/3.2's frequency factors divide θ_i, linear scaling divides every θ_i.
+	RopeFreqs []float32 // (head_dim/2) rope_freqs.weight, or nil
+	RopeScale float64   // llama.rope.scaling.factor of linear scaling, 1 when none
+
 	pool             *tensor.Pool // the goroutines every product runs on
 	ropeCos, ropeSin []float32    // (context_length, head_dim/2), built in float64
 }
@@ -45,6 +50,17 @@ type Model struct {
 // Pool is the model's goroutines, on which the fast path (package engine) runs
 // every product; they stop when the model is garbage collected.
 func (m *Model) Pool() *tensor.Pool { return m.pool }
+
+// RopeFrequency is θ_i of pair i (spec/model.md §7.2): theta^(-2i/head_dim),
+// divided by the file's frequency factor of the pair and its linear scale.
+func (m *Model) RopeFrequency(i int) float64 {
+	c := m.Config
+	f := math.Pow(c.RopeTheta, -2*float64(i)/float64(c.HeadDim())) / m.RopeScale
+	if m.RopeFreqs != nil {
+		f /= float64(m.RopeFreqs[i])
+	}
+	return f
+}
 
 // RoPE is the rotation of position pos (spec/model.md §7.2): cos and sin of
 // pos * theta_i for each pair i, head_dim/2 values each, from the table Load
@@ -77,12 +93,35 @@ func Load(f *gguf.File) (*Model, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", f.Path, err)
 	}
-	m.ropeCos, m.ropeSin = ropeTable(c)
+	if m.RopeScale, err = ropeScale(f); err != nil {
+		return nil, err
+	}
+	m.ropeCos, m.ropeSin = ropeTable(c, m.RopeFrequency)
 	m.pool = tensor.NewPool(runtime.GOMAXPROCS(0))
 	// The workers hold the pool, not the model: stop them when the model goes.
 	// (A finalizer rather than runtime.AddCleanup, which needs Go 1.24.)
 	runtime.SetFinalizer(m, func(m *Model) { m.pool.Close() })
 	return m, nil
+}
+
+// RopeFreqsTensor is the optional (head_dim/2) tensor of RoPE frequency factors.
+const RopeFreqsTensor = "rope_freqs.weight"
+
+// ropeScale is the factor of linear RoPE scaling (llama.rope.scaling.type
+// "linear" and llama.rope.scaling.factor), or 1 without scaling; other kinds
+// of scaling ConfigFromGGUF refused.
+func ropeScale(f *gguf.File) (float64, error) {
+	if scaling, err := f.String("llama.rope.scaling.type"); err != nil || scaling != "linear" {
+		return 1, nil
+	}
+	factor, err := f.Float("llama.rope.scaling.factor")
+	if err != nil {
+		return 0, err
+	}
+	if !(factor > 0) || math.IsInf(factor, 0) {
+		return 0, fmt.Errorf("%s: llama.rope.scaling.factor: expected a positive factor, found %v", f.Path, factor)
+	}
+	return factor, nil
 }
 
 // tensorsPerBlock is the number of tensors of one block (spec/format.md §7).
@@ -115,7 +154,7 @@ func checkCounts(f *gguf.File, c Config) error {
 // readWeights views the weights of a file that checkTensors accepted: the
 // matrices in place, the norm weights copied as float32.
 func readWeights(f *gguf.File, c Config, labels []string) (*Model, error) {
-	m := &Model{Config: c}
+	m := &Model{Config: c, RopeScale: 1}
 	var err error
 	vector := func(name string) []float32 {
 		var v []float32
@@ -149,6 +188,15 @@ func readWeights(f *gguf.File, c Config, labels []string) (*Model, error) {
 		})
 	}
 	m.OutputNorm = vector("output_norm.weight")
+	if _, ok := f.Tensor(RopeFreqsTensor); ok {
+		if m.RopeFreqs = vector(RopeFreqsTensor); err == nil {
+			for i, v := range m.RopeFreqs {
+				if !(v > 0) || math.IsInf(float64(v), 0) {
+					return nil, fmt.Errorf("tensor %s: frequency factor %d is %v; each must be positive and finite", RopeFreqsTensor, i, v)
+				}
+			}
+		}
+	}
 	m.Output = m.TokenEmbd
 	if !c.TieEmbeddings {
 		m.Output = matrix("output.weight")
@@ -206,6 +254,9 @@ func checkTensors(f *gguf.File, c Config, nClasses int) error {
 	if nClasses > 0 {
 		specs = append(specs, TensorSpec{ClassifierTensor, []int{nClasses, c.Dim}})
 	}
+	if _, ok := f.Tensor(RopeFreqsTensor); ok { // optional: LLaMA 3.1/3.2 files have it
+		specs = append(specs, TensorSpec{RopeFreqsTensor, []int{c.HeadDim() / 2}})
+	}
 	want := map[string]bool{}
 	for _, spec := range specs {
 		want[spec.Name] = true
@@ -235,15 +286,15 @@ func checkTensors(f *gguf.File, c Config, nClasses int) error {
 	return nil
 }
 
-// ropeTable holds cos and sin of m * theta^(-2i/head_dim) for every position m
-// and pair i, computed in float64: m*theta_i in float32 loses precision at large m.
-func ropeTable(c Config) (cos, sin []float32) {
+// ropeTable holds cos and sin of m * theta_i for every position m and pair i,
+// computed in float64: m*theta_i in float32 loses precision at large m.
+func ropeTable(c Config, frequency func(i int) float64) (cos, sin []float32) {
 	half := c.HeadDim() / 2
 	cos = make([]float32, c.ContextLength*half)
 	sin = make([]float32, c.ContextLength*half)
 	for m := 0; m < c.ContextLength; m++ {
 		for i := 0; i < half; i++ {
-			angle := float64(m) * math.Pow(c.RopeTheta, -2*float64(i)/float64(c.HeadDim()))
+			angle := float64(m) * frequency(i)
 			cos[m*half+i] = float32(math.Cos(angle))
 			sin[m*half+i] = float32(math.Sin(angle))
 		}

@@ -101,7 +101,7 @@ func TestLoadViewsTheFile(t *testing.T) {
 // tolerance, so this checks the table there against the definition.
 func TestRoPEAnglesInFloat64(t *testing.T) {
 	c := seedConfig
-	cos, sin := ropeTable(c)
+	cos, sin := ropeTable(c, (&Model{Config: c, RopeScale: 1}).RopeFrequency)
 	half := c.HeadDim() / 2
 	worstFloat32 := 0.0
 	for _, m := range []int{0, 1, 23, 1000, 2047} {
