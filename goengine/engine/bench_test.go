@@ -2,6 +2,8 @@ package engine
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"gollm/goengine/gguf"
@@ -30,6 +32,31 @@ func seedModelOf(b *testing.B, typ gguf.TensorType) *model.Model {
 func BenchmarkDecodeStep(b *testing.B) {
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
 		b.Run(typ.String(), func(b *testing.B) { benchmarkDecodeStep(b, seedModelOf(b, typ)) })
+	}
+}
+
+// BenchmarkDecodeStepFile is BenchmarkDecodeStep for each GGUF file named in
+// $GOLLM_BENCH_GGUF (a list with the OS's path-list separator, ':' on Unix):
+// published files in the types they mix, such as SmolLM2-135M's Q4_1 or
+// Q4_K_M, which no random model stores. Skipped without it.
+func BenchmarkDecodeStepFile(b *testing.B) {
+	paths := filepath.SplitList(os.Getenv("GOLLM_BENCH_GGUF"))
+	if len(paths) == 0 {
+		b.Skip("set GOLLM_BENCH_GGUF to the GGUF files to measure")
+	}
+	for _, path := range paths {
+		b.Run(filepath.Base(path), func(b *testing.B) {
+			f, err := gguf.Open(path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			m, err := model.Load(f)
+			if err != nil {
+				b.Fatal(err)
+			}
+			benchmarkDecodeStep(b, m)
+		})
 	}
 }
 
