@@ -19,7 +19,7 @@
 // int16 sums of 16 for the K-quants, unused otherwise).
 // Registers: R9 out, R10 the row, R11 stride, R12 rows left; per row SI the
 // block, DI xq, DX xd, R8 sums, CX blocks left; Y0 and Y1 accumulate the
-// blocks' products, X10 the min terms. Scalar float16 fields are loaded
+// blocks' products, X10 (and X3) the min terms. Scalar float16 fields are loaded
 // within their block: a load past the last block of a mapped file could
 // fault.
 
@@ -108,8 +108,8 @@
 	VFMADD231PS  Y6, Y7, acc
 
 // UNSIGNED_BLOCK is SIGNED_BLOCK for unsigned quants (Q4_1, Q5_1), plus the
-// min term m·s (the float16 m after d, Q8_1's s at so(R8)) into X10.
-#define UNSIGNED_BLOCK(wo, xo, so, acc) \
+// min term m·s (the float16 m after d, Q8_1's s at so(R8)) into macc.
+#define UNSIGNED_BLOCK(wo, xo, so, acc, macc) \
 	VPMADDUBSW   xo(DI), Y4, Y4; \
 	VPMADDWD     Y15, Y4, Y4; \
 	VCVTDQ2PS    Y4, Y4; \
@@ -118,22 +118,22 @@
 	VBROADCASTSS X8, Y8; \
 	VFMADD231PS  Y4, Y8, acc; \
 	VMOVSHDUP    X7, X7; \
-	VFMADD231SS  so(R8), X7, X10
+	VFMADD231SS  so(R8), X7, macc
 
 // Q4_0 block: d, 16 bytes of nibbles; q - 8 with Y13 = 0x08 bytes.
-#define Q4_0(wo, xo, so, acc) \
+#define Q4_0(wo, xo, so, acc, macc) \
 	NIBBLES(wo+2); \
 	VPSUBB Y13, Y4, Y4; \
 	SIGNED_BLOCK(wo, xo, so, acc)
 
 // Q4_1 block: d, m, 16 bytes of nibbles.
-#define Q4_1(wo, xo, so, acc) \
+#define Q4_1(wo, xo, so, acc, macc) \
 	NIBBLES(wo+4); \
-	UNSIGNED_BLOCK(wo, xo, so, acc)
+	UNSIGNED_BLOCK(wo, xo, so, acc, macc)
 
 // Q5_0 block: d, qh, nibbles. A clear fifth bit makes q - 16 of the nibble:
 // q | 0xf0 as an int8 (Y9 = 0xf0 bytes).
-#define Q5_0(wo, xo, so, acc) \
+#define Q5_0(wo, xo, so, acc, macc) \
 	NIBBLES(wo+6); \
 	FIFTH_BITS(wo+2); \
 	VPANDN Y9, Y5, Y5; \
@@ -141,12 +141,12 @@
 	SIGNED_BLOCK(wo, xo, so, acc)
 
 // Q5_1 block: d, m, qh, nibbles; a set fifth bit adds 16 (Y9 = 0x10 bytes).
-#define Q5_1(wo, xo, so, acc) \
+#define Q5_1(wo, xo, so, acc, macc) \
 	NIBBLES(wo+8); \
 	FIFTH_BITS(wo+4); \
 	VPAND Y9, Y5, Y5; \
 	VPOR  Y5, Y4, Y4; \
-	UNSIGNED_BLOCK(wo, xo, so, acc)
+	UNSIGNED_BLOCK(wo, xo, so, acc, macc)
 
 // FIFTH_BITS_CONSTANTS sets Y11, Y12 and Y13 for FIFTH_BITS.
 #define FIFTH_BITS_CONSTANTS \
@@ -164,16 +164,19 @@ DATA fifthBitSpread<>+24(SB)/8, $0x0303030303030303
 GLOBL fifthBitSpread<>(SB), RODATA|NOPTR, $32
 
 // ROWS32 is the row loop of a type of 32-value blocks of size bytes: two
-// blocks per iteration into Y0 and Y1, then the odd one.
+// blocks per iteration into Y0 and Y1, then the odd one. The min terms of
+// Q4_1 and Q5_1 go to X10 and X3, two chains of dependent scalar FMAs: one,
+// at 4 to 5 cycles an FMA, would take about as long as the blocks' own work.
 #define ROWS32(BLOCK, size, row, loop2, tail, done) \
 row:; \
 	ROW_START; \
+	VXORPS X3, X3, X3; \
 	CMPQ  CX, $2; \
 	JLT   tail; \
 loop2:; \
 	PREFETCHT0 PREFETCH_AHEAD(SI); \
-	BLOCK(0, 0, 0, Y0); \
-	BLOCK(size, 32, 4, Y1); \
+	BLOCK(0, 0, 0, Y0, X10); \
+	BLOCK(size, 32, 4, Y1, X3); \
 	ADDQ  $(2*size), SI; \
 	ADDQ  $64, DI; \
 	ADDQ  $8, DX; \
@@ -184,8 +187,9 @@ loop2:; \
 tail:; \
 	TESTQ CX, CX; \
 	JZ    done; \
-	BLOCK(0, 0, 0, Y0); \
+	BLOCK(0, 0, 0, Y0, X10); \
 done:; \
+	VADDSS X3, X10, X10; \
 	ROW_END(row)
 
 // func rowsQ4_0AVX2(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *float32, sums *float32)
