@@ -181,20 +181,23 @@ func run(t *testing.T, s *Session, tokens []int, mode string) []float32 {
 }
 
 // TestDecodeStepAllocatesNothing: a decode step reuses its session's buffers
-// and the pool's, and starts no goroutine.
+// and the pool's (quants: the quantised activations of every block type
+// too), and starts no goroutine.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
-	m := loadGolden(t, "gqa")
-	s := NewSession(m)
-	if _, err := s.Prefill([]int{1, 2, 3}); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(20, func() {
-		if _, err := s.DecodeStep(4); err != nil {
+	for _, name := range []string{"gqa", "quants"} {
+		m := loadGolden(t, name)
+		s := NewSession(m)
+		if _, err := s.Prefill([]int{1, 2, 3}); err != nil {
 			t.Fatal(err)
 		}
-	})
-	if allocs != 0 {
-		t.Errorf("DecodeStep allocates %v times per call, want 0", allocs)
+		allocs := testing.AllocsPerRun(20, func() {
+			if _, err := s.DecodeStep(4); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: DecodeStep allocates %v times per call, want 0", name, allocs)
+		}
 	}
 }
 
