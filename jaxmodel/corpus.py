@@ -36,7 +36,7 @@ problem, helper, their words, fix, ending) so that an example fits the demo's 25
 context: at most MAX_WORDS = 170 words are read, which the demo's 1,024-token tokenizer makes
 at most ~185 tokens for a labelled text and ~220 for a whole conversation with its chat headers.
 
-- `qa`: `{"messages": [user, assistant], "answer": A}`. The user asks one question after the
+- `qa`: `{"messages": [user, assistant], "answer": A, "kind": K}`. The user asks one question after the
   story (who it is about, what the hero is, where it lives and with whom, what it got and
   what that was like, who helped and what it is, what went wrong, how it was fixed, how it
   ended); the assistant answers in one short sentence that contains A, and A is a phrase of
@@ -563,7 +563,8 @@ def questions(story: Story, kind: str) -> tuple[tuple[str, str, str], ...]:
 def qa_example(story: Story, rng: random.Random, n_questions: int = 1) -> dict:
     """One conversation about `story`: a question of a kind drawn from `rng` and its answer,
     then (n_questions > 1) follow-up questions of other kinds, each a turn of its own.
-    "answer" is the last question's: the one a model answers from the turns before it."""
+    "answer" is the last question's: the one a model answers from the turns before it, and
+    "kind" that question's kind (QUESTION_KINDS), so an evaluation can say which fail."""
     if n_questions == 1:
         kinds = [rng.choice(QUESTION_KINDS)]
     else:
@@ -573,7 +574,7 @@ def qa_example(story: Story, rng: random.Random, n_questions: int = 1) -> dict:
         question, reply, answer = rng.choice(questions(story, kind))
         content = f"{short_text(story)}\n\n{question}" if k == 0 else question
         messages += [{"role": "user", "content": content}, {"role": "assistant", "content": reply}]
-    return {"messages": messages, "answer": answer}
+    return {"messages": messages, "answer": answer, "kind": kinds[-1]}
 
 
 def qa_examples(n: int, seed: int = 0, n_questions: int = 1) -> Iterator[dict]:

@@ -680,10 +680,21 @@ def greedy_reply(model, prompt: list[int], max_tokens: int = 64) -> list[int]:
     return reply
 
 
-def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> tuple[int, int, int]:
-    """(contains, exact, total): a reply contains the answer when the line's "answer" string
-    is in it, and is exact when it equals the conversation's last assistant message. Each
-    conversation is answered from its messages before that last assistant turn."""
+@dataclasses.dataclass
+class QAResult:
+    """What eval_qa counted: replies that contain the answer, that are exact, in all, and
+    (for lines with a "kind", as jaxmodel.corpus qa writes) per kind of question."""
+
+    correct: int = 0
+    exact: int = 0
+    total: int = 0
+    by_kind: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # kind -> [correct, total]
+
+
+def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> QAResult:
+    """A reply contains the answer when the line's "answer" string is in it, and is exact
+    when it equals the conversation's last assistant message. Each conversation is answered
+    from its messages before that last assistant turn."""
     from jaxmodel import reference
 
     model = reference.load_model(model_path, np.float32)
@@ -693,16 +704,20 @@ def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 
         if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
             raise FinetuneError(f'{where}: expected an "answer" string to check the reply against')
         _conversation(item, where)
-    correct = exact = 0
+    result = QAResult(total=len(items))
     for number, (where, item) in enumerate(items, start=1):
         conversation = _conversation(item, where)
         question = list(conversation.messages[:-1])
         reply = encoding.decode(greedy_reply(model, chat_prompt(question, encoding, model.vocab)))
-        correct += item["answer"] in reply
-        exact += reply.strip() == conversation.messages[-1][1].strip()
+        right = item["answer"] in reply
+        result.correct += right
+        result.exact += reply.strip() == conversation.messages[-1][1].strip()
+        if isinstance(item.get("kind"), str):
+            counts = result.by_kind.setdefault(item["kind"], [0, 0])
+            counts[0], counts[1] = counts[0] + right, counts[1] + 1
         if number <= show:
-            print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if item['answer'] in reply else 'wrong: ' + item['answer']}]")
-    return correct, exact, len(items)
+            print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if right else 'wrong: ' + item['answer']}]")
+    return result
 
 
 def main(argv: list[str]) -> int:
@@ -781,9 +796,11 @@ def _classify(args) -> None:
 
 
 def _eval_qa(args) -> None:
-    correct, exact, total = eval_qa(args.model, args.data, args.limit, args.show)
-    print(f"held-out QA accuracy: {correct}/{total} = {correct / max(total, 1):.1%} (answer in the greedy reply); "
-          f"exact match {exact}/{total} = {exact / max(total, 1):.1%}")
+    r = eval_qa(args.model, args.data, args.limit, args.show)
+    print(f"held-out QA accuracy: {r.correct}/{r.total} = {r.correct / max(r.total, 1):.1%} (answer in the greedy reply); "
+          f"exact match {r.exact}/{r.total} = {r.exact / max(r.total, 1):.1%}")
+    if r.by_kind:
+        print("by kind of question: " + ", ".join(f"{kind} {right}/{n}" for kind, (right, n) in sorted(r.by_kind.items())))
 
 
 def _eval_classify(args) -> None:

@@ -250,7 +250,7 @@ def test_qa_lines_fit_the_word_budget_and_carry_their_answer():
     examples = list(corpus.qa_examples(2000, seed=5))
     for example in examples:
         user, assistant = example["messages"]
-        assert (user["role"], assistant["role"]) == ("user", "assistant") and set(example) == {"messages", "answer"}
+        assert (user["role"], assistant["role"]) == ("user", "assistant") and set(example) == {"messages", "answer", "kind"}
         assert corpus.example_words(example) <= corpus.MAX_WORDS, user["content"]
         assert example["answer"] in _story_part(example) and example["answer"] in assistant["content"]
         assert user["content"].endswith("?") and len(words(assistant["content"])) <= 12

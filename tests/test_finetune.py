@@ -182,10 +182,16 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     ev = subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", "--model", str(out), "--data", str(root / "heldout.jsonl")],
                         capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert ev.returncode == 0, ev.stderr[-3000:]
-    assert re.fullmatch(r"held-out QA accuracy: ([0-3])/3 = [\d.]+% \(answer in the greedy reply\); exact match ([0-3])/3 = [\d.]+%\n",
-                        ev.stdout), ev.stdout
-    contains, exact = map(int, re.findall(r"(\d)/3", ev.stdout))
+    lines = ev.stdout.splitlines()
+    assert re.fullmatch(r"held-out QA accuracy: ([0-3])/3 = [\d.]+% \(answer in the greedy reply\); exact match ([0-3])/3 = [\d.]+%",
+                        lines[0]), ev.stdout
+    contains, exact = map(int, re.findall(r"(\d)/3", lines[0]))
     assert exact <= contains, "an exact reply is the gold reply, which contains the answer"
+    # The same count per kind of question (corpus qa writes each line's "kind").
+    by_kind = re.fullmatch(r"by kind of question: (.*)", lines[1]).group(1).split(", ")
+    kinds = [example["kind"] for example in qa_examples(3, seed=1)]
+    assert sorted(part.split()[0] for part in by_kind) == sorted(set(kinds)) and len(lines) == 2
+    assert sum(int(part.split()[1].split("/")[0]) for part in by_kind) == contains
     # (F32, so that both compute the same numbers: goengine's Q8_0 kernels quantize activations too)
     f32 = root / "chat-f32.gguf"
     subprocess.run([sys.executable, "-m", "jaxmodel.export", "--run-dir", str(root / "sft"), "--out", str(f32)], check=True, cwd=ROOT,
