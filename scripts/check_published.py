@@ -21,6 +21,10 @@ and checks issue 16's contract, per file:
 - confident positions (exact math's top two logits 2 nats apart or more): goengine's argmax
   is exact math's.
 
+With --chat (a chat model), it also asks a few questions through llama.cpp's own chat
+handling (llama-cpp-python renders the file's Jinja template) and through goengine chat,
+both greedy, and compares the replies.
+
 It prints a table and exits 0 when every file meets every line.
 """
 
@@ -47,6 +51,12 @@ TEXTS = (
     "  Leading spaces,\ttabs and\n\nblank lines   matter here.",
     "What is the capital of France? The capital of France is",
     "I'd say it's fine; we're sure they'll agree, won't they?",
+)
+QUESTIONS = (
+    "What is the capital of France?",
+    "Name three colors of the rainbow.",
+    "Write one sentence about the sea.",
+    "What is 12 plus 30?",
 )
 CONFIDENT = 2.0  # nats between exact math's top two logits
 RATIO, SLACK, TOP1_POINTS = 1.25, 1e-3, 5.0
@@ -111,10 +121,30 @@ def check_file(path: Path) -> bool:
     return same_ids and within and top_ok and confident_go == confident
 
 
+def check_chat(path: Path, max_tokens: int = 40) -> bool:
+    """Greedy replies of llama.cpp's chat completion and goengine chat to QUESTIONS."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(path), n_ctx=512, verbose=False, type_k=0, type_v=0, flash_attn=False, n_threads=2)
+    same = 0
+    for question in QUESTIONS:
+        theirs = llm.create_chat_completion([{"role": "user", "content": question}], temperature=0.0, top_k=1,
+                                            repeat_penalty=1.0, max_tokens=max_tokens)["choices"][0]["message"]["content"]
+        ours = subprocess.run([*GOENGINE, "chat", "--model", str(path), "--temperature", "0", "--max-tokens", str(max_tokens)],
+                              input=question + "\n", capture_output=True, text=True, check=True).stdout
+        if theirs.strip() == ours.strip():
+            same += 1
+        else:
+            print(f"  chat replies differ for {question!r}:\n    llama.cpp {theirs.strip()!r}\n    goengine  {ours.strip()!r}")
+    print(f"  greedy chat replies equal to llama.cpp's {same}/{len(QUESTIONS)}")
+    return same == len(QUESTIONS)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", type=Path, nargs="+")
     parser.add_argument("--goengine", help="the goengine binary to check (default: bin/goengine, built by make build)")
+    parser.add_argument("--chat", action="store_true", help="also compare greedy chat replies with llama.cpp's")
     args = parser.parse_args(argv)
     try:
         import llama_cpp  # noqa: F401
@@ -125,7 +155,7 @@ def main(argv: list[str]) -> int:
         GOENGINE[0] = args.goengine
     else:
         subprocess.run(["make", "--no-print-directory", "build"], cwd=ROOT, check=True, capture_output=True)
-    ok = [check_file(path) for path in args.models]
+    ok = [check_file(path) and (not args.chat or check_chat(path)) for path in args.models]
     return 0 if all(ok) else 1
 
 
