@@ -28,6 +28,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from collections.abc import Callable
@@ -447,8 +448,6 @@ class PeerWatch:
     coordinator itself (process 0) is gone."""
 
     def __init__(self, run_dir: Path, stale: float):
-        import threading
-
         from jax._src import distributed  # the coordinator's client: JAX has no public handle on it
 
         self.client, self.run_dir, self.stale = distributed.global_state.client, run_dir, stale
@@ -1102,6 +1101,11 @@ def main(argv: list[str]) -> int:
     from jaxmodel.tokenizer import TokenizerError
 
     run_dir = args.run_dir or Path("runs") / args.config.stem
+    # A multi-host run's background threads (orbax's checkpoint commit) meet a dead peer as
+    # the main thread does, and often first: the same one line, not a thread's traceback.
+    default_hook = threading.excepthook
+    threading.excepthook = lambda hook: (peers_lost(hook.exc_value, run_dir) if jax.process_count() > 1
+                                         and isinstance(hook.exc_value, Exception) else default_hook(hook))
     try:
         rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer,
                      profile=args.profile)
