@@ -13,7 +13,7 @@ import (
 // weight quants times activation quants, scaled by the two block scales.
 //
 //	Q4_0, Q5_0            x as Q8_0: blocks of 32, QuantizeQ8 (as Q8_0 weights' products)
-//	Q4_1, Q5_1            x as Q8_1: Q8_0's blocks and each block's d·Σq, for the min term
+//	Q4_1, Q5_1            x as Q8_1: Q8_0's blocks and each block's s ≈ d·Σq, for the min term
 //	Q2_K … Q6_K           x as Q8_K: blocks of 256, one float32 scale, int16 sums of 16
 //	BF16                  x as it is, float32, each weight widened exactly
 //
@@ -27,8 +27,8 @@ import (
 type blockAct struct {
 	x  []float32 // (cols) the activation itself: BF16
 	q8 []int8    // (cols) QuantizeQ8's values: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1
-	d8 []float32 // (cols/32) their scales
-	s8 []float32 // (cols/32) d8[b]·Σ q8 over block b, Q8_1's s: Q4_1, Q5_1
+	d8 []float32 // (cols/32) their scales, float16 values
+	s8 []float32 // (cols/32) Q8_1's s, ≈ d8[b]·Σ q8 over block b (quantizeQ8_1): Q4_1, Q5_1
 	qk []int8    // (cols) Q8_K values: the K-quants
 	dk []float32 // (cols/256) their scales
 	bk []int16   // (cols/16) Σ qk over each 16 values: the K-quants' min and offset terms
@@ -63,19 +63,6 @@ func activationFormatOf(w *Matrix) activationFormat {
 		return needQ8K
 	}
 	return 0 // BF16: float32 activations
-}
-
-// q8Sums sets s[b] = d[b]·Σ q over block b of 32, Q8_1's s, from QuantizeQ8's
-// output. ggml rounds s to float16; it stays float32 here, as d does.
-func q8Sums(s []float32, q []int8, d []float32) {
-	q = q[:len(d)*Q8BlockSize]
-	for b := range d {
-		var sum int32
-		for _, v := range q[b*Q8BlockSize : (b+1)*Q8BlockSize] {
-			sum += int32(v)
-		}
-		s[b] = float32(sum) * d[b]
-	}
 }
 
 // quantizeQ8K quantizes x per block of 256 as ggml's quantize_row_q8_K_ref:
@@ -139,12 +126,15 @@ type blockActs struct {
 func (b *blockActs) quantize(x []float32, T, cols int, formats activationFormat) {
 	b.x, b.cols, b.formats = x, cols, formats
 	if formats&needQ8 != 0 {
+		// Blocks never straddle two tokens. A product with Q4_1 or Q5_1 needs
+		// Q8_1 (its s as well); the others read the same q and d.
 		b.q8, b.d8 = grow(b.q8, T*cols), grow(b.d8, T*cols/Q8BlockSize)
-		QuantizeQ8(b.q8, b.d8, x[:T*cols]) // blocks never straddle two tokens
-	}
-	if formats&needQ81 != 0 {
-		b.s8 = grow(b.s8, T*cols/Q8BlockSize)
-		q8Sums(b.s8, b.q8, b.d8)
+		if formats&needQ81 != 0 {
+			b.s8 = grow(b.s8, T*cols/Q8BlockSize)
+			quantizeQ8_1(b.q8, b.d8, b.s8, x[:T*cols])
+		} else {
+			QuantizeQ8(b.q8, b.d8, x[:T*cols])
+		}
 	}
 	if formats&needQ8K != 0 {
 		b.qk, b.dk, b.bk = grow(b.qk, T*cols), grow(b.dk, T*cols/q8KBlock), grow(b.bk, T*cols/16)

@@ -68,6 +68,20 @@ func blockRef(t gguf.TensorType, w []byte, a *blockAct) (sum, sumAbs float64) {
 		sum += float64(v) * x
 		sumAbs += math.Abs(float64(v) * x)
 	}
+	if a.s8 != nil {
+		// Q4_1 and Q5_1 (their min m at byte 2 of a block) multiply m by
+		// Q8_1's s, which stands for d·Σq but is its own rounding (float16,
+		// of the d before d's): the definition uses it as it is.
+		size := t.BlockBytes()
+		for b := range len(w) / size {
+			var sumQ int32
+			for _, q := range a.q8[32*b : 32*b+32] {
+				sumQ += int32(q)
+			}
+			m := float64(f16At(w[b*size+2:]))
+			sum += m * (float64(a.s8[b]) - float64(a.d8[b])*float64(sumQ))
+		}
+	}
 	return sum, sumAbs
 }
 
@@ -292,17 +306,6 @@ func TestQuantizeQ8KReconstructs(t *testing.T) {
 		if s != want {
 			t.Fatalf("bsums[%d] = %d, want %d", j, s, want)
 		}
-	}
-}
-
-func TestQ8Sums(t *testing.T) {
-	x := make([]float32, 2*Q8BlockSize)
-	x[0], x[1], x[Q8BlockSize] = 127, -63.5, -1 // q: 127, -64; -127
-	q, d, s := make([]int8, len(x)), make([]float32, 2), make([]float32, 2)
-	QuantizeQ8(q, d, x)
-	q8Sums(s, q, d)
-	if s[0] != 63 || s[1] != float32(-127)*(float32(1)/127) {
-		t.Errorf("s = %v, want [63 %v]", s, float32(-127)*(float32(1)/127))
 	}
 }
 

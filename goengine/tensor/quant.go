@@ -20,17 +20,39 @@ const (
 // f16ToF32 is the F16 decoder, gguf.Float16ToFloat32 (it inlines).
 func f16ToF32(h uint16) float32 { return gguf.Float16ToFloat32(h) }
 
-// QuantizeQ8 quantizes x per block of 32 as llama.cpp's quantize_row_q8_0 does:
-// d = max|x|/127, q = round-half-away-from-zero(x/d), so q stays in [-127, 127].
-// The scale d goes to xs[b] as a float32 (llama.cpp rounds it to float16).
-// len(x) must be a multiple of 32, len(xq) >= len(x), len(xs) >= len(x)/32.
+// QuantizeQ8 quantizes x per block of 32 exactly as llama.cpp's x86 (AVX2)
+// quantize_row_q8_0 does, so that a decode product makes llama.cpp's rounding
+// decisions: with max = max|x| over the block, q = round-half-to-even(x·id),
+// id = 127/max and the product rounded to float32 first (_mm256_round_ps), so
+// q stays in [-127, 127]; the block's scale d = max/127 is stored as float16
+// (GGML_CPU_FP32_TO_FP16, to nearest even) and xs[b] is that float16's value,
+// the d the products multiply. A block of zeros has q = 0 and d = 0; a block
+// too small for a float16 d (max/127 at most 2⁻²⁵, half float16's smallest
+// step) keeps its q and has d = 0, as in ggml. len(x) must be a multiple of
+// 32, len(xq) >= len(x), len(xs) >= len(x)/32.
 func QuantizeQ8(xq []int8, xs []float32, x []float32) {
+	quantizeQ8Blocks(xq, xs, nil, x)
+}
+
+// quantizeQ8_1 quantizes x per block of 32 as llama.cpp's x86 (AVX2)
+// quantize_row_q8_1: QuantizeQ8's q and d, and Q8_1's s[b] = d·Σ q over the
+// block, computed in float32 from the d before its rounding (max/127) and
+// then rounded to float16 itself, as ggml stores it. len(s) >= len(x)/32.
+func quantizeQ8_1(xq []int8, xd, s []float32, x []float32) {
+	quantizeQ8Blocks(xq, xd, s, x)
+}
+
+// quantizeQ8Blocks is QuantizeQ8, and quantizeQ8_1 where s is not nil.
+func quantizeQ8Blocks(xq []int8, xd, s []float32, x []float32) {
 	if len(x)%Q8BlockSize != 0 {
 		panic("tensor: QuantizeQ8 length is not a multiple of 32")
 	}
 	nb := len(x) / Q8BlockSize
-	xq, xs = xq[:len(x)], xs[:nb]
-	for b := range xs {
+	xq, xd = xq[:len(x)], xd[:nb]
+	if s != nil {
+		s = s[:nb]
+	}
+	for b := range xd {
 		blk := x[b*Q8BlockSize : (b+1)*Q8BlockSize]
 		q := xq[b*Q8BlockSize : (b+1)*Q8BlockSize]
 		// |x| compared as bits: for non-negative floats the integer order is the
@@ -44,21 +66,40 @@ func QuantizeQ8(xq []int8, xs []float32, x []float32) {
 			m2 = max(m2, math.Float32bits(b4[2])&^(1<<31))
 			m3 = max(m3, math.Float32bits(b4[3])&^(1<<31))
 		}
-		d := math.Float32frombits(max(m0, m1, m2, m3)) / 127
+		amax := math.Float32frombits(max(m0, m1, m2, m3))
+		d := amax / 127
 		var id float32
-		if d != 0 {
-			id = 1 / d
+		if amax != 0 {
+			id = 127 / amax // not 1/d: ggml's x86 code, whose q we reproduce
 		}
-		xs[b] = d
+		var sum int32
 		for i, v := range blk {
-			// x*id is rounded to float32 first, as in C; adding ±0.5 in float64 is
-			// exact for |v| <= 127.5, and the conversion truncates toward zero.
-			// Copysign instead of a branch: the signs of x are random.
-			v := float64(v * id)
-			q[i] = int8(int32(v + math.Copysign(0.5, v)))
+			// Rounding half to even as ggml's nearest_int does: adding 1.5·2²³
+			// leaves the nearest integer in the low bits (|v·id| <= 127 + ulp).
+			// The explicit float32 conversion keeps the product rounded as in
+			// C: Go may otherwise fuse it with the addition.
+			qi := int32(math.Float32bits(float32(v*id)+roundMagic)) - roundMagicBits
+			q[i] = int8(qi)
+			sum += qi
+		}
+		xd[b] = roundF16(d)
+		if s != nil {
+			s[b] = roundF16(d * float32(sum))
 		}
 	}
 }
+
+// roundMagic is 1.5·2²³: x + roundMagic, in float32, is roundMagic plus x
+// rounded to an integer, half to even, for |x| < 2²², and its bits are then
+// roundMagicBits plus that integer.
+const (
+	roundMagic     = 0x1.8p23
+	roundMagicBits = 0x4b400000
+)
+
+// roundF16 is f rounded to the nearest float16 (ties to even), as ggml stores
+// the scales of its activation blocks.
+func roundF16(f float32) float32 { return f16ToF32(gguf.Float32ToFloat16(f)) }
 
 // dotQ8Generic is the portable Q8_0 row dot product: an exact int32 sum per
 // block, scaled by both block scales. Every other implementation is tested

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+
+	"gollm/goengine/gguf"
 )
 
 // The implementations under test and benchmark: the generic ones here, the
@@ -102,22 +105,33 @@ func TestF16ToF32AllBitPatterns(t *testing.T) {
 }
 
 func TestQuantizeQ8HandMadeBlocks(t *testing.T) {
-	// amax 127: d = 1, so x*id = x and the ties at .5 must round away from zero.
-	x1 := []float32{127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 1.4999999, 0, -0.49999997}
-	q1 := []int8{127, 1, -1, 2, -2, 3, -3, 127, -127, 1, 0, 0}
+	// amax 127: d = 1 and id = 127/127 = 1, so x·id = x, and the ties at .5
+	// round to even, as _mm256_round_ps does in llama.cpp's AVX2 quantizer.
+	x1 := []float32{127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 1.4999999, 0, -0.50000006}
+	q1 := []int8{127, 0, 0, 2, -2, 2, -2, 126, -126, 1, 0, -1}
 	// amax from a negative value, -254: d = 2, id = 0.5.
 	x2 := []float32{-254, 5, -5, 1, -1, 3, 253, 0.9}
-	q2 := []int8{-127, 3, -3, 1, -1, 2, 127, 0}
-	x := make([]float32, 3*Q8BlockSize) // third block all zero: d = 0, q = 0
+	q2 := []int8{-127, 2, -2, 0, 0, 2, 126, 0}
+	// amax 127.0127: d = 1.0001, which float16 rounds to 1; q is computed
+	// with the float32 id = 127/amax, before that rounding.
+	x3 := []float32{127.0127, 63.5}
+	q3 := []int8{127, 63} // 63.5·id = 63.4937
+	x := make([]float32, 5*Q8BlockSize) // fourth block all zero: d = 0, q = 0
 	want := make([]int8, len(x))
-	copy(x, x1)
+	for b, blk := range [][2][]float32{{x1}, {x2}, {x3}} {
+		copy(x[b*Q8BlockSize:], blk[0])
+	}
 	copy(want, q1)
-	copy(x[Q8BlockSize:], x2)
 	copy(want[Q8BlockSize:], q2)
-	xq, xs := make([]int8, len(x)), make([]float32, 3)
+	copy(want[2*Q8BlockSize:], q3)
+	// Fifth block: amax 2⁻²⁰, d = 2⁻²⁰/127 below float16's smallest half step
+	// (2⁻²⁵): d rounds to 0, as ggml stores it, while q keeps full range.
+	x[4*Q8BlockSize], x[4*Q8BlockSize+1] = 0x1p-20, -0x1p-21
+	want[4*Q8BlockSize], want[4*Q8BlockSize+1] = 127, -64 // -63.5 to even
+	xq, xs := make([]int8, len(x)), make([]float32, 5)
 	QuantizeQ8(xq, xs, x)
-	if xs[0] != 1 || xs[1] != 2 || xs[2] != 0 {
-		t.Errorf("scales = %v, want [1 2 0]", xs)
+	if xs[0] != 1 || xs[1] != 2 || xs[2] != 1 || xs[3] != 0 || xs[4] != 0 {
+		t.Errorf("scales = %v, want [1 2 1 0 0]", xs)
 	}
 	for i := range want {
 		if xq[i] != want[i] {
@@ -126,35 +140,73 @@ func TestQuantizeQ8HandMadeBlocks(t *testing.T) {
 	}
 }
 
+// q8Scale is a block's max|x| and the float16 d that ggml stores for it.
+func q8Scale(blk []float32) (amax, d float32) {
+	for _, v := range blk {
+		amax = max(amax, float32(math.Abs(float64(v))))
+	}
+	return amax, float32(f16Ref(gguf.Float32ToFloat16(amax / 127)))
+}
+
 func TestQuantizeQ8MatchesLlamaCppAndReconstructs(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	x := randomSlice(r, 64*Q8BlockSize)
-	for i := range x[:Q8BlockSize] { // one block of tiny values, one of huge ones
-		x[i] *= 1e-30
-		x[Q8BlockSize+i] *= 1e30
+	for i := range x[:Q8BlockSize] { // one block of small values, one of large ones
+		x[i] *= 1e-3
+		x[Q8BlockSize+i] *= 1e3
 	}
 	xq, xs := make([]int8, len(x)), make([]float32, len(x)/Q8BlockSize)
 	QuantizeQ8(xq, xs, x)
 	for b, d := range xs {
-		var amax float32
-		for _, v := range x[b*Q8BlockSize : (b+1)*Q8BlockSize] {
-			amax = max(amax, float32(math.Abs(float64(v))))
+		amax, want := q8Scale(x[b*Q8BlockSize : (b+1)*Q8BlockSize])
+		if d != want {
+			t.Fatalf("block %d: d = %v, want float16(%v) = %v", b, d, amax/127, want)
 		}
-		if d != amax/127 {
-			t.Fatalf("block %d: d = %v, want %v", b, d, amax/127)
-		}
-		id := 1 / d
+		id := 127 / amax
 		for i := b * Q8BlockSize; i < (b+1)*Q8BlockSize; i++ {
-			// llama.cpp: roundf(x*id), the product rounded to float32 first.
-			if want := int8(math.Round(float64(x[i] * id))); xq[i] != want {
+			// llama.cpp's AVX2 quantize_row_q8_0: x·(127/max) rounded to float32,
+			// then to the nearest integer, ties to even.
+			if want := int8(math.RoundToEven(float64(x[i] * id))); xq[i] != want {
 				t.Fatalf("x[%d] = %v: q = %d, want %d", i, x[i], xq[i], want)
 			}
-			// q*d is within half a step of x; the 1e-6 covers the float32
-			// rounding of d and id.
-			if e := math.Abs(float64(xq[i])*float64(d) - float64(x[i])); e > float64(d)/2*(1+1e-6) {
-				t.Fatalf("x[%d] = %v: |q*d - x| = %v > d/2 = %v", i, x[i], e, d/2)
+			// q·d is within half a step of x, plus d's rounding to float16
+			// (2⁻¹¹ relative, times |q| ≤ 127) and float32's in id.
+			if e := math.Abs(float64(xq[i])*float64(d) - float64(x[i])); e > float64(amax)/127*(0.5+127*0x1p-11+1e-5) {
+				t.Fatalf("x[%d] = %v: |q·d - x| = %v, more than half a step of %v", i, x[i], e, amax/127)
 			}
 		}
+	}
+}
+
+func TestQuantizeQ8_1(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	x := randomSlice(r, 24*Q8BlockSize)
+	xq, xd, s := make([]int8, len(x)), make([]float32, len(x)/Q8BlockSize), make([]float32, len(x)/Q8BlockSize)
+	quantizeQ8_1(xq, xd, s, x)
+	q8q, q8d := make([]int8, len(x)), make([]float32, len(xd))
+	QuantizeQ8(q8q, q8d, x)
+	if !slices.Equal(xq, q8q) || !slices.Equal(xd, q8d) {
+		t.Fatal("quantizeQ8_1's q or d differ from QuantizeQ8's")
+	}
+	for b := range s {
+		var sum int32
+		for _, v := range xq[b*Q8BlockSize : (b+1)*Q8BlockSize] {
+			sum += int32(v)
+		}
+		// ggml: s = float16(d·Σq) with d = max/127 in float32, not its
+		// float16 value.
+		amax, _ := q8Scale(x[b*Q8BlockSize : (b+1)*Q8BlockSize])
+		if want := float32(f16Ref(gguf.Float32ToFloat16(amax / 127 * float32(sum)))); s[b] != want {
+			t.Errorf("block %d: s = %v, want %v (Σq = %d)", b, s[b], want, sum)
+		}
+	}
+	// By hand: max 127 (d = 1) then q 127, -64 (-63.5 to even): s = 63;
+	// max 1 (d = 1/127) with q = -127: s = float16(-127·(1/127)) = -1.
+	x = make([]float32, 2*Q8BlockSize)
+	x[0], x[1], x[Q8BlockSize] = 127, -63.5, -1
+	quantizeQ8_1(xq, xd, s, x)
+	if s[0] != 63 || s[1] != -1 {
+		t.Errorf("s = %v, want [63 -1]", s[:2])
 	}
 }
 
