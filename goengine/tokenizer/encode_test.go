@@ -34,29 +34,13 @@ func TestSpecWorkedExample(t *testing.T) {
 	if tok.EOT != 268 {
 		t.Errorf("EOT = %d, want 268", tok.EOT)
 	}
-	for _, c := range []struct {
-		text        string
-		withSpecial bool
-		want        []int
-	}{
+	checkEncodings(t, tok, []encodeCase{
 		{"hello world", false, []int{259, 262, 108, 100}},
 		{"aaa", false, []int{263, 97}},
 		{"aaaa", false, []int{263, 263}},
 		{"hi<|eot_id|>", false, []int{104, 105, 60, 124, 101, 111, 116, 95, 105, 100, 124, 62}},
 		{"hi<|eot_id|>", true, []int{104, 105, 268}},
-	} {
-		encode := tok.Encode
-		if c.withSpecial {
-			encode = tok.EncodeWithSpecial
-		}
-		got, err := encode(c.text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := diff(got, c.want); d != "" {
-			t.Errorf("encode(%q, special %v): %s", c.text, c.withSpecial, d)
-		}
-	}
+	})
 }
 
 func TestSplitExamples(t *testing.T) {
@@ -324,6 +308,36 @@ func BenchmarkEncodeFile(b *testing.B) {
 	for range b.N {
 		if _, err := tok.Encode(text); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// encodeCase is a text, whether its special-token text is parsed
+// (EncodeWithSpecial) or ordinary (Encode), and the ids it must give.
+type encodeCase struct {
+	text        string
+	withSpecial bool
+	want        []int
+}
+
+// checkEncodings encodes each case, compares the ids, and decodes them back
+// to the text.
+func checkEncodings(t *testing.T, tok *Tokenizer, cases []encodeCase) {
+	t.Helper()
+	for _, c := range cases {
+		encode := tok.Encode
+		if c.withSpecial {
+			encode = tok.EncodeWithSpecial
+		}
+		got, err := encode(c.text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := diff(got, c.want); d != "" {
+			t.Errorf("encode(%q, special %v): %s", c.text, c.withSpecial, d)
+		}
+		if back, _ := tok.Decode(got); back != c.text {
+			t.Errorf("Decode(encode(%q)) = %q", c.text, back)
 		}
 	}
 }

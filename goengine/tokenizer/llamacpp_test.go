@@ -175,33 +175,14 @@ func TestSmolLM2(t *testing.T) {
 	if tok.EOT != 2 || !tok.IsEndOfGeneration(0) || !tok.IsEndOfGeneration(2) || !tok.IsEndOfGeneration(4) {
 		t.Errorf("EOT %d; end of generation: 0 %v, 2 %v, 4 %v", tok.EOT, tok.IsEndOfGeneration(0), tok.IsEndOfGeneration(2), tok.IsEndOfGeneration(4))
 	}
-	for _, c := range []struct {
-		text        string
-		withSpecial bool
-		want        []int
-	}{
+	checkEncodings(t, tok, []encodeCase{
 		{"Hello world", false, []int{19556, 905}},
 		{"Hello, y'all! How are you 😁 ?", false, []int{19556, 28, 329, 23, 449, 17, 1073, 359, 346, 40303, 219, 9148}},
 		{"12345 apples", false, []int{33, 34, 35, 36, 37, 13855}}, // smollm: every digit alone
 		{"   three spaces\n\n\ttab", false, []int{256, 1296, 5600, 1116, 197, 15999}},
 		{"<|im_start|>user\nhi<|im_end|>\n", false, []int{44, 108, 306, 79, 3738, 108, 46, 4093, 198, 6004, 44, 108, 306, 79, 486, 108, 46, 198}},
 		{"<|im_start|>user\nhi<|im_end|>\n", true, []int{1, 4093, 198, 6004, 2, 198}},
-	} {
-		encode := tok.Encode
-		if c.withSpecial {
-			encode = tok.EncodeWithSpecial
-		}
-		got, err := encode(c.text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := diff(got, c.want); d != "" {
-			t.Errorf("encode(%q, special %v): %s", c.text, c.withSpecial, d)
-		}
-		if back, _ := tok.Decode(got); back != c.text {
-			t.Errorf("Decode(encode(%q)) = %q", c.text, back)
-		}
-	}
+	})
 }
 
 // TestLlamaCasesCoverThePreTokenizers keeps the cases file in step with the

@@ -126,30 +126,11 @@ func TestUserDefinedTokensAreCutFromUserText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		text        string
-		withSpecial bool
-		want        []int
-	}{
+	checkEncodings(t, tok, []encodeCase{
 		{"axyzb<c>", false, []int{'a', 256, 'b', '<', 'c', '>'}},
 		{"axyzb<c>", true, []int{'a', 256, 'b', 257}},
 		{"<cc><c>", true, []int{258, 257}},
-	} {
-		encode := tok.Encode
-		if c.withSpecial {
-			encode = tok.EncodeWithSpecial
-		}
-		got, err := encode(c.text)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d := diff(got, c.want); d != "" {
-			t.Errorf("encode(%q, special %v): %s", c.text, c.withSpecial, d)
-		}
-		if back, _ := tok.Decode(got); back != c.text {
-			t.Errorf("Decode(encode(%q)) = %q", c.text, back)
-		}
-	}
+	})
 	if tok.NumSpecial() != 3 || tok.IsControl(256) || !tok.IsControl(257) {
 		t.Errorf("NumSpecial %d, IsControl(xyz) %v, IsControl(<c>) %v", tok.NumSpecial(), tok.IsControl(256), tok.IsControl(257))
 	}
