@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -281,6 +282,20 @@ func TestChatFormat(t *testing.T) {
 	}
 	if field(body, "usage", "prompt_tokens") != float64(len(prompt)) {
 		t.Errorf("prompt_tokens %v, want %d", field(body, "usage", "prompt_tokens"), len(prompt))
+	}
+}
+
+// TestNoChatFormat: a model without a chat format still completes text; its
+// chat endpoint answers 400 with the reason.
+func TestNoChatFormat(t *testing.T) {
+	_, h := goldenServer(t, Options{NoChat: errors.New("the file has no tokenizer.chat_template")})
+	if code, body := post(t, h, "/v1/completions", `{"model": "gqa", "prompt": "the robot", "max_tokens": 4}`); code != 200 {
+		t.Errorf("completions: status %d: %v", code, body)
+	}
+	code, body := post(t, h, "/v1/chat/completions", `{"model": "gqa", "messages": [{"role": "user", "content": "hi"}]}`)
+	msg, _ := field(body, "error", "message").(string)
+	if code != 400 || !strings.Contains(msg, "no chat format: the file has no tokenizer.chat_template") || !strings.Contains(msg, "--chat-format") {
+		t.Errorf("chat without a format: status %d, %v", code, body)
 	}
 }
 
