@@ -79,8 +79,9 @@ $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
 
 # The demo model taught to answer questions: instruction fine-tuning (jaxmodel.finetune sft)
 # on generated reading-comprehension conversations (seed 0; three questions a story, each a
-# turn, the few that overrun the context cut), held-out accuracy on stories of an unseen seed
-# (1), then goengine chat answering two questions about a new story (seed 2).
+# turn, the attribute lookups drawn 3 times as often, the few that overrun the context cut),
+# held-out accuracy on stories of an unseen seed (1, every kind equally likely), then
+# goengine chat answering two questions about a new story (seed 2).
 SFT_CONFIG   := configs/sft-demo.yaml
 QA_STORIES   ?= 20000
 QA_HELDOUT   ?= 200
@@ -91,7 +92,7 @@ demo-chat: demo $(DEMO)/chat.gguf $(DEMO)/qa-heldout.jsonl
 	$(PY) -m jaxmodel.corpus chat-demo --seed 2 | bin/goengine chat --model $(DEMO)/chat.gguf --temperature 0 --max-tokens 40
 
 $(DEMO)/qa.jsonl: | setup
-	$(PY) -m jaxmodel.corpus qa --stories $(QA_STORIES) --seed 0 --questions 3 --out $@
+	$(PY) -m jaxmodel.corpus qa --stories $(QA_STORIES) --seed 0 --questions 3 --lookup-weight 3 --out $@
 
 $(DEMO)/qa-heldout.jsonl: | setup
 	$(PY) -m jaxmodel.corpus qa --stories $(QA_HELDOUT) --seed 1 --out $@

@@ -60,6 +60,7 @@ import argparse
 import collections
 import dataclasses
 import json
+import math
 import os
 import random
 import re
@@ -540,6 +541,13 @@ ENDING_QUESTIONS = dict(zip(ENDINGS, (
     ("What did {N} learn?", "{N} learned that it is good to ask for help.", "it is good to ask for help"),
 ), strict=True))
 QUESTION_KINDS = ("hero", "kind", "trait", "home", "relative", "adj", "helper", "helper_kind", "gets", "problem", "fix", "ending")
+# The kinds whose answer is an attribute written once in the story (the hero's kind, trait,
+# home and family, the object's look, the helper's kind, where or how it was fixed). A
+# small model learns these lookups last and suddenly; the others (names, and sentences
+# each plot template decides) it gets right within a few hundred steps. `qa --lookup-weight
+# W` draws these W times as often for a training set (the demo: 3); a held-out set keeps
+# every kind equally likely.
+LOOKUP_KINDS = frozenset({"kind", "trait", "home", "relative", "adj", "helper_kind", "fix"})
 
 
 def _qa_fields(story: Story) -> dict[str, str]:
@@ -560,15 +568,21 @@ def questions(story: Story, kind: str) -> tuple[tuple[str, str, str], ...]:
     return tuple(tuple(t.format_map(fields) for t in triple) for triple in templates)
 
 
-def qa_example(story: Story, rng: random.Random, n_questions: int = 1) -> dict:
+def qa_example(story: Story, rng: random.Random, n_questions: int = 1, lookup_weight: float = 1.0) -> dict:
     """One conversation about `story`: a question of a kind drawn from `rng` and its answer,
-    then (n_questions > 1) follow-up questions of other kinds, each a turn of its own.
+    then (n_questions > 1) follow-up questions of other kinds, each a turn of its own; a kind
+    of LOOKUP_KINDS is drawn `lookup_weight` times as often as another.
     "answer" is the last question's: the one a model answers from the turns before it, and
     "kind" that question's kind (QUESTION_KINDS), so an evaluation can say which fail."""
-    if n_questions == 1:
-        kinds = [rng.choice(QUESTION_KINDS)]
+    if lookup_weight == 1.0:  # the draws of the sets written before weights existed
+        kinds = [rng.choice(QUESTION_KINDS)] if n_questions == 1 else rng.sample(QUESTION_KINDS, n_questions)
     else:
-        kinds = rng.sample(QUESTION_KINDS, n_questions)
+        weights = [lookup_weight if k in LOOKUP_KINDS else 1.0 for k in QUESTION_KINDS]
+        kinds = []
+        while len(kinds) < n_questions:  # without replacement: each question of another kind
+            kind = rng.choices(QUESTION_KINDS, weights=weights)[0]
+            if kind not in kinds:
+                kinds.append(kind)
     messages, answer = [], None
     for k, kind in enumerate(kinds):
         question, reply, answer = rng.choice(questions(story, kind))
@@ -577,7 +591,7 @@ def qa_example(story: Story, rng: random.Random, n_questions: int = 1) -> dict:
     return {"messages": messages, "answer": answer, "kind": kinds[-1]}
 
 
-def qa_examples(n: int, seed: int = 0, n_questions: int = 1) -> Iterator[dict]:
+def qa_examples(n: int, seed: int = 0, n_questions: int = 1, lookup_weight: float = 1.0) -> Iterator[dict]:
     """`n` reading-comprehension conversations (of `n_questions` questions each), the same for the same seed.
 
     The stories come from their own stream, `random.Random(f"qa-{seed}")`, so they are not
@@ -585,7 +599,7 @@ def qa_examples(n: int, seed: int = 0, n_questions: int = 1) -> Iterator[dict]:
     """
     rng = random.Random(f"qa-{seed}")
     for _ in range(n):
-        yield qa_example(make_story(rng), rng, n_questions)
+        yield qa_example(make_story(rng), rng, n_questions, lookup_weight)
 
 
 def chat_demo_input(seed: int, kinds: tuple[str, str] = ("kind", "home")) -> tuple[str, list[str]]:
@@ -720,6 +734,9 @@ def _finetune_main(command: str, argv: list[str]) -> int:
     if command == "qa":
         parser.add_argument("--questions", type=int, default=1,
                             help=f"questions per story, each a turn of the conversation (1 to {len(QUESTION_KINDS)}; default 1)")
+        parser.add_argument("--lookup-weight", type=float, default=1.0,
+                            help="draw the attribute lookups (kind, trait, home, relative, adj, helper_kind, fix) this many "
+                                 "times as often as the other kinds: for a training set (default 1: all equally likely)")
     args = parser.parse_args(argv)
     if args.stories <= 0:
         print(f"error: --stories must be at least 1, got {args.stories}", file=sys.stderr)
@@ -727,7 +744,11 @@ def _finetune_main(command: str, argv: list[str]) -> int:
     if command == "qa" and not 1 <= args.questions <= len(QUESTION_KINDS):
         print(f"error: --questions must be in 1..{len(QUESTION_KINDS)}, got {args.questions}", file=sys.stderr)
         return 2
-    examples = list(make(args.stories, args.seed, args.questions) if command == "qa" else make(args.stories, args.seed))
+    if command == "qa" and not (math.isfinite(args.lookup_weight) and args.lookup_weight > 0):
+        print(f"error: --lookup-weight must be a positive number, got {args.lookup_weight}", file=sys.stderr)
+        return 2
+    examples = list(make(args.stories, args.seed, args.questions, args.lookup_weight) if command == "qa"
+                    else make(args.stories, args.seed))
     try:
         stats = write_examples(args.out, examples)
     except OSError as err:

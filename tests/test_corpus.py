@@ -362,3 +362,16 @@ def test_out_dev_stdout_writes_through_and_reports_on_stderr():
     assert [json.loads(line)["label"] for line in result.stdout.splitlines()] == [e["label"] for e in corpus.classify_examples(3)]
     assert "wrote /dev/stdout: 3 labelled stories" in result.stderr
     assert Path("/dev/stdout").is_symlink()  # still the link to fd 1, not a file renamed over it
+
+
+def test_lookup_weight_draws_the_attribute_lookups_more_often():
+    def share(examples):
+        kinds = [e["kind"] for e in examples]
+        return sum(k in corpus.LOOKUP_KINDS for k in kinds) / len(kinds)
+
+    plain, weighted = list(corpus.qa_examples(600, seed=2)), list(corpus.qa_examples(600, seed=2, lookup_weight=3))
+    # 7 of 12 kinds: 58 % when equally likely, 21/26 = 81 % when drawn 3 times as often
+    assert 0.50 < share(plain) < 0.66 and 0.74 < share(weighted) < 0.88
+    three = list(corpus.qa_examples(300, seed=2, n_questions=3, lookup_weight=3))
+    assert all(len(e["messages"]) == 6 for e in three)
+    assert plain == list(corpus.qa_examples(600, seed=2)), "the same seed and weight write the same set"
