@@ -159,15 +159,16 @@ func dequantizeQ2_K(dst []float32, src []byte) {
 	}
 }
 
-// q3KScales unpacks Q3_K's sixteen 6-bit scales from its 12 scale bytes:
+// Q3KScales unpacks Q3_K's sixteen 6-bit scales from its 12 scale bytes:
 // scale j has its low 4 bits in byte j%8 (the low nibble for j < 8, the high
 // one for j ≥ 8) and its high 2 bits in byte 8 + j%4 at bit 2·(j/4); the
-// stored value is offset by 32.
-func q3KScales(s []byte) (scales [16]int) {
+// stored value is offset by 32. The one unpacking of them: package tensor's
+// Q3_K products call it too.
+func Q3KScales(s []byte) (scales [16]int32) {
 	for j := range 16 {
 		low := s[j%8] >> (4 * (j / 8)) & 0x0f
 		high := s[8+j%4] >> (2 * (j / 4)) & 3
-		scales[j] = int(low|high<<4) - 32
+		scales[j] = int32(low|high<<4) - 32
 	}
 	return scales
 }
@@ -180,7 +181,7 @@ func dequantizeQ3_K(dst []float32, src []byte) {
 	for i := range len(dst) / qkK {
 		b, y := (*[110]byte)(src[110*i:]), (*[qkK]float32)(dst[qkK*i:])
 		hmask, qs, d := b[0:32], b[32:96], half(b[108:])
-		scales := q3KScales(b[96:108])
+		scales := Q3KScales(b[96:108])
 		for g := range 16 {
 			h, j, k := g/8, g%8/2, g%2
 			q, hm, shift, bit := qs[32*h+16*k:][:16], hmask[16*k:][:16], 2*j, byte(1)<<(4*h+j)
@@ -196,19 +197,20 @@ func dequantizeQ3_K(dst []float32, src []byte) {
 	}
 }
 
-// scaleMinK4 is ggml's get_scale_min_k4: the 6-bit scale and min of sub-block
-// j (0..7) of a Q4_K or Q5_K block, from its 12 scale bytes. Sub-blocks 0..3
+// ScaleMinK4 is ggml's get_scale_min_k4: the 6-bit scale and min of sub-block
+// j (0..7) of a Q4_K or Q5_K block, from its 12 scale bytes (package tensor's
+// Q4_K and Q5_K products call it too). Sub-blocks 0..3
 // have theirs in the low 6 bits of bytes j and j+4; sub-blocks 4..7 take the
 // low 4 bits from byte j+4 (scale in the low nibble, min in the high) and the
 // high 2 bits from the top bits of bytes j-4 (scale) and j (min).
-func scaleMinK4(j int, q []byte) (sc, m byte) {
+func ScaleMinK4(j int, q []byte) (sc, m byte) {
 	if j < 4 {
 		return q[j] & 63, q[j+4] & 63
 	}
 	return q[j+4]&0x0f | (q[j-4]>>6)<<4, q[j+4]>>4 | (q[j]>>6)<<4
 }
 
-// Q4_K: d, dmin, 12 bytes of scales and mins (scaleMinK4), 128 bytes of
+// Q4_K: d, dmin, 12 bytes of scales and mins (ScaleMinK4), 128 bytes of
 // nibbles. Each 64 values read 32 bytes: low nibbles first, then high; each
 // 32 values are one sub-block. value = (d·scale)·q - dmin·min.
 func dequantizeQ4_K(dst []float32, src []byte) {
@@ -217,9 +219,9 @@ func dequantizeQ4_K(dst []float32, src []byte) {
 		d, dmin, scales, qs := half(b[0:]), half(b[2:]), b[4:16], b[16:144]
 		for c := range 4 {
 			q := qs[32*c : 32*c+32]
-			sc, m := scaleMinK4(2*c, scales)
+			sc, m := ScaleMinK4(2*c, scales)
 			d1, m1 := d*float32(sc), float32(dmin*float32(m))
-			sc, m = scaleMinK4(2*c+1, scales)
+			sc, m = ScaleMinK4(2*c+1, scales)
 			d2, m2 := d*float32(sc), float32(dmin*float32(m))
 			for l := range 32 {
 				y[64*c+l] = float32(d1*float32(q[l]&0x0f)) - m1
@@ -239,9 +241,9 @@ func dequantizeQ5_K(dst []float32, src []byte) {
 		qh, qs := b[16:48], b[48:176]
 		for c := range 4 {
 			ql := qs[32*c : 32*c+32]
-			sc, m := scaleMinK4(2*c, scales)
+			sc, m := ScaleMinK4(2*c, scales)
 			d1, m1 := d*float32(sc), float32(dmin*float32(m))
-			sc, m = scaleMinK4(2*c+1, scales)
+			sc, m = ScaleMinK4(2*c+1, scales)
 			d2, m2 := d*float32(sc), float32(dmin*float32(m))
 			u1, u2 := byte(1)<<(2*c), byte(2)<<(2*c)
 			for l := range 32 {

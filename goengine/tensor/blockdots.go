@@ -141,18 +141,6 @@ func dotQ2_KGeneric(w []byte, a *blockAct) float32 {
 	return sum
 }
 
-// q3KScales unpacks Q3_K's sixteen 6-bit scales, stored offset by 32 (as
-// gguf's q3KScales): scale j's low 4 bits are in byte j%8 (low nibble for
-// j < 8), its high 2 bits in byte 8 + j%4 at bit 2·(j/4).
-func q3KScales(s []byte) (scales [16]int32) {
-	for j := range 16 {
-		low := s[j%8] >> (4 * (j / 8)) & 15
-		high := s[8+j%4] >> (2 * (j / 4)) & 3
-		scales[j] = int32(low|high<<4) - 32
-	}
-	return scales
-}
-
 // Q3_K: 32 bytes hmask, 64 bytes of 2-bit quants in Q2_K's groups, 12 scale
 // bytes, d. Group g = 8·h + 2·j + k takes its third bit from hmask[16·k ..] at
 // bit 4·h + j, a clear bit subtracting 4; w = d·sc·q, q in -4..3.
@@ -161,7 +149,7 @@ func dotQ3_KGeneric(w []byte, a *blockAct) float32 {
 	for b := range len(w) / 110 {
 		blk, x := (*[110]byte)(w[110*b:]), (*[256]int8)(a.qk[256*b:])
 		hmask, qs := blk[0:32], blk[32:96]
-		scales := q3KScales(blk[96:108])
+		scales := gguf.Q3KScales(blk[96:108]) // the 16 scales, offset removed
 		var isum int32
 		for g, sc := range scales {
 			h, j, k := g/8, g%8/2, g%2
@@ -182,15 +170,6 @@ func dotQ3_KGeneric(w []byte, a *blockAct) float32 {
 	return sum
 }
 
-// scaleMinK4 is ggml's get_scale_min_k4 (as gguf's): the 6-bit scale and min
-// of sub-block j of a Q4_K or Q5_K block from its 12 scale bytes.
-func scaleMinK4(j int, q []byte) (sc, m int32) {
-	if j < 4 {
-		return int32(q[j] & 63), int32(q[j+4] & 63)
-	}
-	return int32(q[j+4]&15 | (q[j-4]>>6)<<4), int32(q[j+4]>>4 | (q[j]>>6)<<4)
-}
-
 // Q4_K: d, dmin, 12 scale bytes, 128 bytes of nibbles; each 64 values read 32
 // bytes, low nibbles (sub-block 2c) then high (2c+1). w = d·sc·q - dmin·m, so
 // the block is d_x·(d·Σ sc_j·Σ q·q_x - dmin·Σ m_j·(bsum_2j + bsum_2j+1)).
@@ -202,14 +181,14 @@ func dotQ4_KGeneric(w []byte, a *blockAct) float32 {
 		msum := kMinSum(scales, a.bk[16*b:16*b+16])
 		var isum int32
 		for c := range 4 {
-			sc1, _ := scaleMinK4(2*c, scales)
-			sc2, _ := scaleMinK4(2*c+1, scales)
+			sc1, _ := gguf.ScaleMinK4(2*c, scales)
+			sc2, _ := gguf.ScaleMinK4(2*c+1, scales)
 			var s1, s2 int32
 			for l, v := range qs[32*c : 32*c+32] {
 				s1 += int32(v&15) * int32(x[64*c+l])
 				s2 += int32(v>>4) * int32(x[64*c+32+l])
 			}
-			isum += sc1*s1 + sc2*s2
+			isum += int32(sc1)*s1 + int32(sc2)*s2
 		}
 		dx := a.dk[b]
 		sum += dx*f16At(blk[0:])*float32(isum) - dx*f16At(blk[2:])*float32(msum)
@@ -222,8 +201,8 @@ func dotQ4_KGeneric(w []byte, a *blockAct) float32 {
 func kMinSum(scales []byte, bsums []int16) int32 {
 	var msum int32
 	for j := range 8 {
-		_, m := scaleMinK4(j, scales)
-		msum += m * (int32(bsums[2*j]) + int32(bsums[2*j+1]))
+		_, m := gguf.ScaleMinK4(j, scales)
+		msum += int32(m) * (int32(bsums[2*j]) + int32(bsums[2*j+1]))
 	}
 	return msum
 }
@@ -238,8 +217,8 @@ func dotQ5_KGeneric(w []byte, a *blockAct) float32 {
 		msum := kMinSum(scales, a.bk[16*b:16*b+16])
 		var isum int32
 		for c := range 4 {
-			sc1, _ := scaleMinK4(2*c, scales)
-			sc2, _ := scaleMinK4(2*c+1, scales)
+			sc1, _ := gguf.ScaleMinK4(2*c, scales)
+			sc2, _ := gguf.ScaleMinK4(2*c+1, scales)
 			var s1, s2 int32
 			for l, v := range qs[32*c : 32*c+32] {
 				q1 := int32(v&15) + 16*int32(qh[l]>>(2*c)&1)
@@ -247,7 +226,7 @@ func dotQ5_KGeneric(w []byte, a *blockAct) float32 {
 				s1 += q1 * int32(x[64*c+l])
 				s2 += q2 * int32(x[64*c+32+l])
 			}
-			isum += sc1*s1 + sc2*s2
+			isum += int32(sc1)*s1 + int32(sc2)*s2
 		}
 		dx := a.dk[b]
 		sum += dx*f16At(blk[0:])*float32(isum) - dx*f16At(blk[2:])*float32(msum)
