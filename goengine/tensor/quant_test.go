@@ -115,7 +115,7 @@ func TestQuantizeQ8HandMadeBlocks(t *testing.T) {
 	// amax 127.0127: d = 1.0001, which float16 rounds to 1; q is computed
 	// with the float32 id = 127/amax, before that rounding.
 	x3 := []float32{127.0127, 63.5}
-	q3 := []int8{127, 63} // 63.5·id = 63.4937
+	q3 := []int8{127, 63}               // 63.5·id = 63.4937
 	x := make([]float32, 5*Q8BlockSize) // fourth block all zero: d = 0, q = 0
 	want := make([]int8, len(x))
 	for b, blk := range [][2][]float32{{x1}, {x2}, {x3}} {
