@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import signal
 import sys
@@ -1068,6 +1069,15 @@ def _check_shards_tokenizer(shards, tokenizer_dir: Path) -> None:
         raise ConfigError(f"{tokenizer_dir}: not the tokenizer {shards.directory} was made with (sha256 differs)")
 
 
+class _OrbaxThreadFailures(logging.Filter):
+    """Drops, on a multi-host run, orbax's log of a failed background operation (a dead
+    peer's closed socket): the main thread gets the same error and peers_lost says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno >= logging.ERROR and record.pathname.endswith("futures/future.py")
+                    and jax.process_count() > 1)
+
+
 def peers_lost(err: Exception, run_dir: Path) -> None:
     """A collective or the coordinator failed on a multi-host run: another process died (or
     this one lost it). One line, then exit at once: JAX's own shutdown would wait for the
@@ -1106,6 +1116,9 @@ def main(argv: list[str]) -> int:
     default_hook = threading.excepthook
     threading.excepthook = lambda hook: (peers_lost(hook.exc_value, run_dir) if jax.process_count() > 1
                                          and isinstance(hook.exc_value, Exception) else default_hook(hook))
+    # Orbax's commit thread logs its own failure with a traceback (absl logging.exception)
+    # and hands the error to the main thread, which reports it in that one line.
+    logging.getLogger("absl").addFilter(_OrbaxThreadFailures())
     try:
         rows = train(args.config, args.data, run_dir, args.overrides, progress=not args.no_progress, tokenizer_dir=args.tokenizer,
                      profile=args.profile)
