@@ -85,26 +85,46 @@ def attention(q: jax.Array, k: jax.Array, v: jax.Array) -> jax.Array:
     query head h reads KV head h // n_rep (consecutive heads share, spec/model.md §8).
 
     q: (B, T, n_heads, hd); k, v: (B, T, n_kv_heads, hd). Returns (B, T, n_heads * hd).
-    The n_rep query heads that share a KV head are stacked as rows, so that each product
-    is one batched matrix product per (sequence, KV head). On accelerators
-    jax.nn.dot_product_attention computes the same and picks a fused (flash) kernel,
-    which never stores the T x T scores; on a CPU, XLA runs this form faster.
+    On accelerators jax.nn.dot_product_attention computes it with a fused (flash) kernel
+    that never stores the T x T scores. On a CPU, XLA runs `_query_block` faster: the
+    queries go in blocks, and a block reads only the keys up to its last position, so the
+    upper triangle of the scores (about half of them) is never computed, and each block's
+    scores stay small enough for the cache. At the demo's shapes (B 16, T 256, 4 heads of
+    32) forward plus backward takes 15 ms against 38 ms for the whole T x T at once.
     """
     batch, n_tokens, n_heads, head_dim = q.shape
     if jax.default_backend() != "cpu":
         return jax.nn.dot_product_attention(q, k, v, is_causal=True).reshape(batch, n_tokens, n_heads * head_dim)
-    n_kv_heads = k.shape[2]
+    size = max(ATTENTION_BLOCK, -(-n_tokens // MAX_ATTENTION_BLOCKS))
+    blocks = [_query_block(q[:, start:start + size], k[:, :start + size], v[:, :start + size], start)
+              for start in range(0, n_tokens, size)]
+    return jnp.concatenate(blocks, axis=1)
+
+
+ATTENTION_BLOCK = 32  # queries per block on a CPU: fastest at the demo's and the seed's shapes
+MAX_ATTENTION_BLOCKS = 16  # at long contexts the blocks grow instead, to keep the graph small
+
+
+def _query_block(q: jax.Array, k: jax.Array, v: jax.Array, start: int) -> jax.Array:
+    """Attention of the queries at positions start .. start + len(q) - 1 over keys 0 .. S - 1.
+
+    q: (B, n, n_heads, hd); k, v: (B, S, n_kv_heads, hd). Returns (B, n, n_heads * hd).
+    The n_rep query heads that share a KV head are stacked as rows, so that each product
+    is one batched matrix product per (sequence, KV head).
+    """
+    batch, n_queries, n_heads, head_dim = q.shape
+    n_keys, n_kv_heads = k.shape[1], k.shape[2]
     n_rep = n_heads // n_kv_heads
-    # (B, n_kv_heads, n_rep * T, hd): row r * T + t is query head g * n_rep + r at position t
-    rows = q.reshape(batch, n_tokens, n_kv_heads, n_rep, head_dim).transpose(0, 2, 3, 1, 4)
-    rows = rows.reshape(batch, n_kv_heads, n_rep * n_tokens, head_dim)
-    scores = jnp.matmul(rows, k.transpose(0, 2, 3, 1)).astype(jnp.float32) / math.sqrt(head_dim)  # (B, g, n_rep * T, S)
-    query_pos = jnp.tile(jnp.arange(n_tokens), n_rep)
-    scores = jnp.where(query_pos[:, None] >= jnp.arange(n_tokens)[None, :], scores, -jnp.inf)  # key s visible iff s <= t
+    # (B, n_kv_heads, n_rep * n, hd): row r * n + t is query head g * n_rep + r at position start + t
+    rows = q.reshape(batch, n_queries, n_kv_heads, n_rep, head_dim).transpose(0, 2, 3, 1, 4)
+    rows = rows.reshape(batch, n_kv_heads, n_rep * n_queries, head_dim)
+    scores = jnp.matmul(rows, k.transpose(0, 2, 3, 1)).astype(jnp.float32) / math.sqrt(head_dim)  # (B, g, n_rep * n, S)
+    query_pos = jnp.tile(jnp.arange(start, start + n_queries), n_rep)
+    scores = jnp.where(query_pos[:, None] >= jnp.arange(n_keys)[None, :], scores, -jnp.inf)  # key s visible iff s <= t
     probs = jax.nn.softmax(scores, axis=-1).astype(v.dtype)
-    out = jnp.matmul(probs, v.transpose(0, 2, 1, 3))  # (B, g, n_rep * T, hd)
-    out = out.reshape(batch, n_kv_heads, n_rep, n_tokens, head_dim).transpose(0, 3, 1, 2, 4)
-    return out.reshape(batch, n_tokens, n_heads * head_dim)
+    out = jnp.matmul(probs, v.transpose(0, 2, 1, 3))  # (B, g, n_rep * n, hd)
+    out = out.reshape(batch, n_kv_heads, n_rep, n_queries, head_dim).transpose(0, 3, 1, 2, 4)
+    return out.reshape(batch, n_queries, n_heads * head_dim)
 
 
 class Block(nnx.Module):

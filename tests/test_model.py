@@ -10,7 +10,8 @@ from conftest import CONFIGS, GOLDENS
 from jaxmodel.config import load_config
 from jaxmodel.goldens import mismatch
 from jaxmodel.gguf_io import read_arrays, read_model, tensor_shapes
-from jaxmodel.model import Transformer, load_tensors, named_tensors
+from jaxmodel import reference
+from jaxmodel.model import ATTENTION_BLOCK, MAX_ATTENTION_BLOCKS, Transformer, attention, load_tensors, named_tensors
 
 
 def golden_model(name):
@@ -28,6 +29,21 @@ def test_reproduces_golden_logits(name):
         logits = model(jnp.asarray(golden["tokens"])[None])[0]
     assert logits.dtype == jnp.float32
     assert mismatch(f"{name}: logits", np.asarray(logits), golden["logits"]) is None
+
+
+# Lengths around the query blocks' edges: shorter than one block, one short of and one past
+# a multiple, and long enough that the blocks grow (more than MAX_ATTENTION_BLOCKS of them).
+@pytest.mark.parametrize("n_tokens", [1, ATTENTION_BLOCK - 1, ATTENTION_BLOCK + 1, 3 * ATTENTION_BLOCK,
+                                      ATTENTION_BLOCK * MAX_ATTENTION_BLOCKS + 7])
+def test_attention_in_query_blocks_equals_the_reference(n_tokens):
+    rng = np.random.default_rng(n_tokens)
+    q = rng.standard_normal((2, n_tokens, 4, 8)).astype(np.float32)
+    k, v = (rng.standard_normal((2, n_tokens, 2, 8)).astype(np.float32) for _ in range(2))
+    with jax.default_matmul_precision("highest"):
+        got = np.asarray(attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v)))
+    for b in range(2):  # float32 sums of at most a few hundred terms of size ~1: 1e-5 is ample
+        want = reference.attention(q[b].astype(np.float64), k[b], v[b], np.arange(n_tokens))
+        np.testing.assert_allclose(got[b], want, rtol=1e-5, atol=1e-5)
 
 
 def test_jit_and_batch_give_the_same_logits():
