@@ -15,6 +15,15 @@ what such a model can learn in minutes:
   the opening to the last line, the object is lost, sought and found by name. A model
   that copies the name and object forward has learnt the long-range structure; one that
   does not visibly mixes characters.
+- Every attribute a question asks about recurs. A character's kind and trait and the
+  object's colour are written before the name or noun they belong to ("a happy girl
+  named Rosa", "a shiny bucket"). Said once, nothing in a story needs them again, and
+  neither pretraining nor make demo-chat's few hundred steps of fine-tuning reliably
+  teach the model to tie them to their owner: it answers "What color was the bucket?"
+  with a colour, not the bucket's. So the characters' words repeat them ("I lost my
+  shiny bucket", "said Sam the bear", "Rosa the girl was so happy", "She was very
+  happy") and a sentence near the end names everyone again (RECALLS: "Rosa the happy
+  girl took the shiny bucket home to her grandpa"). spec/finetune.md §7 has the runs.
 - Pronouns are never ambiguous. The helper's pronouns (he/she/it) always differ from
   the hero's, and relatives are never referred to by a pronoun, so every he/she/his/her
   in a story points at exactly one character — a rule the tests check.
@@ -23,7 +32,7 @@ what such a model can learn in minutes:
 - Enough variety not to be one template: several openings (about 90% start "Once upon a
   time", the demo's prompt), five plots (lost, broken, stuck, afraid, hungry) with a
   few wordings for each step, and several endings.
-- Stories are 80-200 words, about one context window of tokens.
+- Stories are 80-220 words, about one context window of tokens.
 - Deterministic: one `random.Random(seed)` drives everything, so a seed names a corpus
   byte for byte. Another seed is another corpus (use one for a separate val file).
 
@@ -156,7 +165,7 @@ HOBBIES = ("play in the grass", "run and jump", "sing songs", "look at the stars
 LIKES = (
     "{N} loved to {hobby}.",
     "Every day, {N} liked to {hobby}.",
-    "{He} was very {trait2}, and {he} loved to {hobby}.",
+    "{He} was very {trait}, and {he} loved to {hobby}.",
 )
 GETS_OBJECT = (
     "One day, {N} found {a_obj} in the {place}. {He} loved it very much.",
@@ -176,7 +185,7 @@ MEETS_HELPER = (
 )
 OFFERS_HELP = (
     '"Do not worry. I will help you," said {F}.',
-    '"I can help you," said {F}.',
+    '"I can help you," said {F} the {fkind}.',
     '"Let\'s do it together," said {F}.',
 )
 
@@ -201,8 +210,8 @@ PLOTS = (
             "One afternoon, {N} played with the {obj} in the {place}. Then {he} went to drink some water. When {he} came back, the {obj} was not there! {N} started to cry.",
         ),
         (
-            '"Why are you sad, {N}?" asked {F}. "I lost my {obj}," said {N}.',
-            '"What is wrong?" asked {F}. "I can not find my {obj}," {N} said.',
+            '"Why are you sad, {N}?" asked {F}. "I lost my {adj} {obj}," said {N}.',
+            '"What is wrong?" asked {F}. "I can not find my {adj} {obj}," {N} said.',
         ),
         (
             ("{F} and {N} looked under the {spot1} and behind the {spot2}. They looked everywhere. At last, {F} saw something {adj} next to the {spot3}. It was the {obj}!", ()),
@@ -218,8 +227,8 @@ PLOTS = (
             "One day, {N} was playing with the {obj} when it fell and broke into two pieces. {N} was very sad.",
         ),
         (
-            '"Why are you crying?" asked {F}. "My {obj} is broken," said {N}.',
-            '"What is wrong, {N}?" asked {F}. "I broke my {obj}," said {N}.',
+            '"Why are you crying?" asked {F}. "My {adj} {obj} is broken," said {N}.',
+            '"What is wrong, {N}?" asked {F}. "I broke my {adj} {obj}," said {N}.',
         ),
         (
             ("{F} had an idea. {fHe} got some glue and some tape. Together, they fixed the {obj} piece by piece. Soon the {obj} looked as good as new.", ()),
@@ -234,8 +243,8 @@ PLOTS = (
             "One day, {N} threw the {obj} up high. It went up and up and got stuck in a tall tree. {N} jumped, but {he} could not reach it.",
         ),
         (
-            '"What is wrong?" asked {F}. "My {obj} is stuck in the tree," said {N}.',
-            '"Why are you sad, {N}?" asked {F}. "My {obj} is up in the tree, and I can not get it," said {N}.',
+            '"What is wrong?" asked {F}. "My {adj} {obj} is stuck in the tree," said {N}.',
+            '"Why are you sad, {N}?" asked {F}. "My {adj} {obj} is up in the tree, and I can not get it," said {N}.',
         ),
         (
             ("{F} tried to climb the tree, but it was too tall. Then {fhe} had an idea. {fHe} got a long stick and pushed the {obj} off the branch. It fell down into {N}'s arms.", ()),
@@ -279,14 +288,21 @@ PLOTS = (
 )
 
 THANKS = (
-    '{N} was so happy. "Thank you, {F}!" {he} said.',
+    '{N} the {kind} was so happy. "Thank you, {F}!" {he} said.',
     "{N} smiled a big smile. {He} gave {F} a big hug.",
     "{N} felt happy again. {He} thanked {F} for {fhis} help.",
 )
 AFTERWARDS = (
     '{F} smiled too. "That is what friends are for," {fhe} said.',
     "That evening, {N} told {his} {rel} all about {F}.",
-    "{N} ran home and showed the {obj} to {his} {rel}.",
+    "{N} ran home and showed the {adj} {obj} to {his} {rel}.",
+)
+# Near the end, a sentence that names again who everyone is and what the object looked like
+# (see the module docstring: every attribute a question asks about recurs).
+RECALLS = (
+    "{N} the {trait} {kind} took the {adj} {obj} home to {his} {rel}.",
+    "{F} the {fkind} walked the {trait} {kind} home to {home} with the {adj} {obj}.",
+    "That night, the {trait} {kind} told {his} {rel} about {F} the {fkind} and the {adj} {obj}.",
 )
 ENDINGS = (
     "From that day on, {N} and {F} were best friends.",
@@ -354,7 +370,9 @@ def _fields(hero: Character, helper: Character, obj: str, rng: random.Random) ->
         "F": helper.name, "fkind": helper.kind, "a_fkind": _article(helper.kind), "frel": helper.relative,
         "fhe": f.subject, "fHe": f.subject.capitalize(), "fhim": f.object, "fhis": f.possessive,
         "obj": obj, "adj": adj, "a_obj": _article(f"{adj} {obj}"),
-        "a_trait": _article(rng.choice(TRAITS)), "trait2": rng.choice(TRAITS[2:]), "hobby": rng.choice(HOBBIES),
+        # trait2 is no template's any more; its draw stays so that a seed still names the corpus
+        # that make demo-chat was measured on (spec/finetune.md §7).
+        "a_trait": _article(trait := rng.choice(TRAITS)), "trait": trait, "trait2": rng.choice(TRAITS[2:]), "hobby": rng.choice(HOBBIES),
         "place": rng.choice(PLACES), "spot1": spots[0], "spot2": spots[1], "spot3": spots[2],
     }
 
@@ -376,7 +394,8 @@ def make_story(rng: random.Random) -> Story:
     setup = [("opening", _weighted(rng, OPENINGS)), ("likes", rng.choice(LIKES)), ("gets", rng.choice(GETS_OBJECT))]
     middle = [("problem", rng.choice(plot.problems)), ("meets", rng.choice(MEETS_HELPER)), ("asks", rng.choice(plot.asks)),
               ("offers", rng.choice(OFFERS_HELP)), ("fix", rng.choice(fixes))]
-    end = [("thanks", rng.choice(THANKS)), *(("afterwards", t) for t in rng.sample(AFTERWARDS, rng.randint(0, 1))), ("ending", rng.choice(ENDINGS))]
+    end = [("thanks", rng.choice(THANKS)), *(("afterwards", t) for t in rng.sample(AFTERWARDS, rng.randint(0, 1))),
+           ("recall", rng.choice(RECALLS)), ("ending", rng.choice(ENDINGS))]
     if rng.random() < 0.3:
         end.append(("the_end", "The end."))
     paragraphs = tuple(" ".join(t.format_map(fields) for _, t in part) for part in (setup, middle, end))
@@ -552,7 +571,6 @@ LOOKUP_KINDS = frozenset({"kind", "trait", "home", "relative", "adj", "helper_ki
 
 def _qa_fields(story: Story) -> dict[str, str]:
     fields = dict(story.fields)
-    fields["trait"] = fields["a_trait"].split(" ", 1)[1]
     fields["a_kind"] = _article(story.hero.kind)
     fields["a_fkind_cap"] = fields["a_fkind"].capitalize()
     return fields
