@@ -4,7 +4,7 @@ package tensor
 
 // The matrix-vector rows of Q8_0 and float16 weights, chosen at run time as
 // DotQ8 and DotF16 choose theirs: four rows per call at the avx512 level (Q8_0
-// needs VNNI too), row by row below it. Each four-row kernel repeats, lane for lane, the operations of
+// needs VNNI too), two rows of Q8_0 at the avx2 level, row by row otherwise. Each four-row kernel repeats, lane for lane, the operations of
 // its one-row kernel on each of its rows: the same exact int32 block sums, the
 // same float32 scale products, the same accumulators fed in the same order, the
 // same final reduction. Floating-point operations being deterministic, every
@@ -43,14 +43,24 @@ func matVecRowsQ8VNNI(out []float32, w []byte, rowBytes int, xq []int8, xs []flo
 	}
 }
 
-// matVecRowsQ8AVX2 is matVecRowsQ8 at the AVX2 level: dotQ8AVX2Slices row by
-// row.
+// matVecRowsQ8AVX2 is matVecRowsQ8 at the AVX2 level: dotQ8x2AVX2 over pairs of
+// rows, which load each activation block once for both, and dotQ8AVX2Slices over
+// the last odd row. Two rows is what AVX2's sixteen registers hold: eight
+// accumulators, the shared block, the temporaries and the int16 ones.
 func matVecRowsQ8AVX2(out []float32, w []byte, rowBytes int, xq []int8, xs []float32, start, end int) {
 	if start >= end {
 		return
 	}
-	q8Blocks(w[:rowBytes])
-	for r := start; r < end; r++ {
+	nb := q8Blocks(w[:rowBytes])
+	r := start
+	if nb > 0 {
+		xq, xs = xq[:nb*Q8BlockSize], xs[:nb]
+		w = w[:end*rowBytes]
+		for ; r+2 <= end; r += 2 {
+			dotQ8x2AVX2(&w[r*rowBytes], rowBytes, &xq[0], &xs[0], nb, (*[2]float32)(out[r:r+2]))
+		}
+	}
+	for ; r < end; r++ {
 		out[r] = dotQ8AVX2Slices(w[r*rowBytes:(r+1)*rowBytes], xq, xs)
 	}
 }
@@ -108,6 +118,11 @@ func matVecRowsF16AVX2(out []float32, w []uint16, cols int, x []float32, start, 
 		out[r] = dotF16AVX2Slices(w[r*cols:(r+1)*cols], x)
 	}
 }
+
+// dotQ8x2AVX2 sets out[i] = dotQ8AVX2(w + i*stride, xq, xs, nb) for i < 2, nb >= 1.
+//
+//go:noescape
+func dotQ8x2AVX2(w *byte, stride int, xq *int8, xs *float32, nb int, out *[2]float32)
 
 // dotQ8x4VNNI sets out[i] = dotQ8VNNI(w + i*stride, xq, xs, nb) for i < 4, nb >= 1.
 //

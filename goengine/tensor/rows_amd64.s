@@ -320,3 +320,97 @@ rf16done:
 	VMOVUPS X0, (AX)
 	VZEROUPPER
 	RET
+
+// ROWQ8X2_AVX2 is dotQ8AVX2's step (Q8_AVX2, quant_amd64.s) for block (wo) of the
+// rows at SI and R8, which share the activation block loaded once into Y13; each
+// row's operations are the one-row kernel's, into acc0 and acc1. Y15 holds int16 ones.
+#define ROWQ8X2_AVX2(wo, xo, so, acc0, acc1) \
+	VMOVDQU      (xo)(DI), Y13; \
+	VMOVDQU      (wo+2)(SI), Y8; \
+	VPABSB       Y8, Y9; \
+	VPSIGNB      Y8, Y13, Y10; \
+	VPMADDUBSW   Y10, Y9, Y9; \
+	VPMADDWD     Y15, Y9, Y9; \
+	VCVTDQ2PS    Y9, Y9; \
+	VCVTPH2PS    (wo)(SI), X11; \
+	VMULSS       (so)(DX), X11, X11; \
+	VBROADCASTSS X11, Y11; \
+	VFMADD231PS  Y9, Y11, acc0; \
+	VMOVDQU      (wo+2)(R8), Y8; \
+	VPABSB       Y8, Y12; \
+	VPSIGNB      Y8, Y13, Y10; \
+	VPMADDUBSW   Y10, Y12, Y12; \
+	VPMADDWD     Y15, Y12, Y12; \
+	VCVTDQ2PS    Y12, Y12; \
+	VCVTPH2PS    (wo)(R8), X14; \
+	VMULSS       (so)(DX), X14, X14; \
+	VBROADCASTSS X14, Y14; \
+	VFMADD231PS  Y12, Y14, acc1
+
+// ROWQ8_AVX2_REDUCE is dotQ8AVX2's final sum of its four accumulators a..d.
+#define ROWQ8_AVX2_REDUCE(a, b, c, d, xa, xb) \
+	VADDPS       b, a, a; \
+	VADDPS       d, c, c; \
+	VADDPS       c, a, a; \
+	VEXTRACTF128 $1, a, xb; \
+	VADDPS       xb, xa, xa; \
+	VHADDPS      xa, xa, xa; \
+	VHADDPS      xa, xa, xa
+
+// func dotQ8x2AVX2(w *byte, stride int, xq *int8, xs *float32, nb int, out *[2]float32)
+// Rows at w and w+stride (SI, R8), each with dotQ8AVX2's four accumulators:
+// Y0-Y3 and Y4-Y7. Four blocks per iteration, then one at a time into the first.
+TEXT ·dotQ8x2AVX2(SB), NOSPLIT, $0-48
+	MOVQ     w+0(FP), SI
+	MOVQ     stride+8(FP), BX
+	MOVQ     xq+16(FP), DI
+	MOVQ     xs+24(FP), DX
+	MOVQ     nb+32(FP), CX
+	MOVQ     out+40(FP), AX
+	LEAQ     (SI)(BX*1), R8
+	VPCMPEQW Y15, Y15, Y15
+	VPSRLW   $15, Y15, Y15
+	VXORPS   Y0, Y0, Y0
+	VXORPS   Y1, Y1, Y1
+	VXORPS   Y2, Y2, Y2
+	VXORPS   Y3, Y3, Y3
+	VXORPS   Y4, Y4, Y4
+	VXORPS   Y5, Y5, Y5
+	VXORPS   Y6, Y6, Y6
+	VXORPS   Y7, Y7, Y7
+	CMPQ     CX, $4
+	JLT      rq8x2tail
+
+rq8x2loop4:
+	ROWQ8X2_AVX2(0, 0, 0, Y0, Y4)
+	ROWQ8X2_AVX2(34, 32, 4, Y1, Y5)
+	ROWQ8X2_AVX2(68, 64, 8, Y2, Y6)
+	ROWQ8X2_AVX2(102, 96, 12, Y3, Y7)
+	ADDQ $136, SI
+	ADDQ $136, R8
+	ADDQ $128, DI
+	ADDQ $16, DX
+	SUBQ $4, CX
+	CMPQ CX, $4
+	JGE  rq8x2loop4
+
+rq8x2tail:
+	TESTQ CX, CX
+	JZ    rq8x2done
+
+rq8x2loop1:
+	ROWQ8X2_AVX2(0, 0, 0, Y0, Y4)
+	ADDQ $34, SI
+	ADDQ $34, R8
+	ADDQ $32, DI
+	ADDQ $4, DX
+	DECQ CX
+	JNZ  rq8x2loop1
+
+rq8x2done:
+	ROWQ8_AVX2_REDUCE(Y0, Y1, Y2, Y3, X0, X1)
+	ROWQ8_AVX2_REDUCE(Y4, Y5, Y6, Y7, X4, X5)
+	MOVSS X0, 0(AX)
+	MOVSS X4, 4(AX)
+	VZEROUPPER
+	RET
