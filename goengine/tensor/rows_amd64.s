@@ -64,16 +64,17 @@ GLOBL rowsQ8ScaleIdx<>(SB), RODATA|NOPTR, $128
 	VCVTDQ2PS    Z12, Z12; \
 	VFMADD231PS  Z12, scale, acc
 
-// ROWQ8_AVX2 is dotQ8VNNI's one-block step (Q8_AVX2) for the block at wr with
-// the activation block in Y13 and its scale in X14; Y15 holds int16 ones.
-#define ROWQ8_AVX2(wr, acc) \
-	VMOVDQU      2(wr), Y8; \
+// ROWQ8_AVX2 is the one-block step of dotQ8AVX2 (Q8_AVX2) for the block at
+// (wo)(wr), with the activation block in Y13 and its scale in X14; Y15 holds
+// int16 ones. dotQ8VNNI's tail and both rows of dotQ8x2AVX2 use it.
+#define ROWQ8_AVX2(wo, wr, acc) \
+	VMOVDQU      (wo+2)(wr), Y8; \
 	VPABSB       Y8, Y9; \
 	VPSIGNB      Y8, Y13, Y10; \
 	VPMADDUBSW   Y10, Y9, Y9; \
 	VPMADDWD     Y15, Y9, Y9; \
 	VCVTDQ2PS    Y9, Y9; \
-	VCVTPH2PS    0(wr), X11; \
+	VCVTPH2PS    (wo)(wr), X11; \
 	VMULSS       X14, X11, X11; \
 	VBROADCASTSS X11, Y11; \
 	VFMADD231PS  Y9, Y11, acc
@@ -174,10 +175,10 @@ rq8tail:
 rq8loop1:
 	VMOVDQU (DI), Y13
 	VMOVSS  (DX), X14
-	ROWQ8_AVX2(SI, Y0)
-	ROWQ8_AVX2(R8, Y2)
-	ROWQ8_AVX2(R9, Y4)
-	ROWQ8_AVX2(R10, Y6)
+	ROWQ8_AVX2(0, SI, Y0)
+	ROWQ8_AVX2(0, R8, Y2)
+	ROWQ8_AVX2(0, R9, Y4)
+	ROWQ8_AVX2(0, R10, Y6)
 	ADDQ    $34, SI
 	ADDQ    $34, R8
 	ADDQ    $34, R9
@@ -323,31 +324,13 @@ rf16done:
 	VZEROUPPER
 	RET
 
-// ROWQ8X2_AVX2 is dotQ8AVX2's step (Q8_AVX2, quant_amd64.s) for block (wo) of the
-// rows at SI and R8, which share the activation block loaded once into Y13; each
-// row's operations are the one-row kernel's, into acc0 and acc1. Y15 holds int16 ones.
+// ROWQ8X2_AVX2 is dotQ8AVX2's step for block (wo) of the rows at SI and R8, which
+// share the activation block and its scale, loaded once into Y13 and X14.
 #define ROWQ8X2_AVX2(wo, xo, so, acc0, acc1) \
-	VMOVDQU      (xo)(DI), Y13; \
-	VMOVDQU      (wo+2)(SI), Y8; \
-	VPABSB       Y8, Y9; \
-	VPSIGNB      Y8, Y13, Y10; \
-	VPMADDUBSW   Y10, Y9, Y9; \
-	VPMADDWD     Y15, Y9, Y9; \
-	VCVTDQ2PS    Y9, Y9; \
-	VCVTPH2PS    (wo)(SI), X11; \
-	VMULSS       (so)(DX), X11, X11; \
-	VBROADCASTSS X11, Y11; \
-	VFMADD231PS  Y9, Y11, acc0; \
-	VMOVDQU      (wo+2)(R8), Y8; \
-	VPABSB       Y8, Y12; \
-	VPSIGNB      Y8, Y13, Y10; \
-	VPMADDUBSW   Y10, Y12, Y12; \
-	VPMADDWD     Y15, Y12, Y12; \
-	VCVTDQ2PS    Y12, Y12; \
-	VCVTPH2PS    (wo)(R8), X14; \
-	VMULSS       (so)(DX), X14, X14; \
-	VBROADCASTSS X14, Y14; \
-	VFMADD231PS  Y12, Y14, acc1
+	VMOVDQU    (xo)(DI), Y13; \
+	VMOVSS     (so)(DX), X14; \
+	ROWQ8_AVX2(wo, SI, acc0); \
+	ROWQ8_AVX2(wo, R8, acc1)
 
 // ROWQ8_AVX2_REDUCE is dotQ8AVX2's final sum of its four accumulators a..d.
 #define ROWQ8_AVX2_REDUCE(a, b, c, d, xa, xb) \
