@@ -4,8 +4,9 @@ package tensor
 
 // The matrix-vector rows of Q8_0 and float16 weights, chosen at run time as
 // DotQ8 and DotF16 choose theirs: four rows per call at the avx512 level (Q8_0
-// needs VNNI too), two rows of Q8_0 at the avx2 level, row by row otherwise. Each four-row kernel repeats, lane for lane, the operations of
-// its one-row kernel on each of its rows: the same exact int32 block sums, the
+// needs VNNI too), two rows of Q8_0 at the avx2 level, row by row otherwise.
+// Each multi-row kernel repeats, lane for lane, the operations of its one-row
+// kernel on each of its rows: the same exact int32 block sums, the
 // same float32 scale products, the same accumulators fed in the same order, the
 // same final reduction. Floating-point operations being deterministic, every
 // row's result is bit for bit the one-row result; rows_amd64_test.go checks it.
