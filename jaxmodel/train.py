@@ -1092,6 +1092,23 @@ def peers_lost(err: Exception, run_dir: Path) -> None:
     os._exit(1)
 
 
+def leave_together(exit_code: int, run_dir: Path) -> None:
+    """A stopped multi-host run exits: every process stopped at the same step and closed its
+    checkpoints, so after one last barrier there is nothing left to do. It exits at once, as
+    peers_lost does: JAX's teardown at interpreter exit sometimes aborted a process here
+    (SIGABRT, "FATAL: exception not rethrown"), turning exit code 143 into -6 after the
+    work was done."""
+    from jax.experimental import multihost_utils
+
+    try:
+        multihost_utils.sync_global_devices("gollm: stopped")
+    except jax.errors.JaxRuntimeError as err:
+        peers_lost(err, run_dir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.train", description="Train a gollm model.")
     parser.add_argument("--config", type=Path, required=True, help="model and training config (YAML)")
@@ -1127,6 +1144,8 @@ def main(argv: list[str]) -> int:
         return 1
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
+        if jax.process_count() > 1:
+            leave_together(stopped.exit_code, run_dir)
         return stopped.exit_code
     except jax.errors.JaxRuntimeError as err:
         if jax.process_count() == 1:
