@@ -771,6 +771,12 @@ def main(argv: list[str]) -> int:
         return 1
     except Stopped as stopped:
         print(stopped, file=sys.stderr)
+        import jax
+
+        if jax.process_count() > 1:  # as a stopped multi-host pretraining run leaves
+            from jaxmodel.train import leave_together
+
+            leave_together(stopped.exit_code, args.run_dir)
         return stopped.exit_code
     return 0
 
