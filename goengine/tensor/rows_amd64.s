@@ -13,11 +13,13 @@
 // a time on matrices out of cache. So the main loops prefetch the matrix
 // linearly, a fixed distance ahead of the four rows (16 KiB for Q8_0, 8 KiB for
 // float16, the best of the distances tried on the 32768x768 head), as many
-// bytes per iteration as the four rows consume. The two-row AVX2 Q8_0 kernel
-// does the same: without it, SmolLM2-135M Q8_0 decoded at 53-55 tokens/s here
-// (GOENGINE_KERNELS=avx2), with it at 64-79 over four rounds (llama-bench's AVX2
-// build alternating with it: 65-73), and 8 or 32 KiB were no better. PREFETCHT0 never faults, so
+// bytes per iteration as the four rows consume. PREFETCHT0 never faults, so
 // running past the end of the matrix is harmless.
+//
+// The two-row AVX2 Q8_0 kernel prefetches the same way, 16 KiB ahead: without
+// it, SmolLM2-135M Q8_0 decoded at 53-55 tokens/s here (GOENGINE_KERNELS=avx2),
+// with it at 64-79 over four rounds (llama-bench's AVX2 build, alternating with
+// it: 65-73); 8 or 32 KiB were no better.
 
 // The scale spreading indexes of dotQ8VNNI: lanes 0-7 take scale 0, lanes 8-15
 // scale 1 (and 2, 3 for the second block pair).
