@@ -691,24 +691,22 @@ class QAResult:
     by_kind: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # kind -> [correct, total]
 
 
-def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 0) -> QAResult:
+def eval_qa(model_path: Path | None, data: Path, limit: int | None = None, show: int = 0, server: str | None = None) -> QAResult:
     """A reply contains the answer when the line's "answer" string is in it, and is exact
     when it equals the conversation's last assistant message. Each conversation is answered
-    from its messages before that last assistant turn."""
-    from jaxmodel import reference
-
-    model = reference.load_model(model_path, np.float32)
-    encoding = tk.encoding(model.vocab)
+    from its messages before that last assistant turn, greedily: by the NumPy reference on
+    `model_path`, or by the OpenAI-compatible chat endpoint of `server` (goengine serve)."""
     items = json_lines(data)[:limit]
     for where, item in items:  # every line checked before minutes of answering
         if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
             raise FinetuneError(f'{where}: expected an "answer" string to check the reply against')
         _conversation(item, where)
+    answer = server_answerer(server) if server is not None else reference_answerer(model_path)
     result = QAResult(total=len(items))
     for number, (where, item) in enumerate(items, start=1):
         conversation = _conversation(item, where)
         question = list(conversation.messages[:-1])
-        reply = encoding.decode(greedy_reply(model, chat_prompt(question, encoding, model.vocab)))
+        reply = answer(question)
         right = item["answer"] in reply
         result.correct += right
         result.exact += reply.strip() == conversation.messages[-1][1].strip()
@@ -718,6 +716,45 @@ def eval_qa(model_path: Path, data: Path, limit: int | None = None, show: int = 
         if number <= show:
             print(f"Q: {question[-1][1].splitlines()[-1]}\nA: {reply}  [{'right' if right else 'wrong: ' + item['answer']}]")
     return result
+
+
+QA_MAX_TOKENS = 64  # a reply longer than this is cut, by either answerer
+
+
+def reference_answerer(model_path: Path):
+    """messages -> the NumPy reference's greedy reply (spec/model.md's math)."""
+    from jaxmodel import reference
+
+    model = reference.load_model(model_path, np.float32)
+    encoding = tk.encoding(model.vocab)
+    return lambda messages: encoding.decode(greedy_reply(model, chat_prompt(messages, encoding, model.vocab), QA_MAX_TOKENS))
+
+
+def server_answerer(url: str):
+    """messages -> the greedy reply of a running OpenAI-compatible server at `url`
+    (POST /v1/chat/completions, temperature 0), as a user of `goengine serve` gets it."""
+    import urllib.error
+    import urllib.request
+
+    endpoint = url.rstrip("/") + "/v1/chat/completions"
+
+    def answer(messages) -> str:
+        body = {"messages": [{"role": role, "content": content} for role, content in messages],
+                "temperature": 0, "max_tokens": QA_MAX_TOKENS}
+        request = urllib.request.Request(endpoint, json.dumps(body).encode(), {"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                reply = json.loads(response.read())
+            return reply["choices"][0]["message"]["content"]
+        except urllib.error.HTTPError as err:
+            raise FinetuneError(f"{endpoint}: HTTP {err.code}: {err.read()[:300].decode('utf-8', 'replace')}") from None
+        except urllib.error.URLError as err:
+            raise FinetuneError(f"{endpoint}: cannot reach the server ({err.reason}); start it with "
+                                "bin/goengine serve --model M.gguf") from None
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise FinetuneError(f"{endpoint}: the reply is not an OpenAI chat completion") from None
+
+    return answer
 
 
 def main(argv: list[str]) -> int:
@@ -752,7 +789,9 @@ def main(argv: list[str]) -> int:
     ec.add_argument("--limit", type=int, help="only the first N texts")
     ec.add_argument("--confusion-png", type=Path, help="also draw the confusion matrix here")
     ev = commands.add_parser("eval-qa", help="held-out QA accuracy: is the answer in the model's greedy reply?")
-    ev.add_argument("--model", type=Path, required=True, help="a chat model file (.gguf)")
+    by = ev.add_mutually_exclusive_group(required=True)
+    by.add_argument("--model", type=Path, help="a chat model file (.gguf), answered by the NumPy reference")
+    by.add_argument("--server", metavar="URL", help="a running OpenAI-compatible server (bin/goengine serve), e.g. http://127.0.0.1:8080")
     ev.add_argument("--data", type=Path, required=True, help="JSONL with messages and an answer (python -m jaxmodel.corpus qa)")
     ev.add_argument("--limit", type=int, help="only the first N conversations")
     ev.add_argument("--show", type=int, default=0, help="print the first N questions and replies")
@@ -802,7 +841,7 @@ def _classify(args) -> None:
 
 
 def _eval_qa(args) -> None:
-    r = eval_qa(args.model, args.data, args.limit, args.show)
+    r = eval_qa(args.model, args.data, args.limit, args.show, args.server)
     print(f"held-out QA accuracy: {r.correct}/{r.total} = {r.correct / max(r.total, 1):.1%} (answer in the greedy reply); "
           f"exact match {r.exact}/{r.total} = {r.exact / max(r.total, 1):.1%}")
     if r.by_kind:

@@ -1,5 +1,6 @@
 """Instruction fine-tuning: the chat rendering and its loss mask, the data checks, and a run end to end."""
 
+import contextlib
 import json
 import re
 import subprocess
@@ -210,7 +211,18 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout == "".join(w + "\n" for w in want)
     # And so are goengine serve's, through its OpenAI chat endpoint.
-    assert serve_replies(binary, f32, [e["messages"][0]["content"] for e in qa_examples(2, seed=1)]) == want
+    with serving(binary, f32) as url:
+        assert serve_replies(url, [e["messages"][0]["content"] for e in qa_examples(2, seed=1)]) == want
+        # eval-qa --server asks that endpoint instead of the reference, and counts the same.
+        evals = [subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", *by, "--data", str(root / "heldout.jsonl"),
+                                 "--show", "3"], capture_output=True, text=True, cwd=ROOT, timeout=300)
+                 for by in (("--model", str(f32)), ("--server", url))]
+    assert [e.returncode for e in evals] == [0, 0], [e.stderr[-2000:] for e in evals]
+    assert evals[1].stdout == evals[0].stdout and evals[0].stdout.count("\nA: ") == 3
+    # A server that is not there is one clear error.
+    gone = subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", "--server", url, "--data", str(root / "heldout.jsonl")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert gone.returncode == 1 and "Traceback" not in gone.stderr and "cannot reach the server" in gone.stderr, gone.stderr
 
     # A changed data file under the run is refused before anything is written.
     changed = root / "qa2.jsonl"
@@ -231,8 +243,9 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     assert tk.fingerprint(root / "sft-from-file" / "tokenizer") == tk.fingerprint(root / "sft" / "tokenizer")
 
 
-def serve_replies(binary, model, messages: list[str]) -> list[str]:
-    """Greedy replies of `goengine serve` on a free loopback port to one-message conversations."""
+@contextlib.contextmanager
+def serving(binary, model):
+    """`goengine serve` of `model` on a free loopback port, ready: yields its base URL."""
     import http.client
     import socket
     import time
@@ -251,18 +264,24 @@ def serve_replies(binary, model, messages: list[str]) -> list[str]:
                     break
             except OSError:
                 time.sleep(0.05)
-        replies = []
-        for message in messages:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-            body = {"messages": [{"role": "user", "content": message}], "temperature": 0, "max_tokens": 16}
-            conn.request("POST", "/v1/chat/completions", json.dumps(body), {"Content-Type": "application/json"})
-            response = conn.getresponse()
-            assert response.status == 200, response.read()
-            replies.append(json.loads(response.read())["choices"][0]["message"]["content"])
-        return replies
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def serve_replies(url: str, messages: list[str]) -> list[str]:
+    """Greedy replies of the server at `url` to one-message conversations."""
+    import urllib.request
+
+    replies = []
+    for message in messages:
+        body = {"messages": [{"role": "user", "content": message}], "temperature": 0, "max_tokens": 16}
+        request = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            assert response.status == 200
+            replies.append(json.loads(response.read())["choices"][0]["message"]["content"])
+    return replies
 
 
 @pytest.mark.parametrize("extra, message", [
