@@ -85,9 +85,9 @@ func readKind(f *gguf.File) (*Tokenizer, preTokenizer, error) {
 		if t.pre, err = f.String(keyPre); err != nil {
 			return nil, preTokenizer{}, err
 		}
-		split, ok := preTokenizers[t.pre]
+		split, ok := lookupPreTokenizer(t.pre)
 		if !ok {
-			return nil, preTokenizer{}, fmt.Errorf("%s: %s: %q is not a pre-tokenizer goengine knows; expected one of %s", f.Path, keyPre, t.pre, preTokenizerNames())
+			return nil, preTokenizer{}, fmt.Errorf("%s: %s: %q is not a pre-tokenizer goengine knows; expected one of %s, or another name llama.cpp gives one of them (spec/tokenizer.md §2.6)", f.Path, keyPre, t.pre, preTokenizerNames())
 		}
 		return t, split, nil
 	case "llama":

@@ -272,3 +272,46 @@ func TestUnicodeClassesAreLlamaCpps(t *testing.T) {
 		}
 	}
 }
+
+// A file may name a pre-tokenizer by any of the names llama.cpp gives it: it
+// loads, keeps its name, and tokenizes as the name it stands for, BOS default
+// included (pretokenize.go, preTokenizerAliases).
+func TestPreTokenizerAliasesTokenizeAsTheirPreTokenizer(t *testing.T) {
+	c := loadCases(t)
+	tokens, special := trainedVocabulary(t, c)
+	load := func(pre string) *Tokenizer {
+		file := tiktokenGGUF(t, tokens, special)
+		file.Metadata["tokenizer.ggml.pre"] = gguf.Value{Type: gguf.STRING, Str: pre}
+		tok, err := FromGGUF(file)
+		if err != nil {
+			t.Fatalf("pre %q: %v", pre, err)
+		}
+		return tok
+	}
+	// Digits, contractions, runs of spaces and punctuation: where the three families differ.
+	text := "In 1234 they'LL say: it's  12ab!!\n\n  x+=7;\tdone "
+	encodings := map[string]string{}
+	for name := range preTokenizers {
+		ids, err := load(name).Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		encodings[name] = fmt.Sprint(ids)
+	}
+	if encodings["llama-bpe"] == encodings["gpt-2"] || encodings["gpt-2"] == encodings["smollm"] {
+		t.Fatalf("the text does not tell the pre-tokenizers apart: %v", encodings)
+	}
+	for alias, name := range preTokenizerAliases {
+		if _, ok := preTokenizers[alias]; ok {
+			t.Errorf("%q is both a pre-tokenizer and an alias", alias)
+		}
+		tok, want := load(alias), load(name)
+		ids, err := tok.Encode(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids); got != encodings[name] || tok.pre != alias || tok.AddBOS != want.AddBOS {
+			t.Errorf("pre %q: ids %s, pre %q, AddBOS %v; want %s's %s, AddBOS %v", alias, got, tok.pre, tok.AddBOS, name, encodings[name], want.AddBOS)
+		}
+	}
+}

@@ -58,6 +58,34 @@ var preTokenizers = map[string]preTokenizer{
 	}},
 }
 
+// preTokenizerAliases are the other names that llama.cpp gives one of the
+// pre-tokenizers above: the same regex_exprs and the same flags (ignore_merges,
+// add_bos) in its llama_vocab::impl::load and llm_tokenizer_bpe, where each
+// name decides its split and its flags and nothing else of tokenizing. The
+// name in the file is kept (Tokenizer.pre); its split is the one named here.
+var preTokenizerAliases = map[string]string{
+	// LLAMA3: Falcon 3, Pixtral, Mi:dm 2.0 and others trained LLaMA 3's split.
+	"llama3": "llama-bpe", "llama-v3": "llama-bpe", "falcon3": "llama-bpe", "falcon-h1": "llama-bpe",
+	"pixtral": "llama-bpe", "midm-2.0": "llama-bpe", "lfm2": "llama-bpe", "jina-v5-nano": "llama-bpe",
+	// GPT2, MPT, OLMO, JAIS, TRILLION, GRANITE_DOCLING: GPT-2's pattern alone.
+	"phi-2": "gpt-2", "jina-es": "gpt-2", "jina-de": "gpt-2", "gigachat": "gpt-2", "jina-v2-es": "gpt-2",
+	"jina-v2-de": "gpt-2", "a.x-4.0": "gpt-2", "mellum": "gpt-2", "modern-bert": "gpt-2", "exaone4": "gpt-2",
+	"mpt": "gpt-2", "olmo": "gpt-2", "jais": "gpt-2", "trillion": "gpt-2", "granite-docling": "gpt-2",
+	// STARCODER, REFACT, COMMAND_R, SMOLLM, CODESHELL, EXAONE, MINERVA, MELLUM2: each digit, then GPT-2's.
+	"starcoder": "smollm", "refact": "smollm", "command-r": "smollm", "codeshell": "smollm",
+	"exaone": "smollm", "minerva-7b": "smollm", "mellum2": "smollm",
+}
+
+// lookupPreTokenizer is the pre-tokenizer of a tokenizer.ggml.pre value, by its
+// own name or an alias.
+func lookupPreTokenizer(name string) (preTokenizer, bool) {
+	if canonical, ok := preTokenizerAliases[name]; ok {
+		name = canonical
+	}
+	p, ok := preTokenizers[name]
+	return p, ok
+}
+
 // preTokenizerNames lists the keys of preTokenizers, sorted, for messages.
 func preTokenizerNames() string {
 	names := make([]string, 0, len(preTokenizers))
