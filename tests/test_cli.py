@@ -27,8 +27,11 @@ def test_a_main_that_returns_keeps_its_code():
 def test_a_real_command_interrupted_mid_way(tmp_path, signum):
     # A corpus of a million stories takes minutes: the signal lands while it is being made.
     out = tmp_path / "corpus.txt"
+    # A shell starts a background job (`make test &`) with SIGINT ignored, and Python keeps an
+    # ignored SIGINT ignored: the command gets the default, as from a terminal's Ctrl-C.
     process = subprocess.Popen([sys.executable, "-m", "jaxmodel.corpus", "--out", str(out), "--stories", "1000000"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(3)  # past the imports, into the stories
     assert process.poll() is None, "the command should still be running"
     process.send_signal(signum)
