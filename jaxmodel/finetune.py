@@ -730,7 +730,7 @@ def reference_answerer(model_path: Path):
     return lambda messages: encoding.decode(greedy_reply(model, chat_prompt(messages, encoding, model.vocab), QA_MAX_TOKENS))
 
 
-def server_answerer(url: str):
+def server_answerer(url: str, max_tokens: int = QA_MAX_TOKENS):
     """messages -> the greedy reply of a running OpenAI-compatible server at `url`
     (POST /v1/chat/completions, temperature 0), as a user of `goengine serve` gets it."""
     import urllib.error
@@ -740,7 +740,7 @@ def server_answerer(url: str):
 
     def answer(messages) -> str:
         body = {"messages": [{"role": role, "content": content} for role, content in messages],
-                "temperature": 0, "max_tokens": QA_MAX_TOKENS}
+                "temperature": 0, "max_tokens": max_tokens}
         request = urllib.request.Request(endpoint, json.dumps(body).encode(), {"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=300) as response:

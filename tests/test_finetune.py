@@ -271,17 +271,11 @@ def serving(binary, model):
 
 
 def serve_replies(url: str, messages: list[str]) -> list[str]:
-    """Greedy replies of the server at `url` to one-message conversations."""
-    import urllib.request
+    """Greedy replies of the server at `url` to one-message conversations (eval-qa's client)."""
+    from jaxmodel.finetune import server_answerer
 
-    replies = []
-    for message in messages:
-        body = {"messages": [{"role": "user", "content": message}], "temperature": 0, "max_tokens": 16}
-        request = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(), {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=60) as response:
-            assert response.status == 200
-            replies.append(json.loads(response.read())["choices"][0]["message"]["content"])
-    return replies
+    answer = server_answerer(url, max_tokens=16)
+    return [answer([("user", message)]) for message in messages]
 
 
 @pytest.mark.parametrize("extra, message", [
