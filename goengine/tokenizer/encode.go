@@ -1,7 +1,9 @@
 package tokenizer
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -13,7 +15,7 @@ import (
 // text first, as llama.cpp and Hugging Face do. Neither BOS nor EOS is added
 // (see AddBOS). Invalid UTF-8 is an error rather than a silent replacement.
 func (t *Tokenizer) Encode(text string) ([]int, error) {
-	return t.encode(text, t.userText)
+	return t.encode(text, t.userText, nil)
 }
 
 // EncodeWithSpecial is Encode that also turns the exact text of every
@@ -23,10 +25,29 @@ func (t *Tokenizer) Encode(text string) ([]int, error) {
 // its own. Use it for trusted text such as a chat template, never for user
 // input.
 func (t *Tokenizer) EncodeWithSpecial(text string) ([]int, error) {
-	return t.encode(text, t.inText)
+	return t.encode(text, t.inText, nil)
 }
 
-func (t *Tokenizer) encode(text string, cut *cutSet) ([]int, error) {
+// encodeTrusted is EncodeWithSpecial for a rendered chat, text in which only
+// some stretches are trusted (the chat format's own text, byte ranges
+// [start, end) in order): a control or unknown token's text is recognised
+// only where it lies inside one of them, so the content between can never
+// produce a control id, while each stretch of ordinary text between two
+// tokens, format text and content together, is encoded whole, as llama.cpp
+// encodes the string its chat template renders. User-defined tokens are cut
+// out everywhere, as Encode does.
+func (t *Tokenizer) encodeTrusted(text string, trusted [][2]int) ([]int, error) {
+	return t.encode(text, t.inText, func(tok textToken, start, end int) bool {
+		if t.attrs[tok.id]&attrUserDefined != 0 {
+			return true
+		}
+		// Only the first range that ends after start can hold the token.
+		i, _ := slices.BinarySearchFunc(trusted, start+1, func(r [2]int, after int) int { return cmp.Compare(r[1], after) })
+		return i < len(trusted) && trusted[i][0] <= start && end <= trusted[i][1]
+	})
+}
+
+func (t *Tokenizer) encode(text string, cut *cutSet, allow func(tok textToken, start, end int) bool) ([]int, error) {
 	if !utf8.ValidString(text) {
 		return nil, fmt.Errorf("text is not valid UTF-8")
 	}
@@ -35,7 +56,7 @@ func (t *Tokenizer) encode(text string, cut *cutSet) ([]int, error) {
 	ids := make([]int, 0, len(text)+1)
 	afterToken := true // SentencePiece: the text at the start or after a token gets the space prefix
 	var err error
-	for _, f := range e.partition(text, cut) {
+	for _, f := range e.partition(text, cut, allow) {
 		if f.id >= 0 {
 			ids = append(ids, f.id)
 			afterToken = true
@@ -157,8 +178,9 @@ type fragment struct {
 // tokenizer_st_partition: for each token in turn, longest first, every
 // occurrence in the text not yet cut, from the left, becomes that token. A
 // token with lstrip (rstrip) takes the ASCII white space before (after) it
-// with it.
-func (e *encoder) partition(text string, set *cutSet) []fragment {
+// with it. If allow is not nil, an occurrence text[start:end] is cut only if
+// allow(tok, start, end).
+func (e *encoder) partition(text string, set *cutSet, allow func(tok textToken, start, end int) bool) []fragment {
 	frags := e.fragments[:0]
 	if text == "" {
 		return frags
@@ -178,13 +200,17 @@ func (e *encoder) partition(text string, set *cutSet) []fragment {
 				out = append(out, f)
 				continue
 			}
-			start, end := f.start, f.end
-			for start < end {
-				k := strings.Index(text[start:end], tok.text)
+			start, end := f.start, f.end // text[start:end] is not yet cut
+			for from := start; from < end; {
+				k := strings.Index(text[from:end], tok.text)
 				if k < 0 {
 					break
 				}
-				match := start + k
+				match := from + k
+				if allow != nil && !allow(tok, match, match+len(tok.text)) {
+					from = match + 1 // it stays text
+					continue
+				}
 				left := match
 				if tok.lstrip {
 					for left > start && isCSpace(text[left-1]) {
@@ -201,6 +227,7 @@ func (e *encoder) partition(text string, set *cutSet) []fragment {
 						start++
 					}
 				}
+				from = start
 			}
 			if start < end {
 				out = append(out, fragment{start, end, -1})

@@ -198,7 +198,7 @@ func freshSeed(fs *flag.FlagSet, seed *uint64, temperature float64, stderr io.Wr
 // chatFormatFlag adds --chat-format, which overrides the format detected from
 // the file's tokenizer.chat_template (tokenizer.ChatFromGGUF).
 func chatFormatFlag(fs *flag.FlagSet) *string {
-	return fs.String("chat-format", "", "chat format instead of the one detected from the file's template: chatml, gemma, llama3, phi3 or zephyr")
+	return fs.String("chat-format", "", "chat format instead of the one detected from the file's template: chatml, gemma, llama3, phi3, zephyr, llama2, llama2-sys, llama2-sys-bos, llama2-sys-strip, mistral-v1, mistral-v3, mistral-v3-tekken, mistral-v7 or mistral-v7-tekken")
 }
 
 // threadsFlag adds --threads, the goroutines for the matrix products; call
