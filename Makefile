@@ -80,14 +80,15 @@ $(DEMO)/model.gguf: $(DEMO)/data/index.json $(DEMO_CONFIG)
 # The demo model taught to answer questions: instruction fine-tuning (jaxmodel.finetune sft)
 # on generated reading-comprehension conversations (seed 0; three questions a story, each a
 # turn, the attribute lookups drawn 3 times as often, the few that overrun the context cut),
-# held-out accuracy on stories of an unseen seed (1, every kind equally likely), then
-# goengine chat answering two questions about a new story (seed 2).
+# held-out accuracy on stories of an unseen seed (1, every kind equally likely), answered by
+# goengine serve on the file (what its users get, and seconds where the NumPy reference takes
+# most of a minute), then goengine chat answering two questions about a new story (seed 2).
 SFT_CONFIG   := configs/sft-demo.yaml
 QA_STORIES   ?= 20000
 QA_HELDOUT   ?= 200
 
 demo-chat: demo $(DEMO)/chat.gguf $(DEMO)/qa-heldout.jsonl
-	$(PY) -m jaxmodel.finetune eval-qa --model $(DEMO)/chat.gguf --data $(DEMO)/qa-heldout.jsonl --show 3
+	$(PY) -m jaxmodel.finetune eval-qa --model $(DEMO)/chat.gguf --goengine bin/goengine --data $(DEMO)/qa-heldout.jsonl --show 3
 	@echo "--- goengine chat --model $(DEMO)/chat.gguf --temperature 0, two questions about a new story"
 	$(PY) -m jaxmodel.corpus chat-demo --seed 2 | bin/goengine chat --model $(DEMO)/chat.gguf --temperature 0 --max-tokens 40
 

@@ -3,6 +3,7 @@
     python -m jaxmodel.finetune sft --from SOURCE --data FILE --run-dir OUT
         [--config C] [--set train.KEY=VALUE ...] [--val-data FILE | --val-fraction F] [--truncate]
     python -m jaxmodel.finetune eval-qa --model chat.gguf --data heldout.jsonl   # answer in the greedy reply?
+        [--goengine bin/goengine]   # answered by goengine serve on that file; or --server URL for a running one
     python -m jaxmodel.finetune classify --from SOURCE --data labelled.jsonl --run-dir OUT [--labels a,b,...]
         [--config C] [--set ...] [--val-data FILE | --val-fraction F] [--truncate]
     python -m jaxmodel.finetune eval-classify --model classifier.gguf --data heldout.jsonl   # accuracy, confusion
@@ -29,11 +30,13 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import dataclasses
 import hashlib
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -691,17 +694,25 @@ class QAResult:
     by_kind: dict[str, list[int]] = dataclasses.field(default_factory=dict)  # kind -> [correct, total]
 
 
-def eval_qa(model_path: Path | None, data: Path, limit: int | None = None, show: int = 0, server: str | None = None) -> QAResult:
+def eval_qa(model_path: Path | None, data: Path, limit: int | None = None, show: int = 0, server: str | None = None,
+            goengine: Path | None = None) -> QAResult:
     """A reply contains the answer when the line's "answer" string is in it, and is exact
     when it equals the conversation's last assistant message. Each conversation is answered
     from its messages before that last assistant turn, greedily: by the NumPy reference on
-    `model_path`, or by the OpenAI-compatible chat endpoint of `server` (goengine serve)."""
+    `model_path`, by the OpenAI-compatible chat endpoint of `server` (goengine serve), or
+    with `goengine` (its binary) by `goengine serve` on `model_path`, started for the purpose."""
     items = json_lines(data)[:limit]
     for where, item in items:  # every line checked before minutes of answering
         if not isinstance(item, dict) or not isinstance(item.get("answer"), str):
             raise FinetuneError(f'{where}: expected an "answer" string to check the reply against')
         _conversation(item, where)
-    answer = server_answerer(server) if server is not None else reference_answerer(model_path)
+    if goengine is not None:
+        with served(goengine, model_path) as url:
+            return _count_answers(items, server_answerer(url), show)
+    return _count_answers(items, server_answerer(server) if server is not None else reference_answerer(model_path), show)
+
+
+def _count_answers(items: list[tuple[str, object]], answer, show: int) -> QAResult:
     result = QAResult(total=len(items))
     for number, (where, item) in enumerate(items, start=1):
         conversation = _conversation(item, where)
@@ -757,6 +768,34 @@ def server_answerer(url: str, max_tokens: int = QA_MAX_TOKENS):
     return answer
 
 
+@contextlib.contextmanager
+def served(goengine: Path, model_path: Path):
+    """`goengine serve --model model_path` on a free loopback port, for as long as the block
+    runs; yields its URL. The server prints its address as its first line (cmd/goengine/serve.go)."""
+    import subprocess
+    import tempfile
+
+    if not Path(goengine).is_file():
+        raise FinetuneError(f"{goengine}: no such program; build it with make build")
+    command = [str(goengine), "serve", "--model", str(model_path), "--addr", "127.0.0.1:0"]
+    # Its log (a line per request) goes to a file: a pipe nobody reads would fill and stall it.
+    with tempfile.TemporaryFile("w+") as log, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True) as process:
+        try:
+            line = process.stdout.readline()
+            found = re.search(r"on (http://\S+)/v1 ", line)
+            if not found:
+                process.wait(timeout=15)
+                log.seek(0)
+                raise FinetuneError(f"{goengine} serve did not start: {(line + log.read()).strip()[:500]}")
+            yield found.group(1)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m jaxmodel.finetune", description="Fine-tune a gollm model.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -792,6 +831,8 @@ def main(argv: list[str]) -> int:
     by = ev.add_mutually_exclusive_group(required=True)
     by.add_argument("--model", type=Path, help="a chat model file (.gguf), answered by the NumPy reference")
     by.add_argument("--server", metavar="URL", help="a running OpenAI-compatible server (bin/goengine serve), e.g. http://127.0.0.1:8080")
+    ev.add_argument("--goengine", type=Path, metavar="BIN",
+                    help="with --model: answer with BIN serve (goengine) on that file instead of the NumPy reference")
     ev.add_argument("--data", type=Path, required=True, help="JSONL with messages and an answer (python -m jaxmodel.corpus qa)")
     ev.add_argument("--limit", type=int, help="only the first N conversations")
     ev.add_argument("--show", type=int, default=0, help="print the first N questions and replies")
@@ -841,7 +882,9 @@ def _classify(args) -> None:
 
 
 def _eval_qa(args) -> None:
-    r = eval_qa(args.model, args.data, args.limit, args.show, args.server)
+    if args.goengine is not None and args.model is None:
+        raise FinetuneError("--goengine needs --model: the file it serves")
+    r = eval_qa(args.model, args.data, args.limit, args.show, args.server, args.goengine)
     print(f"held-out QA accuracy: {r.correct}/{r.total} = {r.correct / max(r.total, 1):.1%} (answer in the greedy reply); "
           f"exact match {r.exact}/{r.total} = {r.exact / max(r.total, 1):.1%}")
     if r.by_kind:

@@ -1,6 +1,5 @@
 """Instruction fine-tuning: the chat rendering and its loss mask, the data checks, and a run end to end."""
 
-import contextlib
 import json
 import re
 import subprocess
@@ -12,7 +11,7 @@ import yaml
 
 from conftest import ROOT
 from jaxmodel import tokenizer as tk
-from jaxmodel.finetune import (Conversation, FinetuneError, batch_rows, encode_all, hold_out, read_conversations, render,
+from jaxmodel.finetune import (Conversation, FinetuneError, batch_rows, encode_all, hold_out, read_conversations, render, served,
                                step_indices)
 
 VOCAB = tk.placeholder_vocabulary(320)
@@ -211,18 +210,23 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     assert chat.returncode == 0, chat.stderr
     assert chat.stdout == "".join(w + "\n" for w in want)
     # And so are goengine serve's, through its OpenAI chat endpoint.
-    with serving(binary, f32) as url:
+    with served(binary, f32) as url:
         assert serve_replies(url, [e["messages"][0]["content"] for e in qa_examples(2, seed=1)]) == want
-        # eval-qa --server asks that endpoint instead of the reference, and counts the same.
+        # eval-qa --server asks that endpoint instead of the reference, and counts the same; so does
+        # --goengine, which starts its own server on the file.
         evals = [subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", *by, "--data", str(root / "heldout.jsonl"),
                                  "--show", "3"], capture_output=True, text=True, cwd=ROOT, timeout=300)
-                 for by in (("--model", str(f32)), ("--server", url))]
-    assert [e.returncode for e in evals] == [0, 0], [e.stderr[-2000:] for e in evals]
-    assert evals[1].stdout == evals[0].stdout and evals[0].stdout.count("\nA: ") == 3
+                 for by in (("--model", str(f32)), ("--server", url), ("--model", str(f32), "--goengine", str(binary)))]
+    assert [e.returncode for e in evals] == [0, 0, 0], [e.stderr[-2000:] for e in evals]
+    assert evals[2].stdout == evals[1].stdout == evals[0].stdout and evals[0].stdout.count("\nA: ") == 3
     # A server that is not there is one clear error.
     gone = subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", "--server", url, "--data", str(root / "heldout.jsonl")],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert gone.returncode == 1 and "Traceback" not in gone.stderr and "cannot reach the server" in gone.stderr, gone.stderr
+    # So is a file goengine cannot serve: its own message, passed on.
+    bad = subprocess.run([sys.executable, "-m", "jaxmodel.finetune", "eval-qa", "--model", str(root / "heldout.jsonl"), "--goengine",
+                          str(binary), "--data", str(root / "heldout.jsonl")], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "serve did not start" in bad.stderr and "GGUF" in bad.stderr, bad.stderr
 
     # A changed data file under the run is refused before anything is written.
     changed = root / "qa2.jsonl"
@@ -241,33 +245,6 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
                            capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert tk.fingerprint(root / "sft-from-file" / "tokenizer") == tk.fingerprint(root / "sft" / "tokenizer")
-
-
-@contextlib.contextmanager
-def serving(binary, model):
-    """`goengine serve` of `model` on a free loopback port, ready: yields its base URL."""
-    import http.client
-    import socket
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([str(binary), "serve", "--model", str(model), "--addr", f"127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        for _ in range(200):  # up to 10 s for the model to load
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                conn.request("GET", "/health")
-                if conn.getresponse().status == 200:
-                    break
-            except OSError:
-                time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 def serve_replies(url: str, messages: list[str]) -> list[str]:
