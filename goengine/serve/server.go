@@ -1,6 +1,7 @@
 // Package serve is an OpenAI-compatible HTTP API over one model:
 // POST /v1/completions, POST /v1/chat/completions (both streaming with
-// server-sent events or not), GET /v1/models and GET /health.
+// server-sent events or not), GET /v1/models and GET /health, and a chat page
+// over them at GET /.
 //
 // The model's weights are shared read-only. Each request generates with its own
 // Session (KV cache) taken from a fixed pool of Parallel sessions; at most Queue
@@ -40,6 +41,7 @@ type Options struct {
 	// /v1/completions works as ever]
 	Chat   *tokenizer.Chat
 	NoChat error // why there is no Chat, for that 400 ["the model has no chat format"]
+	NoUI   bool  // no chat page at GET /, for an API-only server [false: the page is served]
 }
 
 // Server serves one model. Create it with New; it is an http.Handler.
@@ -57,7 +59,8 @@ type Server struct {
 	log          *log.Logger
 	created      int64
 	mux          *http.ServeMux
-	stopping     context.Context // done once Stop is called: every generation ends
+	endpoints    map[string]string // path: method, of every endpoint, for notFound
+	stopping     context.Context   // done once Stop is called: every generation ends
 	stopAll      context.CancelFunc
 	steps        chan stepRequest // decode steps waiting for the scheduler's next batch
 	stopped      atomic.Bool
@@ -96,6 +99,11 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
 	s.mux.HandleFunc("GET /v1/models", s.models)
 	s.mux.HandleFunc("GET /health", s.health)
+	s.endpoints = map[string]string{"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
+	if !o.NoUI {
+		s.mux.HandleFunc("GET /{$}", s.ui)
+		s.endpoints["/"] = "GET"
+	}
 	s.mux.HandleFunc("/", s.notFound)
 	return s
 }
@@ -158,8 +166,7 @@ func logTokens(w http.ResponseWriter, prompt, completion int) {
 // notFound answers what no endpoint matched, in OpenAI's error shape: a 405 for
 // an endpoint's path with the wrong method, a 404 otherwise.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	methods := map[string]string{"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
-	if method, ok := methods[r.URL.Path]; ok {
+	if method, ok := s.endpoints[r.URL.Path]; ok {
 		w.Header().Set("Allow", method)
 		s.writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
 			Message: r.URL.Path + " takes " + method + ", not " + r.Method})
@@ -182,6 +189,8 @@ func (s *Server) Stop() {
 type Stats struct {
 	Status          string  `json:"status"`
 	Model           string  `json:"model"`
+	ContextLength   int     `json:"context_length"`   // tokens, the prompt and the reply together
+	Parallel        int     `json:"parallel"`         // sessions: requests that can generate at once
 	Active          int64   `json:"active"`           // requests generating
 	Queued          int64   `json:"queued"`           // requests waiting for a session
 	GeneratedTokens int64   `json:"generated_tokens"` // since start
@@ -202,7 +211,8 @@ func (s *Server) Stats() Stats {
 	if n := s.batches.Load(); n > 0 {
 		meanBatch = float64(s.batchedSteps.Load()) / float64(n)
 	}
-	return Stats{Status: status, Model: s.name, Active: s.active.Load(), Queued: s.queued.Load(),
+	return Stats{Status: status, Model: s.name, ContextLength: s.context, Parallel: cap(s.sessions),
+		Active: s.active.Load(), Queued: s.queued.Load(),
 		GeneratedTokens: s.generated.Load(), MeanBatch: meanBatch, Goroutines: runtime.NumGoroutine(), HeapBytes: mem.HeapAlloc}
 }
 

@@ -3,6 +3,7 @@ package serve
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -169,15 +170,8 @@ func TestModelsAndHealth(t *testing.T) {
 	if field(models, "object") != "list" || field(models, "data", 0, "id") != "gqa" || field(models, "data", 0, "object") != "model" {
 		t.Errorf("/v1/models = %v", models)
 	}
-	resp, err = http.Get(h.URL + "/health")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var health Stats
-	json.NewDecoder(resp.Body).Decode(&health)
-	resp.Body.Close()
-	if health.Status != "ok" || health.Model != "gqa" || health.Goroutines == 0 {
-		t.Errorf("/health = %+v", health)
+	if stats := health(t, h); stats.Status != "ok" || stats.Model != "gqa" || stats.ContextLength != 64 || stats.Parallel != 1 || stats.Goroutines == 0 {
+		t.Errorf("/health = %+v", stats)
 	}
 }
 
@@ -551,41 +545,67 @@ func longServer(t *testing.T, o Options) (*Server, *httptest.Server) {
 	for _, id := range []int{tok.EOS, tok.EOT} { // a zero row: logit 0, below the best of 300 others
 		clear(m.Output.F32[id*c.Dim : (id+1)*c.Dim])
 	}
+	if o.Chat == nil && o.NoChat == nil {
+		o.Chat = llama3(t, tok)
+	}
 	s := New(m, tok, o)
 	h := httptest.NewServer(s)
 	t.Cleanup(h.Close)
 	return s, h
 }
 
-// TestDisconnectStopsGeneration reads two events of a long stream, hangs up,
-// and checks the generation stops and frees its session long before max_tokens.
+// TestDisconnectStopsGeneration reads two events of a long stream, cancels the
+// request (as the chat page's Stop aborts its fetch), and checks the
+// generation stops and /health shows its session free long before max_tokens.
 func TestDisconnectStopsGeneration(t *testing.T) {
-	s, h := longServer(t, Options{Parallel: 1})
-	resp, err := http.Post(h.URL+"/v1/completions", "application/json",
-		strings.NewReader(`{"prompt": "x", "max_tokens": 2000, "temperature": 0, "stream": true}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reader := bufio.NewReader(resp.Body)
-	for events := 0; events < 2; {
-		line, err := reader.ReadString('\n')
+	for _, c := range []struct{ path, body string }{
+		{"/v1/completions", `{"prompt": "x", "max_tokens": 2000, "temperature": 0, "stream": true}`},
+		{"/v1/chat/completions", `{"messages": [{"role": "user", "content": "x"}], "max_tokens": 2000, "temperature": 0, "stream": true}`},
+	} {
+		s, h := longServer(t, Options{Parallel: 1})
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", h.URL+c.path, strings.NewReader(c.body))
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.HasPrefix(line, "data: ") {
-			events++
+		reader := bufio.NewReader(resp.Body)
+		for events := 0; events < 2; {
+			line, err := reader.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", c.path, err)
+			}
+			if strings.HasPrefix(line, "data: ") {
+				events++
+			}
+		}
+		cancel() // hang up
+		resp.Body.Close()
+		waitFor(t, func() bool { return health(t, h).Active == 0 })
+		stoppedAt := s.Stats().GeneratedTokens
+		time.Sleep(50 * time.Millisecond)
+		if now := s.Stats().GeneratedTokens; now != stoppedAt || stoppedAt >= 2000 {
+			t.Errorf("%s: generated %d then %d tokens: generation should stop at the disconnect, far below 2000", c.path, stoppedAt, now)
+		}
+		if len(s.sessions) != 1 {
+			t.Errorf("%s: %d free sessions after the disconnect, want 1", c.path, len(s.sessions))
 		}
 	}
-	resp.Body.Close() // hang up
-	waitFor(t, func() bool { return s.Stats().Active == 0 })
-	stoppedAt := s.Stats().GeneratedTokens
-	time.Sleep(50 * time.Millisecond)
-	if now := s.Stats().GeneratedTokens; now != stoppedAt || stoppedAt >= 2000 {
-		t.Errorf("generated %d then %d tokens: generation should stop at the disconnect, far below 2000", stoppedAt, now)
+}
+
+// health is what GET /health answers.
+func health(t *testing.T, h *httptest.Server) Stats {
+	t.Helper()
+	resp, err := http.Get(h.URL + "/health")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(s.sessions) != 1 {
-		t.Errorf("%d free sessions after the disconnect, want 1", len(s.sessions))
+	defer resp.Body.Close()
+	var stats Stats
+	if err := json.NewDecoder(resp.Body).Decode(&stats); err != nil {
+		t.Fatalf("/health: %v", err)
 	}
+	return stats
 }
 
 // TestDisconnectStopsWholeResponse: a client that gives up on a non-streaming
