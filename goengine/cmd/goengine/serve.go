@@ -22,12 +22,13 @@ import (
 func serveCmd(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	modelPath := fs.String("model", "", "model file (.gguf)")
-	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on; 0.0.0.0:8080 for other machines too (there is no authentication)")
 	parallel := fs.Int("parallel", 4, "requests generating at once, each with its own KV cache; their decode steps run as one batch")
 	queue := fs.Int("queue", 8, "requests waiting for a free slot before the server answers 429")
 	name := fs.String("name", "", "model id clients use (default: the file name without .gguf)")
 	chatFormat := chatFormatFlag(fs)
 	threads := threadsFlag(fs)
+	noUI := fs.Bool("no-ui", false, "serve the API only, without the chat page at /")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long in-flight requests may finish before they are cancelled")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -54,7 +55,7 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "goengine serve: no chat endpoint: %v\n", noChat)
 	}
 	server := serve.New(loaded.model, loaded.tokenizer, serve.Options{Name: *name, Parallel: *parallel, Queue: *queue,
-		Chat: chat, NoChat: noChat, Log: log.New(stderr, "", log.LstdFlags)}) // a line per request, stamped with the time
+		Chat: chat, NoChat: noChat, NoUI: *noUI, Log: log.New(stderr, "", log.LstdFlags)}) // a line per request, stamped with the time
 	listener, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
@@ -67,7 +68,15 @@ func serveCmd(args []string, stdout, stderr io.Writer) error {
 		// No WriteTimeout: a stream lasts as long as its generation. Each write
 		// has its own deadline instead (serve.Options.WriteTimeout).
 	}
-	fmt.Fprintf(stdout, "serving %s on http://%s/v1 (%d parallel, %d queued)\n", *name, listener.Addr(), *parallel, *queue)
+	// Scripts read the API's URL as the line's fourth word: anything new goes after it.
+	page := ""
+	if !*noUI {
+		page = fmt.Sprintf(", chat page at http://%s/", listener.Addr())
+	}
+	fmt.Fprintf(stdout, "serving %s on http://%s/v1 (%d parallel, %d queued)%s\n", *name, listener.Addr(), *parallel, *queue, page)
+	if tcp, ok := listener.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		fmt.Fprintf(stderr, "goengine serve: listening on %s, beyond this machine, with no authentication: whoever reaches it can use the model\n", listener.Addr())
+	}
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
