@@ -783,8 +783,9 @@ def served(goengine: Path, model_path: Path):
         try:
             line = process.stdout.readline()
             found = re.search(r"on (http://\S+)/v1 ", line)
-            if not found:
-                process.wait(timeout=15)
+            if not found:  # it exited (a bad file), or printed something else: stop it, say what it said
+                process.kill()
+                process.wait()
                 log.seek(0)
                 raise FinetuneError(f"{goengine} serve did not start: {(line + log.read()).strip()[:500]}")
             yield found.group(1)
