@@ -20,6 +20,7 @@ import (
 	"log"
 	"net/http"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,8 +60,8 @@ type Server struct {
 	log          *log.Logger
 	created      int64
 	mux          *http.ServeMux
-	endpoints    map[string]string // path: method, of every endpoint, for notFound
-	stopping     context.Context   // done once Stop is called: every generation ends
+	endpoints    []endpoint      // every route, for the mux and for notFound's answers
+	stopping     context.Context // done once Stop is called: every generation ends
 	stopAll      context.CancelFunc
 	steps        chan stepRequest // decode steps waiting for the scheduler's next batch
 	stopped      atomic.Bool
@@ -95,17 +96,30 @@ func New(m *model.Model, tok *tokenizer.Tokenizer, o Options) *Server {
 		s.sessions <- engine.NewSession(m)
 	}
 	go s.schedule()
-	s.mux.HandleFunc("POST /v1/completions", s.completions)
-	s.mux.HandleFunc("POST /v1/chat/completions", s.chatCompletions)
-	s.mux.HandleFunc("GET /v1/models", s.models)
-	s.mux.HandleFunc("GET /health", s.health)
-	s.endpoints = map[string]string{"/v1/completions": "POST", "/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
+	s.endpoints = []endpoint{
+		{"POST", "/v1/completions", s.completions},
+		{"POST", "/v1/chat/completions", s.chatCompletions},
+		{"GET", "/v1/models", s.models},
+		{"GET", "/health", s.health},
+	}
 	if !o.NoUI {
-		s.mux.HandleFunc("GET /{$}", s.ui)
-		s.endpoints["/"] = "GET"
+		s.endpoints = append(s.endpoints, endpoint{"GET", "/", s.ui})
+	}
+	for _, e := range s.endpoints {
+		pattern := e.path
+		if pattern == "/" {
+			pattern = "/{$}" // the page at / alone; "/" would match every path
+		}
+		s.mux.HandleFunc(e.method+" "+pattern, e.handle)
 	}
 	s.mux.HandleFunc("/", s.notFound)
 	return s
+}
+
+// endpoint is one route: a method and an exact path.
+type endpoint struct {
+	method, path string
+	handle       http.HandlerFunc
 }
 
 // ServeHTTP answers one request and, with Options.Log, logs it when done:
@@ -166,14 +180,18 @@ func logTokens(w http.ResponseWriter, prompt, completion int) {
 // notFound answers what no endpoint matched, in OpenAI's error shape: a 405 for
 // an endpoint's path with the wrong method, a 404 otherwise.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	if method, ok := s.endpoints[r.URL.Path]; ok {
-		w.Header().Set("Allow", method)
-		s.writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
-			Message: r.URL.Path + " takes " + method + ", not " + r.Method})
-		return
+	all := make([]string, len(s.endpoints))
+	for i, e := range s.endpoints {
+		if e.path == r.URL.Path {
+			w.Header().Set("Allow", e.method)
+			s.writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
+				Message: r.URL.Path + " takes " + e.method + ", not " + r.Method})
+			return
+		}
+		all[i] = e.method + " " + e.path
 	}
 	s.writeError(w, &apiError{Status: http.StatusNotFound, Type: "invalid_request_error",
-		Message: r.Method + " " + r.URL.Path + " is not an endpoint of this server (POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /health)"})
+		Message: r.Method + " " + r.URL.Path + " is not an endpoint of this server (" + strings.Join(all, ", ") + ")"})
 }
 
 // Stop ends every generation in progress at its next token, stops the
