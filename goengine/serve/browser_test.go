@@ -67,6 +67,11 @@ func TestChatPageInBrowser(t *testing.T) {
 	held := <-s.sessions
 	wd.typeInto(t, "#input", "are you there?\uE007")
 	wd.waitScript(t, `return [...document.querySelectorAll(".error")].some(e => e.textContent.includes("server is busy"))`)
+	// The message unsent goes back to the input, and out of the conversation.
+	wd.waitScript(t, `return document.querySelectorAll(".turn").length === 0`)
+	if got := wd.script(t, `return document.getElementById("input").value`); got != "are you there?" {
+		t.Errorf("input after a 429: %q, want the message back", got)
+	}
 	s.sessions <- held
 	wd.script(t, `document.getElementById("input").value = "word ".repeat(3000)`)
 	wd.click(t, "#send")
