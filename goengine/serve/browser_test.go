@@ -20,60 +20,125 @@ import (
 // chromedriver's WebDriver protocol (plain HTTP: no client library). It is
 // outside CI: it runs only with GOLLM_BROWSER_TEST=1 and chromedriver on the
 // PATH (Debian: apt-get install chromium chromium-driver), and leaves a
-// phone-width screenshot in a temporary directory it names.
+// phone-width screenshot in a temporary directory it names. It serves a random
+// model in-process; TestServedChatPageInBrowser does the same against the
+// goengine binary and a trained chat model.
 func TestChatPageInBrowser(t *testing.T) {
-	if os.Getenv("GOLLM_BROWSER_TEST") != "1" {
-		t.Skip("set GOLLM_BROWSER_TEST=1 to run the chat page in headless Chromium")
-	}
+	requireBrowserTest(t)
 	s, _ := longServer(t, Options{Parallel: 1}) // end of text never wins: a reply as long as asked
 	h := httptest.NewServer(slowStreams{s})
 	t.Cleanup(h.Close)
 	wd := startBrowser(t)
-	wd.call(t, "POST", "/url", map[string]any{"url": h.URL + "/"})
-	wd.waitScript(t, `return document.getElementById("model").textContent.includes("context 2048")`)
-
-	// A greedy reply, sent with Enter, streams in as the API gives it alone.
-	wd.script(t, `document.getElementById("temperature").value = "0"; document.getElementById("max_tokens").value = "12"`)
-	wd.typeInto(t, "#input", "hello there\uE007") // U+E007: WebDriver's Enter key
-	wd.waitScript(t, `return document.getElementById("stop").disabled && document.querySelectorAll(".assistant").length == 1`)
-	got := wd.script(t, `return document.querySelector(".assistant").textContent`)
-	code, want := post(t, h, "/v1/chat/completions", `{"messages": [{"role": "user", "content": "hello there"}], "temperature": 0, "max_tokens": 12}`)
-	if code != 200 || got == "" || got != field(want, "choices", 0, "message", "content") {
-		t.Errorf("the page shows %q; the API's greedy reply (status %d) is %v", got, code, field(want, "choices", 0, "message", "content"))
-	}
-	if speed := wd.script(t, `return document.getElementById("speed").textContent`); !strings.Contains(speed, "tokens/s") {
-		t.Errorf("no speed after the reply: %q", speed)
-	}
+	openPage(t, wd, h)
+	checkGreedyReply(t, wd, h, "hello there", 12)
 
 	// Stop during a long reply frees the slot.
 	wd.script(t, `document.getElementById("max_tokens").value = ""`)
 	wd.typeInto(t, "#input", "go on\uE007")
 	wd.waitScript(t, `return document.querySelectorAll(".assistant").length == 2 && document.querySelectorAll(".assistant")[1].textContent.length > 0`)
-	wd.click(t, "#stop")
+	stopReply(t, wd)
 	waitFor(t, func() bool { return health(t, h).Active == 0 })
 	if n := s.Stats().GeneratedTokens; n >= 12+1000 {
 		t.Errorf("%d tokens generated: Stop should end the reply within a few", n)
 	}
-	wd.waitScript(t, `return document.body.textContent.includes("Stopped.")`)
 	shot(t, wd)
 
-	// New chat empties the conversation.
+	checkNewChat(t, wd)
+	held := <-s.sessions
+	if !sendWhileBusy(t, wd, "are you there?", func() {}) {
+		t.Errorf("with every slot taken, the page does not say the server is busy: %q", wd.script(t, `return document.body.innerText`))
+	}
+	checkGivenBack(t, wd, "are you there?")
+	s.sessions <- held
+	checkContextOverflow(t, wd, h)
+}
+
+func requireBrowserTest(t *testing.T) {
+	t.Helper()
+	if os.Getenv("GOLLM_BROWSER_TEST") != "1" {
+		t.Skip("set GOLLM_BROWSER_TEST=1 to run the chat page in headless Chromium")
+	}
+}
+
+// openPage loads the chat page of the server at h and waits until it shows the
+// context length from /health: the page has read the server.
+func openPage(t *testing.T, wd *webDriver, h *httptest.Server) {
+	t.Helper()
+	wd.call(t, "POST", "/url", map[string]any{"url": h.URL + "/"})
+	wd.waitScript(t, fmt.Sprintf(`return document.getElementById("model").textContent.includes("context %d")`, health(t, h).ContextLength))
+}
+
+// checkGreedyReply sends message with Enter as the conversation's first turn,
+// at temperature 0 and maxTokens (0: the page's default, the rest of the
+// context), and checks the reply that streams in is the API's greedy reply to
+// the same conversation, not empty, and followed by its speed.
+func checkGreedyReply(t *testing.T, wd *webDriver, h *httptest.Server, message string, maxTokens int) {
+	t.Helper()
+	request := map[string]any{"messages": []map[string]string{{"role": "user", "content": message}}, "temperature": 0}
+	pageMax := "" // the page's field: empty for its default
+	if maxTokens > 0 {
+		request["max_tokens"], pageMax = maxTokens, fmt.Sprint(maxTokens)
+	}
+	wd.script(t, fmt.Sprintf(`document.getElementById("temperature").value = "0"; document.getElementById("max_tokens").value = %q`, pageMax))
+	wd.typeInto(t, "#input", message+"\uE007") // U+E007: WebDriver's Enter key
+	wd.waitScript(t, `return document.getElementById("stop").disabled && document.querySelectorAll(".assistant").length == 1`)
+	got := wd.script(t, `return document.querySelector(".assistant").textContent`)
+	body, _ := json.Marshal(request)
+	code, resp := post(t, h, "/v1/chat/completions", string(body))
+	want := field(resp, "choices", 0, "message", "content")
+	if code != 200 || got == "" || got != want {
+		t.Errorf("the page shows %q; the API's greedy reply (status %d) is %q", got, code, want)
+	}
+	if speed := wd.script(t, `return document.getElementById("speed").textContent`); !strings.Contains(speed, "tokens/s") {
+		t.Errorf("no speed after the reply: %q", speed)
+	}
+}
+
+// stopReply presses Stop on the reply in progress and waits for the page to
+// say so.
+func stopReply(t *testing.T, wd *webDriver) {
+	t.Helper()
+	wd.click(t, "#stop")
+	wd.waitScript(t, `return document.body.textContent.includes("Stopped.")`)
+}
+
+// checkNewChat checks New chat empties the conversation.
+func checkNewChat(t *testing.T, wd *webDriver) {
+	t.Helper()
 	wd.click(t, "#new")
 	if n := wd.script(t, `return String(document.querySelectorAll(".turn").length)`); n != "0" {
 		t.Errorf("%s turns after New chat, want 0", n)
 	}
+}
 
-	// A busy server and a conversation past the context are said in words.
-	held := <-s.sessions
-	wd.typeInto(t, "#input", "are you there?\uE007")
-	wd.waitScript(t, `return [...document.querySelectorAll(".error")].some(e => e.textContent.includes("server is busy"))`)
-	// The message unsent goes back to the input, and out of the conversation.
+// sendWhileBusy sends message to a server whose every slot is taken, runs
+// sent once the keys are typed (the page's request may be answered already),
+// waits for the request's end and reports whether the page said the server
+// is busy.
+func sendWhileBusy(t *testing.T, wd *webDriver, message string, sent func()) bool {
+	t.Helper()
+	wd.script(t, `document.getElementById("input").value = ""`)
+	wd.typeInto(t, "#input", message+"\uE007")
+	sent()
+	wd.waitScript(t, `return document.getElementById("stop").disabled`)
+	return wd.script(t, `return [...document.querySelectorAll(".error")].some(e => e.textContent.includes("server is busy"))`) == "true"
+}
+
+// checkGivenBack checks a message the server refused goes back to the input,
+// and out of the conversation (empty before it).
+func checkGivenBack(t *testing.T, wd *webDriver, message string) {
+	t.Helper()
 	wd.waitScript(t, `return document.querySelectorAll(".turn").length === 0`)
-	if got := wd.script(t, `return document.getElementById("input").value`); got != "are you there?" {
-		t.Errorf("input after a 429: %q, want the message back", got)
+	if got := wd.script(t, `return document.getElementById("input").value`); got != message {
+		t.Errorf("input after a refused request: %q, want the message back", got)
 	}
-	s.sessions <- held
-	wd.script(t, `document.getElementById("input").value = "word ".repeat(3000)`)
+}
+
+// checkContextOverflow checks a message longer than the context of the server
+// at h (a token a word at least) is said in words.
+func checkContextOverflow(t *testing.T, wd *webDriver, h *httptest.Server) {
+	t.Helper()
+	wd.script(t, fmt.Sprintf(`document.getElementById("input").value = "word ".repeat(%d)`, health(t, h).ContextLength+1))
 	wd.click(t, "#send")
 	wd.waitScript(t, `return [...document.querySelectorAll(".error")].some(e => e.textContent.includes("no longer fits the model's context"))`)
 }
