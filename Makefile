@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: setup test test-python test-go build goldens demo demo-chat demo-classify demo-clean clean smollm2 smollm2-quants
+.PHONY: setup test test-python test-go build goldens demo demo-chat demo-classify demo-clean clean smollm2 smollm2-quants test-browser
 
 # The virtualenv is rebuilt whenever pyproject.toml changes.
 setup: $(VENV)/.installed
@@ -151,6 +151,22 @@ $(SMOLLM2): | setup
 LLAMA_PY ?= python3
 smollm2-quants: $(SMOLLM2)
 	$(LLAMA_PY) scripts/requantize.py $(SMOLLM2) Q4_K_M Q5_0 Q6_K Q8_0 F16
+
+# The chat page in headless Chromium (outside `make test` and CI): TestChatPageInBrowser on a
+# random model in-process, and TestServedChatPageInBrowser on bin/goengine serving the demo chat
+# model on a free loopback port. Both check that a greedy reply sent with Enter equals the
+# API's, Stop, New chat, a busy server's 429 and a conversation past the context, and log
+# where they saved a screenshot. Debian's chromium and chromium-driver are installed first
+# where chromedriver is missing (as root, or with sudo).
+test-browser: build $(DEMO)/chat.gguf
+	@test -x /usr/bin/chromedriver || { \
+		if [ "$$(id -u)" = 0 ]; then sudo=; elif command -v sudo >/dev/null; then sudo=sudo; else \
+			echo "test-browser: no /usr/bin/chromedriver, and neither root nor sudo to install it: apt-get install chromium chromium-driver" >&2; exit 1; fi; \
+		echo "$${sudo:+sudo }apt-get install -y chromium chromium-driver"; \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y chromium chromium-driver || { \
+			echo "test-browser: apt-get could not install chromium and chromium-driver (Debian's packages): install them yourself" >&2; exit 1; }; }
+	cd goengine && GOLLM_BROWSER_TEST=1 GOLLM_CHAT_MODEL=$(abspath $(DEMO)/chat.gguf) GOLLM_GOENGINE=$(abspath bin/goengine) \
+		go test -count=1 -v -run InBrowser ./serve/
 
 # Regenerate the golden files from the NumPy reference (deterministic: byte-identical on rerun).
 goldens: setup
