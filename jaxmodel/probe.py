@@ -135,7 +135,11 @@ def main(argv: list[str]) -> int:
     if model.vocab is None:
         print(f"error: {args.model}: the file has no tokenizer", file=sys.stderr)
         return 1
-    tally = probe(model, args.stories, args.seed)
+    try:
+        tally = probe(model, args.stories, args.seed)
+    except ValueError as e:  # a model whose context is shorter than a story
+        print(f"error: {args.model}: {e}", file=sys.stderr)
+        return 1
     print(report(tally))
     for line in tally.misses[: args.misses]:
         print("  miss:", line)
@@ -143,4 +147,6 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from jaxmodel import cli
+
+    sys.exit(cli.run(main))

@@ -73,3 +73,9 @@ def test_a_story_longer_than_the_context_is_refused(vocab, monkeypatch):
     model.config.context_length = 64
     with pytest.raises(ValueError, match="does not fit the context of 64"):
         probe.probe(model, n_stories=1)
+
+
+def test_cli_error_is_one_line(tmp_path, capsys):
+    assert probe.main(["--model", str(tmp_path / "absent.gguf")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
