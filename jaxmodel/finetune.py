@@ -345,8 +345,11 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     if tc.eval_every and not len(val):
         raise ConfigError("no validation conversations: pass --val-data FILE or --val-fraction F, "
                           "or --set train.eval_every=0 to train without validation")
+    # Rows are padded to the longest conversation, not the context: attention and the FFN
+    # cost what is there, and one length for every batch is one compiled step.
+    seq_len = max(len(row) for row in examples.ids + val.ids) - 1
     tr.say(f"data: {len(examples):,} training and {len(val):,} validation conversations, "
-           f"{sum(int(f[1:].sum()) for f in examples.learned):,} learned tokens")
+           f"{sum(int(f[1:].sum()) for f in examples.learned):,} learned tokens, in rows of {seq_len} positions")
 
     record = {"kind": "sft", "model": dataclasses.asdict(mc), "train": dataclasses.asdict(tc), "from": source.record,
               "data": str(data.absolute()), "val_data": None if val_data is None else str(val_data.absolute()),
@@ -365,7 +368,7 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     pad = source.vocab.eos_id
 
     def batch(step: int) -> dict[str, np.ndarray]:
-        tokens, mask = batch_rows(examples, my_rows(step_indices(len(examples), step, tc.batch_size, tc.seed)), mc.context_length, pad)
+        tokens, mask = batch_rows(examples, my_rows(step_indices(len(examples), step, tc.batch_size, tc.seed)), seq_len, pad)
         return {"tokens": tokens, "mask": mask}
 
     def validate(eval_step, params) -> float:
@@ -373,7 +376,7 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
         order = np.arange(min(len(val), tc.eval_batches * tc.batch_size))
         for first in range(0, len(order), tc.batch_size):
             chunk = order[first : first + tc.batch_size]
-            tokens, mask = batch_rows(val, chunk, mc.context_length, pad)
+            tokens, mask = batch_rows(val, chunk, seq_len, pad)
             if len(chunk) < tc.batch_size:  # the last batch, padded with rows that count for nothing
                 tokens = np.concatenate([tokens, np.full((tc.batch_size - len(chunk), tokens.shape[1]), pad, np.int32)])
                 mask = np.concatenate([mask, np.zeros((tc.batch_size - len(chunk), mask.shape[1]), np.int32)])

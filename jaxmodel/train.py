@@ -998,7 +998,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
     step_fn = make_train_step(mc, tc, mesh, n_classes)
     eval_step = make_eval_step(mc, tc, n_classes) if validate is not None else None
     shardings = batch_shardings(mesh, n_classes)
-    tokens_per_step = tc.batch_size * mc.context_length
+    tokens_per_step = [0]  # predicted positions a step, from the first batch: fine-tuning rows may be shorter than the context
     bar = tqdm(total=tc.steps, initial=start, disable=not (progress and writer), unit="step", dynamic_ncols=True, file=sys.stderr)
     clock = [time.perf_counter()]
 
@@ -1007,7 +1007,7 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
         row = {"step": step + 1, **{k: float(v) for k, v in metrics.items()}}
         stop.heard(row.pop("stop"))
         now = time.perf_counter()
-        row["tokens_per_s"], clock[0] = tokens_per_step / (now - clock[0]), now
+        row["tokens_per_s"], clock[0] = tokens_per_step[0] / (now - clock[0]), now
         return row
 
     def emit(row: dict) -> None:
@@ -1025,6 +1025,8 @@ def fit(mc: ModelConfig, tc: TrainConfig, run_dir: Path, record: dict, latest: i
             StepProfiler(profile, start, tc.steps) as profiler:
         for step in range(start, tc.steps):
             local = batches.get(step)
+            if not tokens_per_step[0]:  # a language model's row of T + 1 ids predicts T of them
+                tokens_per_step[0] = tc.batch_size * (local["tokens"].shape[1] - (0 if n_classes else 1))
             local["stop"] = np.full(len(local["tokens"]), stop.vote, np.int32)
             arrays = {key: jax.make_array_from_process_local_data(shardings[key], a) for key, a in local.items()}
             profiler.before(step)

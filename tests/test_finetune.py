@@ -159,6 +159,10 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     run = subprocess.run(sft_cmd(root / "base", root / "qa.jsonl", root / "sft"), capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "data: 38 training and 2 validation conversations" in run.stderr
+    # Rows are as long as the longest conversation, not the context (256): a short set costs what it is.
+    vocab = tk.load(root / "sft" / "tokenizer")
+    longest = max(len(render(c.messages, tk.encoding(vocab), vocab)[0]) for c in read_conversations(root / "qa.jsonl"))
+    assert longest - 1 < MODEL["context_length"] and f"in rows of {longest - 1} positions" in run.stderr, run.stderr
     rows = [json.loads(line) for line in (root / "sft" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and np.isfinite(rows[-1]["val_loss"])
     recorded = json.loads((root / "sft" / "config.json").read_text())
