@@ -2,6 +2,7 @@ package serve
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"gollm/goengine/engine"
@@ -78,6 +79,12 @@ func (s *Server) schedule() {
 			}
 			step.done <- result
 		}
+		// Let other goroutines run before the next batch: on one P, the requests
+		// just answered and this loop would otherwise hand the CPU back and forth
+		// (Go runs a goroutine woken by a channel next, in the same time slice)
+		// and a short generation would finish before a request still reading or
+		// prefilling its prompt got a turn, so nothing would ever batch.
+		runtime.Gosched()
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -673,8 +674,19 @@ func FuzzRequests(f *testing.F) {
 }
 
 // TestConcurrentRequestsBatch: four greedy requests at once share decode
-// batches, and each gets exactly the text it gets alone.
+// batches, and each gets exactly the text it gets alone; also on one P
+// (GOMAXPROCS=1, a one-core container), where a short generation used to run
+// all its steps before the next request was read.
 func TestConcurrentRequestsBatch(t *testing.T) {
+	for _, procs := range []int{runtime.GOMAXPROCS(0), 1} {
+		t.Run(fmt.Sprintf("GOMAXPROCS=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			testConcurrentRequestsBatch(t)
+		})
+	}
+}
+
+func testConcurrentRequestsBatch(t *testing.T) {
 	s, h := longServer(t, Options{Parallel: 4})
 	body := func(i int) string {
 		return fmt.Sprintf(`{"prompt": "story %d", "max_tokens": 40, "temperature": 0}`, i)
