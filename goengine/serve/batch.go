@@ -38,7 +38,7 @@ const straggler = time.Millisecond
 // schedule runs batches of steps until the server stops: it blocks for one,
 // then takes the steps of the other decoding requests as they arrive, up to
 // Parallel, waiting for stragglers at most the straggler time; runs them as one
-// batch and answers each. It answers every step it took, even when stopping.
+// batch, answers each and yields. It answers every step it took, even when stopping.
 func (s *Server) schedule() {
 	batch := engine.NewBatch(s.model)
 	var steps []stepRequest
