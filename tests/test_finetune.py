@@ -161,7 +161,8 @@ def test_sft_from_a_run_exports_a_chat_model_and_resumes_only_on_the_same_data(p
     assert "data: 38 training and 2 validation conversations" in run.stderr
     # Rows are as long as the longest conversation, not the context (256): a short set costs what it is.
     vocab = tk.load(root / "sft" / "tokenizer")
-    longest = max(len(render(c.messages, tk.encoding(vocab), vocab)[0]) for c in read_conversations(root / "qa.jsonl"))
+    encoding = tk.encoding(vocab)
+    longest = max(len(render(c.messages, encoding, vocab)[0]) for c in read_conversations(root / "qa.jsonl"))
     assert longest - 1 < MODEL["context_length"] and f"in rows of {longest - 1} positions" in run.stderr, run.stderr
     rows = [json.loads(line) for line in (root / "sft" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3] and np.isfinite(rows[-1]["val_loss"])
