@@ -2,8 +2,9 @@
 
     python -m jaxmodel.probe --model demo/model.gguf [--stories 40] [--seed 12345]
 
-The demo's stories state an attribute early ("a small duck named Molly", "a shiny ball")
-and name it again near the end ("Molly the small duck took the shiny ball home",
+The demo's stories state an attribute early ("a small duck named Molly", "a shiny ball",
+"with her mom") and name it again near the end ("Molly the small duck took the shiny ball
+home to her mom",
 jaxmodel/corpus.py). A model that has learnt to tie the attribute to its owner predicts the
 word there; one that has not guesses from the name and pronouns. Fine-tuning for questions
 about stories (make demo-chat) learns the ties it has to in a few hundred steps, and which
@@ -12,8 +13,8 @@ ones is a draw, so this probe says how much of that work pretraining has already
 
 For each of `--stories` stories of the pretraining grammar, the model reads the whole story
 (after the <|end_of_text|> that separates documents in pretraining) once, and at every
-place in its last paragraph where the story repeats the hero's kind or trait, the object's
-look, or the helper's kind, already said earlier, the model's most likely next token is
+place in its last paragraph where the story repeats the hero's kind, trait or relative,
+the object's look, or the helper's kind, already said earlier, the model's most likely next token is
 compared with the first token of that word. A line per attribute gives the count right.
 """
 
@@ -32,8 +33,9 @@ import numpy as np
 from jaxmodel import corpus
 from jaxmodel import tokenizer as tk
 
-ATTRIBUTES = ("kind", "trait", "adj", "fkind")  # the fields of jaxmodel.corpus._fields probed
-NAMES = {"kind": "hero's kind", "trait": "hero's trait", "adj": "object's look", "fkind": "helper's kind"}
+ATTRIBUTES = ("kind", "trait", "adj", "fkind", "rel")  # the fields of jaxmodel.corpus._fields probed
+NAMES = {"kind": "hero's kind", "trait": "hero's trait", "adj": "object's look", "fkind": "helper's kind",
+         "rel": "hero's relative"}
 END_SLOTS = frozenset({"thanks", "afterwards", "recall", "ending", "the_end"})  # the last paragraph's slots
 
 
