@@ -21,9 +21,12 @@ what such a model can learn in minutes:
   neither pretraining nor make demo-chat's few hundred steps of fine-tuning reliably
   teach the model to tie them to their owner: it answers "What color was the bucket?"
   with a colour, not the bucket's. So the characters' words repeat them ("I lost my
-  shiny bucket", "said Sam the bear", "Rosa the girl was so happy", "She was very
-  happy") and a sentence near the end names everyone again (RECALLS: "Rosa the happy
-  girl took the shiny bucket home to her grandpa"). spec/finetune.md §7 has the runs.
+  shiny bucket", "She was very happy"), a character thanking or thanked is always named
+  with its kind ("Rosa the girl smiled a big smile", "said Sam the bear": said in one of
+  three such sentences, the tie of kind to name was a draw of pretraining; said in all, it
+  came in every draw, before step 2,000) and a sentence near the end names everyone again
+  (RECALLS: "Rosa the happy girl took the shiny bucket home to her grandpa").
+  spec/finetune.md §7 has the runs.
 - Pronouns are never ambiguous. The helper's pronouns (he/she/it) always differ from
   the hero's, and relatives are never referred to by a pronoun, so every he/she/his/her
   in a story points at exactly one character — a rule the tests check.
@@ -184,9 +187,9 @@ MEETS_HELPER = (
     "Just then, {N}'s friend {F} the {fkind} came to play.",
 )
 OFFERS_HELP = (
-    '"Do not worry. I will help you," said {F}.',
+    '"Do not worry. I will help you," said {F} the {fkind}.',
     '"I can help you," said {F} the {fkind}.',
-    '"Let\'s do it together," said {F}.',
+    '"Let\'s do it together," said {F} the {fkind}.',
 )
 
 
@@ -289,8 +292,8 @@ PLOTS = (
 
 THANKS = (
     '{N} the {kind} was so happy. "Thank you, {F}!" {he} said.',
-    "{N} smiled a big smile. {He} gave {F} a big hug.",
-    "{N} felt happy again. {He} thanked {F} for {fhis} help.",
+    "{N} the {kind} smiled a big smile. {He} gave {F} a big hug.",
+    "{N} the {kind} felt happy again. {He} thanked {F} for {fhis} help.",
 )
 AFTERWARDS = (
     '{F} smiled too. "That is what friends are for," {fhe} said.',
