@@ -14,8 +14,8 @@ ones is a draw, so this probe says how much of that work pretraining has already
 For each of `--stories` stories of the pretraining grammar, the model reads the whole story
 (after the <|end_of_text|> that separates documents in pretraining) once, and at every
 place in its last paragraph where the story repeats the hero's kind, trait or relative,
-the object's look, or the helper's kind, already said earlier, the model's most likely next token is
-compared with the first token of that word. A line per attribute gives the count right.
+the object's look, or the helper's kind, already said earlier, the model's most likely next
+token is compared with the first token of that word. A line per attribute gives the count right.
 """
 
 from __future__ import annotations
