@@ -24,7 +24,7 @@ what such a model can learn in minutes:
   shiny bucket", "She was very happy"), every thanking sentence names the hero with its
   kind and every offer of help the helper ("Rosa the girl smiled a big smile", "said Sam
   the bear": said in one of three such sentences, the tie of kind to name was a draw of
-  pretraining; said in all, it came in every draw, before step 2,000) and a sentence near the end names everyone again
+  pretraining; said in all, it came fully in five draws of six) and a sentence near the end names everyone again
   (RECALLS: "Rosa the happy girl took the shiny bucket home to her grandpa").
   spec/finetune.md §7 has the runs.
 - Pronouns are never ambiguous. The helper's pronouns (he/she/it) always differ from
