@@ -24,9 +24,9 @@ what such a model can learn in minutes:
   shiny bucket", "She was very happy"), every thanking sentence names the hero with its
   kind and every offer of help the helper ("Rosa the girl smiled a big smile", "said Sam
   the bear": said in one of three such sentences, the tie of kind to name was a draw of
-  pretraining; said in all, it came fully in five draws of six) and a sentence near the end names everyone again
-  (RECALLS: "Rosa the happy girl took the shiny bucket home to her grandpa").
-  spec/finetune.md §7 has the runs.
+  pretraining; said in all, it came fully in five draws of six), and a sentence near the
+  end names everyone again (RECALLS: "Rosa the happy girl took the shiny bucket home to
+  her grandpa"). spec/finetune.md §7 has the runs.
 - Pronouns are never ambiguous. The helper's pronouns (he/she/it) always differ from
   the hero's, and relatives are never referred to by a pronoun, so every he/she/his/her
   in a story points at exactly one character — a rule the tests check.
