@@ -9,11 +9,20 @@ matmuls in the compute dtype here (on a CPU there is no honest datasheet number)
 and on known accelerators the datasheet's dense bfloat16 peak (DATASHEET_PEAKS).
 Model FLOPs per token are 6 per weight used in a matmul (forward 2, backward 4)
 plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
+
+"cores" is the process's CPU time over the wall time of the timed steps: how many of
+the machine's cores the step keeps busy (on an accelerator, the host's share).
+With --profile, each config's trace is summarised too: the kinds of XLA op that took
+the most time per step, and for how much of the time 0, 1, 2, ... ops ran at once.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import gzip
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -81,16 +90,58 @@ def measure(config: Path, overrides: list[str], steps: int, profile: Path | None
     jax.block_until_ready(metrics)
     if profile is not None:
         jax.profiler.start_trace(str(profile / config.stem))
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(steps):
         state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / steps
+    cores = (time.process_time() - cpu_start) / (seconds * steps)
     if profile is not None:
         jax.profiler.stop_trace()
     tokens = tc.batch_size * mc.context_length
-    return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds,
+    return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds, "cores": cores,
             "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token(mc) * tokens / seconds}
+
+
+def op_events(trace: dict) -> list[dict]:
+    """The trace's XLA op executions (the thunks the CPU runtime ran), each a complete event."""
+    return [e for e in trace["traceEvents"] if e.get("ph") == "X" and "hlo_op" in e.get("args", {})]
+
+
+def trace_summary(trace: dict, steps: int, top: int = 8) -> list[str]:
+    """Lines saying where a trace's time went: how long 0, 1, 2, ... ops ran at once, then
+    the `top` kinds of op (an HLO name without its .N suffix) by time per step."""
+    events = op_events(trace)
+    if not events:
+        return ["trace: no XLA op events (an accelerator's trace keeps them per device: use TensorBoard)"]
+    edges = sorted([(e["ts"], 1) for e in events] + [(e["ts"] + e["dur"], -1) for e in events])
+    at_once, running, last = collections.Counter(), 0, edges[0][0]
+    for t, change in edges:
+        if t > last:
+            at_once[running] += t - last
+        running, last = running + change, t
+    span = sum(at_once.values())
+    time_of, calls = collections.Counter(), collections.Counter()
+    for e in events:
+        kind = re.sub(r"\.\d+$", "", e["name"])
+        time_of[kind] += e["dur"]
+        calls[kind] += 1
+    busy = sum(time_of.values())
+    lines = [f"trace: {span / steps / 1e3:.1f} ms per step from the first op to the last; ops running at once: "
+             + ", ".join(f"{n} for {at_once[n] / span:.0%}" for n in sorted(at_once))]
+    lines.append(f"  {'op':<36}{'ms/step':>9}{'share':>7}{'calls/step':>12}")
+    for kind, us in time_of.most_common(top):
+        lines.append(f"  {kind:<36}{us / steps / 1e3:>9.2f}{us / busy:>7.0%}{calls[kind] / steps:>12.0f}")
+    return lines
+
+
+def load_trace(directory: Path) -> dict:
+    """The newest trace.json.gz that jax.profiler wrote under `directory`."""
+    files = sorted(directory.rglob("*.trace.json.gz"), key=lambda f: f.stat().st_mtime)
+    if not files:
+        raise FileNotFoundError(f"{directory}: no *.trace.json.gz written")
+    with gzip.open(files[-1], "rt") as f:
+        return json.load(f)
 
 
 def main(argv: list[str]) -> int:
@@ -110,12 +161,18 @@ def main(argv: list[str]) -> int:
     print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); measured peak {peak / 1e9:,.1f} GFLOP/s "
           f"({jnp.dtype(dtype).name} matmul)" + (f", datasheet {sheet_total / 1e12:,.0f} TFLOP/s (bfloat16 dense)" if sheet else ""))
     print(f"{'config':<12}{'params':>13}{'tokens/step':>13}{'step (s)':>10}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>7}"
-          + (f"{'MFU sheet':>11}" if sheet else ""))
+          f"{'cores':>7}" + (f"{'MFU sheet':>11}" if sheet else ""))
+    summaries = []
     for config, overrides in configs:
         r = measure(config, overrides, args.steps, args.profile)
         print(f"{r['config']:<12}{r['params']:>13,}{r['tokens_per_step']:>13,}{r['step_s']:>10.3f}"
               f"{r['tokens_per_s']:>11,.0f}{r['flops_per_s'] / 1e9:>10.1f}{r['flops_per_s'] / peak:>7.1%}"
-              + (f"{r['flops_per_s'] / sheet_total:>11.1%}" if sheet else ""))
+              f"{r['cores']:>7.2f}" + (f"{r['flops_per_s'] / sheet_total:>11.1%}" if sheet else ""))
+        if args.profile is not None:
+            summaries.append((r["config"], trace_summary(load_trace(args.profile / config.stem), args.steps)))
+    for name, lines in summaries:
+        print(f"--- {name}")
+        print("\n".join(lines))
     if args.profile is not None:
         print(f"traces: {args.profile}/<config> (TensorBoard's profile plugin, or Perfetto)")
     return 0

@@ -162,3 +162,20 @@ def test_bench_train_knows_datasheet_peaks_and_none_for_a_cpu():
     assert datasheet_peak(SimpleNamespace(device_kind="NVIDIA H100 80GB HBM3")) == 989e12
     assert datasheet_peak(SimpleNamespace(device_kind="TPU v5 lite")) == 197e12
     assert datasheet_peak(SimpleNamespace(device_kind="cpu")) is None
+
+
+def test_bench_train_trace_summary_counts_ops_at_once_and_time_per_kind():
+    from jaxmodel.bench_train import trace_summary
+
+    def op(name, ts, dur, tid):
+        return {"ph": "X", "name": name, "ts": ts, "dur": dur, "tid": tid, "args": {"hlo_op": name}}
+
+    # Two steps of 100 us each: a dot alone for 60 us, then a fusion beside a second dot for 40 us.
+    events = [op("dot.1", 0, 60, 1), op("add_fusion.3", 60, 40, 1), op("dot.2", 60, 40, 2),
+              op("dot.1", 100, 60, 1), op("add_fusion.3", 160, 40, 1), op("dot.2", 160, 40, 2),
+              {"ph": "X", "name": "ThunkExecutor::Execute", "ts": 0, "dur": 200, "tid": 3, "args": {}}]
+    lines = trace_summary({"traceEvents": events}, steps=2)
+    assert lines[0] == "trace: 0.1 ms per step from the first op to the last; ops running at once: 1 for 60%, 2 for 40%"
+    rows = [line.split() for line in lines[2:]]
+    assert rows == [["dot", "0.10", "71%", "2"], ["add_fusion", "0.04", "29%", "1"]]
+    assert "no XLA op events" in trace_summary({"traceEvents": events[-1:]}, steps=2)[0]
