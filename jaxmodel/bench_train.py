@@ -10,10 +10,10 @@ and on known accelerators the datasheet's dense bfloat16 peak (DATASHEET_PEAKS).
 Model FLOPs per token are 6 per weight used in a matmul (forward 2, backward 4)
 plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
 
-"cores" is the process's CPU time over the wall time of the timed steps: how many of
-the machine's cores the step keeps busy (on an accelerator, the host's share).
 With --profile, each config's trace is summarised too: the kinds of XLA op that took
-the most time per step, and for how much of the time 0, 1, 2, ... ops ran at once.
+the most time per step, and for how much of the time 0, 1, 2, ... ops ran at once (on a
+CPU, what a core does while no op of its own runs is not in the trace: XLA's threads
+spin-wait, so the process's CPU time says both cores are busy even then).
 """
 
 from __future__ import annotations
@@ -90,16 +90,15 @@ def measure(config: Path, overrides: list[str], steps: int, profile: Path | None
     jax.block_until_ready(metrics)
     if profile is not None:
         jax.profiler.start_trace(str(profile / config.stem))
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start = time.perf_counter()
     for _ in range(steps):
         state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
     seconds = (time.perf_counter() - start) / steps
-    cores = (time.process_time() - cpu_start) / (seconds * steps)
     if profile is not None:
         jax.profiler.stop_trace()
     tokens = tc.batch_size * mc.context_length
-    return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds, "cores": cores,
+    return {"config": config.stem, "params": param_count(mc), "tokens_per_step": tokens, "step_s": seconds,
             "tokens_per_s": tokens / seconds, "flops_per_s": flops_per_token(mc) * tokens / seconds}
 
 
@@ -161,13 +160,13 @@ def main(argv: list[str]) -> int:
     print(f"device: {jax.device_count()} x {device.device_kind} ({device.platform}); measured peak {peak / 1e9:,.1f} GFLOP/s "
           f"({jnp.dtype(dtype).name} matmul)" + (f", datasheet {sheet_total / 1e12:,.0f} TFLOP/s (bfloat16 dense)" if sheet else ""))
     print(f"{'config':<12}{'params':>13}{'tokens/step':>13}{'step (s)':>10}{'tokens/s':>11}{'GFLOP/s':>10}{'MFU':>7}"
-          f"{'cores':>7}" + (f"{'MFU sheet':>11}" if sheet else ""))
+          + (f"{'MFU sheet':>11}" if sheet else ""))
     summaries = []
     for config, overrides in configs:
         r = measure(config, overrides, args.steps, args.profile)
         print(f"{r['config']:<12}{r['params']:>13,}{r['tokens_per_step']:>13,}{r['step_s']:>10.3f}"
               f"{r['tokens_per_s']:>11,.0f}{r['flops_per_s'] / 1e9:>10.1f}{r['flops_per_s'] / peak:>7.1%}"
-              f"{r['cores']:>7.2f}" + (f"{r['flops_per_s'] / sheet_total:>11.1%}" if sheet else ""))
+              + (f"{r['flops_per_s'] / sheet_total:>11.1%}" if sheet else ""))
         if args.profile is not None:
             summaries.append((r["config"], trace_summary(load_trace(args.profile / config.stem), args.steps)))
     for name, lines in summaries:
