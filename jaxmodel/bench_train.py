@@ -11,9 +11,9 @@ Model FLOPs per token are 6 per weight used in a matmul (forward 2, backward 4)
 plus the attention scores, 12 * n_layers * dim * seq_len (PaLM's count).
 
 With --profile, each config's trace is summarised too: the kinds of XLA op that took
-the most time per step, and for how much of the time 0, 1, 2, ... ops ran at once (on a
-CPU, what a core does while no op of its own runs is not in the trace: XLA's threads
-spin-wait, so the process's CPU time says both cores are busy even then).
+the most time per step, and for how much of the time 0, 1, 2, ... ops ran at once. On a
+CPU, a core with no op in the trace is waiting for one: XLA's threads spin while they
+wait, so the process's CPU time would count it as busy, and only the trace tells.
 """
 
 from __future__ import annotations
