@@ -4,11 +4,11 @@
 
 The demo's stories state an attribute early ("a small duck named Molly", "a shiny ball",
 "with her mom") and name it again near the end ("Molly the small duck took the shiny ball
-home to her mom", jaxmodel/corpus.py). A model that has learnt to tie the attribute to its owner predicts the
-word there; one that has not guesses from the name and pronouns. Fine-tuning for questions
-about stories (make demo-chat) learns the ties it has to in a few hundred steps, and which
-ones is a draw, so this probe says how much of that work pretraining has already done
-(spec/finetune.md §7).
+home to her mom", jaxmodel/corpus.py). A model that has learnt to tie the attribute to
+its owner predicts the word there; one that has not guesses from the name and pronouns.
+Fine-tuning for questions about stories (make demo-chat) learns the ties it has to in a
+few hundred steps, and which ones is a draw, so this probe says how much of that work
+pretraining has already done (spec/finetune.md §7).
 
 For each of `--stories` stories of the pretraining grammar, the model reads the whole story
 (after the <|end_of_text|> that separates documents in pretraining) once, and at every
