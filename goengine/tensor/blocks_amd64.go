@@ -5,11 +5,24 @@ package tensor
 import "gollm/goengine/gguf"
 
 // blockRowsAsm is the assembly rows kernel for type t at the kernel level in
-// use, or nil where the level has none (the generic kernels then run). The
-// avx512 level runs the AVX2 kernels.
+// use, or nil where the level has none (the generic kernels then run). With
+// VNNI the 32-value types have their own kernels; the K-quants and BF16 run
+// the AVX2 ones at every level (blocks_amd64.s says why).
 func blockRowsAsm(t gguf.TensorType) blockRows {
 	if !useAVX2 {
 		return nil
+	}
+	if useVNNI {
+		switch t {
+		case gguf.Q4_0:
+			return rowsQ4_0VNNISlices
+		case gguf.Q4_1:
+			return rowsQ4_1VNNISlices
+		case gguf.Q5_0:
+			return rowsQ5_0VNNISlices
+		case gguf.Q5_1:
+			return rowsQ5_1VNNISlices
+		}
 	}
 	switch t {
 	case gguf.Q4_0:
@@ -114,6 +127,30 @@ func rowsQ6_KAVX2Slices(out []float32, w []byte, rowBytes int, a *blockAct) {
 	rowsQ6_KAVX2(&out[0], &w[0], rowBytes, len(out), nb, xq, xd, sums)
 }
 
+func rowsQ4_0VNNISlices(out []float32, w []byte, rowBytes int, a *blockAct) {
+	nb := rowsBlocks(out, w, rowBytes, 18)
+	xq, xd := act32(a, nb)
+	rowsQ4_0VNNI(&out[0], &w[0], rowBytes, len(out), nb, xq, xd, nil)
+}
+
+func rowsQ4_1VNNISlices(out []float32, w []byte, rowBytes int, a *blockAct) {
+	nb := rowsBlocks(out, w, rowBytes, 20)
+	xq, xd := act32(a, nb)
+	rowsQ4_1VNNI(&out[0], &w[0], rowBytes, len(out), nb, xq, xd, &a.s8[:nb][0])
+}
+
+func rowsQ5_0VNNISlices(out []float32, w []byte, rowBytes int, a *blockAct) {
+	nb := rowsBlocks(out, w, rowBytes, 22)
+	xq, xd := act32(a, nb)
+	rowsQ5_0VNNI(&out[0], &w[0], rowBytes, len(out), nb, xq, xd, nil)
+}
+
+func rowsQ5_1VNNISlices(out []float32, w []byte, rowBytes int, a *blockAct) {
+	nb := rowsBlocks(out, w, rowBytes, 24)
+	xq, xd := act32(a, nb)
+	rowsQ5_1VNNI(&out[0], &w[0], rowBytes, len(out), nb, xq, xd, &a.s8[:nb][0])
+}
+
 // rowsBF16AVX2Slices runs the assembly on rows of a multiple of 8 values (the
 // widths of every model), the generic loop on others.
 func rowsBF16AVX2Slices(out []float32, w []byte, rowBytes int, a *blockAct) {
@@ -162,3 +199,18 @@ func rowsQ6_KAVX2(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *flo
 //
 //go:noescape
 func rowsBF16AVX2(out *float32, w *byte, stride, rows, n int, x *float32)
+
+// The VNNI rows kernels of the 32-value types (blocks_amd64.s): the AVX2 ones'
+// results, bit for bit, with VPDPBUSD.
+//
+//go:noescape
+func rowsQ4_0VNNI(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *float32, sums *float32)
+
+//go:noescape
+func rowsQ4_1VNNI(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *float32, sums *float32)
+
+//go:noescape
+func rowsQ5_0VNNI(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *float32, sums *float32)
+
+//go:noescape
+func rowsQ5_1VNNI(out *float32, w *byte, stride, rows, nb int, xq *int8, xd *float32, sums *float32)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"gollm/goengine/gguf"
@@ -218,6 +219,49 @@ func TestMatVecRowsBlocks(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBlockKernelsAgreeAcrossLevels: the avx512 level's kernels (VPDPBUSD
+// for the 32-value types) give every row bit for bit what the avx2 level
+// gives, on random blocks and on the extreme bytes of TestBlockDotExtremes,
+// so a model decodes the same tokens at both levels.
+func TestBlockKernelsAgreeAcrossLevels(t *testing.T) {
+	if faster("avx512", cpuKernels()) {
+		t.Skip("this CPU has no avx512 level")
+	}
+	r := rand.New(rand.NewPCG(47, 48))
+	for _, bt := range blockTypes {
+		rows, cols := 9, 1536
+		nb := rows * cols / bt.t.BlockValues()
+		for _, fill := range []int{-1, 0x00, 0xff, 0x80, 0x7f} {
+			data := randomBlocks(r, bt.t, bt.scales, nb, 0)
+			if fill >= 0 {
+				for i := range data {
+					if off := i % bt.t.BlockBytes(); !slices.Contains(bt.scales, off) && !slices.Contains(bt.scales, off-1) {
+						data[i] = byte(fill) // every byte but the float16 scales
+					}
+				}
+			}
+			w := Matrix{Rows: rows, Cols: cols, Type: Blocks, Quant: bt.t, Data: data}
+			a := activationFor(bt.t, randomSlice(r, cols))
+			at := func(level string) []float32 {
+				restore, err := SetKernels(level)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer restore()
+				out := make([]float32, rows)
+				matVecRowsBlocks(out, &w, a, 0, rows)
+				return out
+			}
+			wide, narrow := at("avx512"), at("avx2")
+			for i := range rows {
+				if math.Float32bits(wide[i]) != math.Float32bits(narrow[i]) {
+					t.Errorf("%s fill %d row %d: avx512 %v, avx2 %v", bt.t, fill, i, wide[i], narrow[i])
+				}
+			}
+		}
+	}
 }
 
 // TestMatVecBlocksMatchesDefinition runs Blocks matrices through the pool, on
