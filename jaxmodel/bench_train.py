@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmodel.config import ModelConfig, load_train_config, param_count
-from jaxmodel.train import init_state, make_mesh, make_train_step
+from jaxmodel.train import init_state, keep_freed_host_memory, make_mesh, make_train_step
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIGS = [
@@ -150,6 +150,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--profile", type=Path, metavar="DIR", help="write a jax.profiler trace of the timed steps into DIR/CONFIG")
     args = parser.parse_args(argv)
+    keep_freed_host_memory()  # as jaxmodel.train does: the step's buffers stay mapped
     configs = [(c, args.overrides) for c in args.config] if args.config else [(c, o + args.overrides) for c, o in DEFAULT_CONFIGS]
     device = jax.devices()[0]
     dtype = jnp.float32 if device.platform == "cpu" else jnp.bfloat16  # the training step's compute dtype (train.compute_dtype auto)

@@ -842,8 +842,10 @@ def main(argv: list[str]) -> int:
     ev.add_argument("--show", type=int, default=0, help="print the first N questions and replies")
     args = parser.parse_args(argv)
     from jaxmodel.gguf_io import GGUFError
-    from jaxmodel.train import Stopped
+    from jaxmodel.train import Stopped, keep_freed_host_memory
 
+    if args.command in ("sft", "classify"):
+        keep_freed_host_memory()  # as jaxmodel.train does: the step's buffers stay mapped
     errors = (FinetuneError, ConfigError, GGUFError, tk.TokenizerError, OSError)
     # Evaluation only reads: any ValueError there is about the model or the data it was given.
     command, errors = {"sft": (_sft, errors), "classify": (_classify, errors),

@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import dataclasses
 import json
 import logging
 import os
+import platform
 import signal
 import sys
 import threading
@@ -398,6 +400,31 @@ def _installed(name: str) -> bool:
         return False
 
 
+# glibc's mallopt parameters (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
+
+
+def keep_freed_host_memory() -> bool:
+    """Has glibc's malloc keep freed memory for the next allocation, instead of handing it
+    back to the kernel; True where it could (Linux with glibc).
+
+    XLA on a CPU allocates each step's temporary buffers afresh and frees them when the
+    step ends: for the demo step of 8 rows one block of 164 MiB. glibc serves a block that
+    large from mmap (in XLA's threads, from a new arena, which also falls back to mmap) and
+    unmaps it on free, so every step faults in and zeroes its pages again: 42,000 page
+    faults a step, and on 2 cores the demo step took 0.160 s against 0.138 s without them
+    (16 rows: 0.36 against 0.29 s). One arena, no mmap and no trimming keep the pages from
+    the first step on; the process's memory stays at its peak, which a training run reaches
+    in its first step anyway. (PyTorch's CPU guides get the same from jemalloc or tcmalloc.)
+    Call it before JAX starts its threads: a thread keeps the arena it first allocated from.
+    """
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return False
+    mallopt = ctypes.CDLL("libc.so.6").mallopt
+    return all(mallopt(param, value) == 1 for param, value in
+               ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)))
+
+
 HOST_VARIABLES = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 
@@ -550,7 +577,9 @@ def memory_estimate(mc: ModelConfig, tc: TrainConfig, n_devices: int) -> dict[st
     scores, in the compute dtype; then the float32 logits, their softmax and gradients);
     and the runtime. The
     coefficients are fitted to the peak RSS of the demo config at batch sizes 16 and
-    64 on a CPU (0.94 and 2.2 GB): the estimate is within ~15 % and errs high."""
+    64 on a CPU (0.94 and 2.2 GB): the estimate is within ~15 % and errs high. Since the
+    CLIs keep freed host memory (keep_freed_host_memory) a CPU run's heap stays at its
+    high-water mark, which is higher at small batches: 1.58 GB at 16 rows, 2.08 at 64."""
     state = 5 * 4 * param_count(mc) * n_devices / tc.fsdp  # every local device holds its shard
     tokens = (tc.batch_size // tc.grad_accum) * mc.context_length  # across all devices
     per_token_layer = 14 * mc.dim + 5 * mc.ffn_dim + 3 * mc.n_heads * mc.context_length
@@ -1125,6 +1154,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help=f"write a jax.profiler trace of {StepProfiler.STEPS} steps (from the run's third) into DIR")
     args = parser.parse_args(argv)
+    keep_freed_host_memory()
     from jaxmodel.documents import DocumentError
     from jaxmodel.shards import ShardError
     from jaxmodel.tokenizer import TokenizerError
