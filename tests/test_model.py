@@ -11,7 +11,7 @@ from jaxmodel.config import load_config
 from jaxmodel.goldens import mismatch
 from jaxmodel.gguf_io import read_arrays, read_model, tensor_shapes
 from jaxmodel import reference
-from jaxmodel.model import ATTENTION_BLOCK, MAX_ATTENTION_BLOCKS, Transformer, attention, load_tensors, named_tensors
+from jaxmodel.model import ATTENTION_BLOCK, ATTENTION_ROWS, MAX_ATTENTION_BLOCKS, Transformer, attention, load_tensors, named_tensors
 
 
 def golden_model(name):
@@ -32,13 +32,15 @@ def test_reproduces_golden_logits(name):
 
 
 # Lengths around the query blocks' edges: shorter than one block, one short of and one past
-# a multiple, and long enough that the blocks grow (more than MAX_ATTENTION_BLOCKS of them).
+# a multiple, and long enough that the blocks grow (more than MAX_ATTENTION_BLOCKS of them);
+# with two query heads a KV head the blocks have ATTENTION_BLOCK queries, with one ATTENTION_ROWS.
+@pytest.mark.parametrize("n_kv_heads", [2, 4])
 @pytest.mark.parametrize("n_tokens", [1, ATTENTION_BLOCK - 1, ATTENTION_BLOCK + 1, 3 * ATTENTION_BLOCK,
-                                      ATTENTION_BLOCK * MAX_ATTENTION_BLOCKS + 7])
-def test_attention_in_query_blocks_equals_the_reference(n_tokens):
+                                      ATTENTION_ROWS + 1, 3 * ATTENTION_ROWS - 1, ATTENTION_BLOCK * MAX_ATTENTION_BLOCKS + 7])
+def test_attention_in_query_blocks_equals_the_reference(n_tokens, n_kv_heads):
     rng = np.random.default_rng(n_tokens)
     q = rng.standard_normal((2, n_tokens, 4, 8)).astype(np.float32)
-    k, v = (rng.standard_normal((2, n_tokens, 2, 8)).astype(np.float32) for _ in range(2))
+    k, v = (rng.standard_normal((2, n_tokens, n_kv_heads, 8)).astype(np.float32) for _ in range(2))
     with jax.default_matmul_precision("highest"):
         got = np.asarray(attention(jnp.asarray(q), jnp.asarray(k), jnp.asarray(v)))
     for b in range(2):  # float32 sums of at most a few hundred terms of size ~1: 1e-5 is ample
