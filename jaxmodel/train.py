@@ -404,6 +404,11 @@ def _installed(name: str) -> bool:
 M_TRIM_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -4, -8
 
 
+def has_glibc_malloc() -> bool:
+    """Linux with glibc: where keep_freed_host_memory can tell malloc what to do."""
+    return sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_host_memory() -> bool:
     """Has glibc's malloc keep freed memory for the next allocation, instead of handing it
     back to the kernel; True where it could (Linux with glibc).
@@ -422,7 +427,7 @@ def keep_freed_host_memory() -> bool:
     contended), and a higher trim threshold (GLIBC_TUNABLES) did not change that.
     Call it before JAX starts its threads: a thread keeps the arena it first allocated from.
     """
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+    if not has_glibc_malloc():
         return False
     mallopt = ctypes.CDLL("libc.so.6").mallopt
     return all(mallopt(param, value) == 1 for param, value in

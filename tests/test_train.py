@@ -2,7 +2,6 @@
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -13,7 +12,8 @@ import pytest
 
 from conftest import CONFIGS, ROOT
 from jaxmodel.config import TrainConfig, load_config
-from jaxmodel.train import cross_entropy_sum, decay_mask, init_state, learning_rate_schedule, make_mesh, make_train_step
+from jaxmodel.train import (cross_entropy_sum, decay_mask, has_glibc_malloc, init_state, learning_rate_schedule, make_mesh,
+                            make_train_step)
 
 MODEL = load_config(CONFIGS / "goldens-gqa.yaml")
 
@@ -154,7 +154,7 @@ print(sorted(faults)[5])  # the median: a late free can still grow the heap once
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+@pytest.mark.skipif(not has_glibc_malloc(), reason="glibc's malloc only")
 def test_freed_host_memory_is_kept_so_a_steps_buffers_do_not_fault_in_again():
     def faults(mode: str) -> float:
         out = subprocess.run([sys.executable, "-c", FAULTS_PER_CALL, mode], capture_output=True, text=True, check=True)
