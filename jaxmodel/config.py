@@ -260,21 +260,38 @@ def load_train_config(path: str | Path, overrides: Sequence[str] = ()) -> tuple[
     return _first_error(stages, _build)
 
 
-def load_train_section(path: str | Path | None, overrides: Sequence[str] = (), defaults: dict | None = None) -> TrainConfig:
-    """Only a `train:` section, for fine-tuning, where the model comes from --from: a
-    `model:` section or a `model.*` override is an error. No file: all defaults, with
-    `defaults` (a kind of run's own, e.g. a classifier's trainable_blocks) over TrainConfig's."""
+# What a fine-tuning config may change of the model it starts from: the context it is
+# fine-tuned, and then run, at. The weights fix every other key (dim, heads, vocabulary, ...).
+FINETUNE_MODEL_KEYS = ("context_length",)
+
+
+def load_finetune_config(path: str | Path | None, overrides: Sequence[str] = (),
+                         defaults: dict | None = None) -> tuple[TrainConfig, dict[str, Any]]:
+    """A fine-tuning config: a `train:` section and, optionally, a `model:` section holding
+    only FINETUNE_MODEL_KEYS (the rest of the model comes from --from), then `overrides` of
+    either. No file: all defaults, with `defaults` (a kind of run's own, e.g. a classifier's
+    trainable_blocks) over TrainConfig's. Returns the TrainConfig and the model keys to change."""
     document = {} if path is None else _read_document(Path(path))
     if defaults and isinstance(document.get("train") or {}, dict):  # anything else is TrainConfig's error to name
         document = {**document, "train": {**defaults, **(document.get("train") or {})}}
-    if "model" in document:
-        raise ConfigError(f"{path}: a fine-tuning config holds only a 'train:' section (the model comes from --from)")
     stages = [(document, str(path) if path is not None else "<defaults>")]
     for override in overrides:
-        if override.startswith("model."):
-            raise ConfigError(f"--set {override}: the model comes from --from and cannot be changed")
         stages.append((apply_override(stages[-1][0], override), f"--set {override}"))
-    return _first_error(stages, lambda document, source: TrainConfig.from_dict(document.get("train") or {}, source=source))
+    return _first_error(stages, _build_finetune)
+
+
+def _build_finetune(document: dict, source: str) -> tuple[TrainConfig, dict[str, Any]]:
+    changes = document.get("model") or {}
+    if isinstance(changes, dict):
+        fixed = sorted(set(changes) - set(FINETUNE_MODEL_KEYS))
+        if fixed:
+            raise ConfigError(f"{source}: the model comes from --from, and model.{fixed[0]} cannot be changed "
+                              f"(a fine-tuning config may set only {', '.join('model.' + k for k in FINETUNE_MODEL_KEYS)})")
+    changes = _checked_fields(ModelConfig, changes, source, "model", required=False)
+    for name, value in changes.items():
+        if value <= 0:
+            raise ConfigError(f"{source}: model.{name} must be positive, found {value}")
+    return TrainConfig.from_dict(document.get("train") or {}, source=source), changes
 
 
 def load_config(path: str | Path) -> ModelConfig:

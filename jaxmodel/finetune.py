@@ -44,7 +44,7 @@ import numpy as np
 
 from jaxmodel import cli
 from jaxmodel import tokenizer as tk
-from jaxmodel.config import ConfigError, ModelConfig, load_train_section
+from jaxmodel.config import ConfigError, ModelConfig, load_finetune_config
 
 ROLES = ("system", "user", "assistant")
 VAL_FRACTION = 0.05  # held-out conversations when no --val-data is given
@@ -96,6 +96,20 @@ def load_source(path: Path) -> Source:
 
         say(f"{path}: a classifier ({', '.join(model.labels)}): fine-tuning its body, without its head")
     return Source(model.config, tensors, model.vocab, {"file": str(path.absolute()), "sha256": _sha256(path)})
+
+
+def fine_tuned_config(source: Source, changes: dict, say) -> ModelConfig:
+    """The source's config with what the fine-tuning config changes of it: its context.
+
+    A longer context than the source's is trained like any other: RoPE turns each position
+    into angles as it goes, with no table to outgrow, and the positions after the source's
+    are learnt from the fine-tuning rows that reach them (make demo-chat's conversations of
+    six questions, spec/finetune.md §3)."""
+    mc = dataclasses.replace(source.config, **changes)
+    if mc.context_length > source.config.context_length:
+        say(f"model: a context of {mc.context_length} tokens, beyond the {source.config.context_length} "
+            "the source was trained at: the positions after those are learnt here")
+    return mc
 
 
 def _sha256(path: Path) -> str:
@@ -326,10 +340,10 @@ def sft(source_path: Path, data: Path, run_dir: Path, config: Path | None, overr
     """Instruction fine-tuning of `source_path` on the conversations in `data`; returns every step's metrics."""
     from jaxmodel import train as tr
 
-    tc = load_train_section(config, overrides)
+    tc, changes = load_finetune_config(config, overrides)
     tr.warn_schedule(tc)
     source = load_source(source_path)
-    mc = source.config
+    mc = fine_tuned_config(source, changes, tr.say)
     if tc.trainable_blocks > mc.n_layers:
         raise ConfigError(f"train.trainable_blocks ({tc.trainable_blocks}) is more than the model's {mc.n_layers} blocks")
     encoding = tk.encoding(source.vocab)
@@ -569,10 +583,10 @@ def classify(source_path: Path, data: Path, run_dir: Path, config: Path | None, 
 
     from jaxmodel import train as tr
 
-    tc = load_train_section(config, overrides, defaults=CLASSIFY_DEFAULTS)
+    tc, changes = load_finetune_config(config, overrides, defaults=CLASSIFY_DEFAULTS)
     tr.warn_schedule(tc)
     source = load_source(source_path)
-    mc = source.config
+    mc = fine_tuned_config(source, changes, tr.say)
     if tc.trainable_blocks > mc.n_layers:
         raise ConfigError(f"train.trainable_blocks ({tc.trainable_blocks}) is more than the model's {mc.n_layers} blocks")
     examples = read_labelled(data)

@@ -32,9 +32,9 @@ def test_every_shipped_config_loads():
         if "model" in yaml.safe_load(path.read_text()):
             assert isinstance(load_config(path), ModelConfig)
         else:  # a fine-tuning config: a train: section only, the model comes from --from
-            from jaxmodel.config import TrainConfig, load_train_section
+            from jaxmodel.config import TrainConfig, load_finetune_config
 
-            assert isinstance(load_train_section(path), TrainConfig)
+            assert isinstance(load_finetune_config(path)[0], TrainConfig)
 
 
 def test_seed_config_is_the_spec_seed():
@@ -195,3 +195,20 @@ def test_eval_every_zero_turns_validation_off(tmp_path):
     assert train.eval_every == 0
     with pytest.raises(ConfigError, match=r"train\.eval_every must be >= 0"):
         load_train_config(write(tmp_path, {"model": SEED}), ["train.eval_every=-1"])
+
+
+def test_a_finetuning_config_may_change_only_the_context(tmp_path):
+    from jaxmodel.config import TrainConfig, load_finetune_config
+
+    path = tmp_path / "sft.yaml"
+    path.write_text("model:\n  context_length: 384\ntrain:\n  steps: 7\n")
+    tc, changes = load_finetune_config(path)
+    assert (tc.steps, changes) == (7, {"context_length": 384})
+    assert load_finetune_config(None, ["model.context_length=512"])[1] == {"context_length": 512}
+    assert load_finetune_config(None)[1] == {} and isinstance(load_finetune_config(None)[0], TrainConfig)
+    with pytest.raises(ConfigError, match=r"--set model\.dim=64: the model comes from --from, and model\.dim cannot be changed"):
+        load_finetune_config(path, ["model.dim=64"])
+    with pytest.raises(ConfigError, match=r"model\.context_length must be positive, found 0"):
+        load_finetune_config(None, ["model.context_length=0"])
+    with pytest.raises(ConfigError, match=r"model\.context_length: expected an integer"):
+        load_finetune_config(None, ["model.context_length=long"])
