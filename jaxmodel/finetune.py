@@ -103,8 +103,8 @@ def fine_tuned_config(source: Source, changes: dict, say) -> ModelConfig:
 
     A longer context than the source's is trained like any other: RoPE turns each position
     into angles as it goes, with no table to outgrow, and the positions after the source's
-    are learnt from the fine-tuning rows that reach them (make demo-chat's conversations of
-    six questions, spec/finetune.md §3)."""
+    are learnt from the fine-tuning rows that reach them: room for more questions about one
+    story in a row (spec/finetune.md, at its top)."""
     mc = dataclasses.replace(source.config, **changes)
     if mc.context_length > source.config.context_length:
         say(f"model: a context of {mc.context_length} tokens, beyond the {source.config.context_length} "
